@@ -1,0 +1,121 @@
+"""The gymnax-1.0-compatible functional environment base: episode bookkeeping and auto-reset.
+
+An env subclass writes `reset_env`, `step_env` (no auto-reset) and `is_truncated`; this base class
+owns auto-reset, keeps `terminated` and `truncated` apart, and puts the last real observation of an
+episode in `info["final_observation"]`. All methods are pure: params and keys are passed in, never
+stored on the env or in its state.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Generic, TypeVar
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from scalegym.core import spaces
+
+
+@struct.dataclass
+class EnvState:
+    time: jax.Array  # [] int32 steps taken in the current episode
+
+
+@struct.dataclass
+class EnvParams:
+    max_steps_in_episode: int = 100
+
+
+TEnvState = TypeVar("TEnvState", bound=EnvState)
+TEnvParams = TypeVar("TEnvParams")
+
+
+def select_tree(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
+    """Leafwise `where(pred, on_true, on_false)` for two pytrees of one structure."""
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+class Environment(Generic[TEnvState, TEnvParams]):
+    """Base class of every scalegym env (signatures and return tuples are gymnax 1.0's)."""
+
+    @property
+    def default_params(self) -> TEnvParams:
+        return EnvParams()  # type: ignore[return-value]
+
+    @partial(jax.jit, static_argnames=("self",))
+    def step(
+        self,
+        key: jax.Array,
+        state: TEnvState,
+        action: int | float | jax.Array,
+        params: TEnvParams | None = None,
+    ) -> tuple[Any, TEnvState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+        """One transition with auto-reset: (obs, state, reward, terminated, truncated, info)."""
+        if params is None:
+            params = self.default_params
+        key_step, key_reset = jax.random.split(key)
+        obs_st, state_st, reward, terminated, info = self.step_env(key_step, state, action, params)
+        truncated = jnp.logical_and(self.is_truncated(state_st, params), ~terminated)
+        done = jnp.logical_or(terminated, truncated)
+        obs_re, state_re = self.reset_env(key_reset, params)
+        state = select_tree(done, state_re, state_st)
+        obs = select_tree(done, obs_re, obs_st)
+        info = {**info, "final_observation": obs_st}
+        return obs, state, reward, terminated, truncated, info
+
+    @partial(jax.jit, static_argnames=("self",))
+    def reset(self, key: jax.Array, params: TEnvParams | None = None) -> tuple[Any, TEnvState]:
+        """Start an episode: (obs, state)."""
+        if params is None:
+            params = self.default_params
+        return self.reset_env(key, params)
+
+    def step_env(
+        self, key: jax.Array, state: TEnvState, action: Any, params: TEnvParams
+    ) -> tuple[Any, TEnvState, jax.Array, jax.Array, dict[str, Any]]:
+        """Env-specific transition without auto-reset: (obs, state, reward, terminated, info)."""
+        raise NotImplementedError
+
+    def reset_env(self, key: jax.Array, params: TEnvParams) -> tuple[Any, TEnvState]:
+        """Env-specific reset: (obs, state)."""
+        raise NotImplementedError
+
+    def get_obs(self, state: TEnvState, params: TEnvParams, key: jax.Array | None = None) -> Any:
+        raise NotImplementedError
+
+    def is_truncated(self, state: TEnvState, params: TEnvParams) -> jax.Array:
+        """Time limit reached (the base rule; envs may add their own truncation causes)."""
+        return state.time >= params.max_steps_in_episode  # type: ignore[attr-defined]
+
+    def validate_params(self, params: TEnvParams) -> None:
+        """Check params on the host; raise ValueError naming the field and the allowed range."""
+
+    def make_params(self, **overrides: Any) -> TEnvParams:
+        """Default params with `overrides` applied and validated (the path `scalegym.make` uses)."""
+        params = self.default_params
+        if overrides:
+            unknown = sorted(set(overrides) - set(params.__dataclass_fields__))  # type: ignore[attr-defined]
+            if unknown:
+                allowed = ", ".join(sorted(params.__dataclass_fields__))  # type: ignore[attr-defined]
+                raise ValueError(
+                    f"{self.name}: unknown param(s) {', '.join(unknown)}; allowed: {allowed}"
+                )
+            params = params.replace(**overrides)  # type: ignore[attr-defined]
+        self.validate_params(params)
+        return params
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def num_actions(self) -> int:
+        raise NotImplementedError
+
+    def action_space(self, params: TEnvParams | None = None) -> spaces.Space:
+        raise NotImplementedError
+
+    def observation_space(self, params: TEnvParams | None = None) -> spaces.Space:
+        raise NotImplementedError

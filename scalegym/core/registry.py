@@ -1,0 +1,108 @@
+"""The env registry: ids `Name-vN`, `make`, `register`, `list_envs`, and `gymnax:` peer ids."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_ID_PATTERN = re.compile(r"^(?:[\w.-]+/)?[A-Za-z][\w.]*-v\d+$")
+GYMNAX_PREFIX = "gymnax:"
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What `make` needs to build one registered env."""
+
+    id: str
+    entry_point: str | Callable[..., Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)  # param overrides applied at make()
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # constructor arguments
+
+    def load(self) -> Callable[..., Any]:
+        if callable(self.entry_point):
+            return self.entry_point
+        module, _, attr = self.entry_point.partition(":")
+        if not attr:
+            raise ValueError(
+                f"entry_point {self.entry_point!r} of {self.id} must look like 'module:Class'"
+            )
+        return getattr(importlib.import_module(module), attr)
+
+
+_REGISTRY: dict[str, EnvSpec] = {}
+
+
+def register(
+    id: str,
+    entry_point: str | Callable[..., Any],
+    *,
+    env_kwargs: dict[str, Any] | None = None,
+    **defaults: Any,
+) -> EnvSpec:
+    """Register an env class (or factory) under `id`; `defaults` are param overrides."""
+    if not ENV_ID_PATTERN.match(id):
+        raise ValueError(f"env id {id!r} must look like 'Name-vN' (e.g. 'Rearrange-v0')")
+    if id in _REGISTRY:
+        raise ValueError(f"env id {id!r} is already registered; bump its version to change it")
+    spec = EnvSpec(id, entry_point, dict(defaults), dict(env_kwargs or {}))
+    _REGISTRY[id] = spec
+    from scalegym.core import gym_adapters  # late import: the adapters import this module
+
+    gym_adapters.register_gymnasium(spec)
+    return spec
+
+
+def list_envs() -> list[str]:
+    """All registered scalegym ids, sorted."""
+    return sorted(_REGISTRY)
+
+
+def spec(id: str) -> EnvSpec:
+    """The registered spec of `id`; unknown ids get a 'did you mean' list."""
+    if id not in _REGISTRY:
+        close = difflib.get_close_matches(id, list(_REGISTRY), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        known = ", ".join(list_envs())
+        raise ValueError(f"unknown env id {id!r}{hint} (registered: {known})")
+    return _REGISTRY[id]
+
+
+def make(id: str, **overrides: Any) -> tuple[Any, Any]:
+    """Build a functional env and its validated params: `env, params = make("Rearrange-v0")`.
+
+    `gymnax:<Name>` ids build the gymnax environment of that name (needs the `peers` extra).
+    """
+    if id.startswith(GYMNAX_PREFIX):
+        return make_gymnax(id[len(GYMNAX_PREFIX) :], **overrides)
+    env_spec = spec(id)
+    env = env_spec.load()(**env_spec.env_kwargs)
+    params = env.make_params(**{**env_spec.kwargs, **overrides})
+    return env, params
+
+
+def make_gymnax(name: str, **overrides: Any) -> tuple[Any, Any]:
+    """A gymnax env and params, e.g. `make_gymnax("CartPole-v1")`."""
+    try:
+        import gymnax
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            f"'gymnax:{name}' needs gymnax: pip install 'scalegym[peers]'"
+        ) from err
+    if name not in gymnax.registered_envs:
+        close = difflib.get_close_matches(name, gymnax.registered_envs, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join('gymnax:' + c for c in close)}?" if close else ""
+        raise ValueError(f"unknown gymnax env {name!r}{hint}")
+    env, params = gymnax.make(name)
+    if overrides:
+        unknown = sorted(set(overrides) - set(params.__dataclass_fields__))
+        if unknown:
+            raise ValueError(
+                f"gymnax:{name}: unknown param(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(params.__dataclass_fields__))}"
+            )
+        params = params.replace(**overrides)
+    return env, params

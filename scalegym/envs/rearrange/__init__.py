@@ -1,0 +1,1 @@
+"""Rearrange: the batched pick-and-place gridworld (generator, env, BFS oracle)."""
