@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev,peers]"
 	@touch $(STAMP)
 
+# The smoke benchmark; later the smoke suite. Prints the table and the path of its JSON result.
 run: $(STAMP)
-	$(BIN)/scalegym run smoke
+	$(BIN)/scalegym bench Rearrange-v0 --batch-sizes 1,256,4096 --steps 128 --repeats 3 \
+		--out results/runs/smoke/$$(date +%Y%m%d-%H%M%S)/bench.json
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

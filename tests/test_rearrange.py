@@ -9,10 +9,9 @@ import pytest
 
 import scalegym
 from scalegym.envs.rearrange import generator
-from scalegym.envs.rearrange.oracle import oracle_action, optimal_steps
+from scalegym.envs.rearrange.oracle import optimal_steps, oracle_action
 from scalegym.envs.rearrange.types import (
     FORWARD,
-    LEFT,
     NOOP,
     PICK,
     PLACE,
@@ -70,8 +69,16 @@ def test_scripted_pick_and_place_grids_and_rewards():
     env, params = room_env()
     state = room_state(agent=(1, 1), facing=1, obj=(1, 4), goal=(4, 3))
     assert env.render_text(state, params) == "\n".join(
-        ["#######", "#>..a.#", "#.#...#", "#.#...#", "#..A..#", "#.....#", "#######",
-         "held: -  t: 0"]
+        [
+            "#######",
+            "#>..a.#",
+            "#.#...#",
+            "#.#...#",
+            "#..A..#",
+            "#.....#",
+            "#######",
+            "held: -  t: 0",
+        ]
     )
     script = [FORWARD, FORWARD, PICK, RIGHT, FORWARD, FORWARD, PLACE]
     state, frames, rewards, terms = run_script(env, params, state, script)
@@ -80,8 +87,16 @@ def test_scripted_pick_and_place_grids_and_rewards():
     assert frames[2].splitlines()[-1] == "held: a  t: 3"
     assert frames[5].splitlines()[3] == "#.#v..#"
     assert frames[6] == "\n".join(
-        ["#######", "#.....#", "#.#...#", "#.#v..#", "#..*..#", "#.....#", "#######",
-         "held: -  t: 7"]
+        [
+            "#######",
+            "#.....#",
+            "#.#...#",
+            "#.#v..#",
+            "#..*..#",
+            "#.....#",
+            "#######",
+            "held: -  t: 7",
+        ]
     )
     # −0.01 per step; +1 per cell closer (shortest path); +1 first pick; +10 success.
     np.testing.assert_allclose(rewards, [0.99, 0.99, 0.99, -0.01, 0.99, 0.99, 9.99], atol=1e-6)
@@ -147,7 +162,9 @@ def parse_grid(text: str):
     rows = text.splitlines()[:-1]
     walls = {(r, c) for r, row in enumerate(rows) for c, ch in enumerate(row) if ch == "#"}
     find = lambda chars: next(
-        (r, c, chars.index(ch)) for r, row in enumerate(rows) for c, ch in enumerate(row)
+        (r, c, chars.index(ch))
+        for r, row in enumerate(rows)
+        for c, ch in enumerate(row)
         if ch in chars
     )
     agent = find("^>v<")
@@ -262,7 +279,9 @@ def test_generated_layouts_are_walled_connected_and_seeded():
     again = generator.generate_pool.__wrapped__(11, 13, 0.25, 5, 32, 3, 3)
     np.testing.assert_array_equal(np.asarray(pool.walls), np.asarray(again.walls))
     walls = np.asarray(pool.walls).reshape(32, 11, 13)
-    assert walls[:, 0].all() and walls[:, -1].all() and walls[:, :, 0].all() and walls[:, :, -1].all()
+    assert (
+        walls[:, 0].all() and walls[:, -1].all() and walls[:, :, 0].all() and walls[:, :, -1].all()
+    )
     dist = np.asarray(pool.dist)
     density = walls[:, 1:-1, 1:-1].mean()
     assert 0.15 < density < 0.45

@@ -1,13 +1,18 @@
 """Core: the env base class, spaces, registry, wrappers and gymnasium adapters."""
 
 from scalegym.core import spaces
-from scalegym.core.environment import EnvParams, EnvState, Environment, select_tree
+from scalegym.core.environment import Environment, EnvParams, EnvState, select_tree
+from scalegym.core.gym_adapters import FunctionalGymEnv, FunctionalVectorEnv
 from scalegym.core.registry import list_envs, make, register, spec
+from scalegym.core.wrappers import EpisodeStatistics
 
 __all__ = [
     "EnvParams",
     "EnvState",
     "Environment",
+    "EpisodeStatistics",
+    "FunctionalGymEnv",
+    "FunctionalVectorEnv",
     "list_envs",
     "make",
     "register",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-ENV_ID_PATTERN = re.compile(r"^(?:[\w.-]+/)?[A-Za-z][\w.]*-v\d+$")
+ENV_ID_PATTERN = re.compile(r"^[A-Za-z][\w.]*-v\d+$")  # no namespace: gymnasium adds "scalegym/"
 GYMNAX_PREFIX = "gymnax:"
 
 
@@ -89,9 +89,7 @@ def make_gymnax(name: str, **overrides: Any) -> tuple[Any, Any]:
     try:
         import gymnax
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            f"'gymnax:{name}' needs gymnax: pip install 'scalegym[peers]'"
-        ) from err
+        raise ImportError(f"'gymnax:{name}' needs gymnax: pip install 'scalegym[peers]'") from err
     if name not in gymnax.registered_envs:
         close = difflib.get_close_matches(name, gymnax.registered_envs, n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join('gymnax:' + c for c in close)}?" if close else ""

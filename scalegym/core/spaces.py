@@ -40,8 +40,10 @@ class Discrete(Space):
 
     def contains(self, x: Any) -> jax.Array:
         x = jnp.asarray(x)
-        return jnp.logical_and(x >= 0, x < self.n) & (x.shape == ()) & jnp.issubdtype(
-            x.dtype, jnp.integer
+        return (
+            jnp.logical_and(x >= 0, x < self.n)
+            & (x.shape == ())
+            & jnp.issubdtype(x.dtype, jnp.integer)
         )
 
     def to_gymnasium(self) -> gymnasium.spaces.Discrete:
@@ -106,7 +108,10 @@ class Dict(Space):
 
     def sample(self, key: jax.Array) -> dict[str, Any]:
         keys = jax.random.split(key, len(self.spaces))
-        return {name: space.sample(k) for (name, space), k in zip(self.spaces.items(), keys)}
+        return {
+            name: space.sample(k)
+            for (name, space), k in zip(self.spaces.items(), keys, strict=True)
+        }
 
     def contains(self, x: Any) -> jax.Array:
         if not isinstance(x, dict) or set(x) != set(self.spaces):

@@ -174,9 +174,7 @@ class Rearrange(Environment[RearrangeState, RearrangeParams]):
 
     # ----------------------------------------------------------------- dynamics
 
-    def reset_env(
-        self, key: jax.Array, params: RearrangeParams
-    ) -> tuple[Any, RearrangeState]:
+    def reset_env(self, key: jax.Array, params: RearrangeParams) -> tuple[Any, RearrangeState]:
         k = params.num_objects
         num_cells = 2 * k + 1  # agent, objects, goals: all distinct
         bits = jax.random.bits(key, (num_cells + 2,), jnp.uint32)

@@ -50,7 +50,7 @@ def generate_walls(
     walls = np.zeros((height, width), dtype=bool)
     walls[0, :] = walls[-1, :] = walls[:, 0] = walls[:, -1] = True
     interior = (height - 2) * (width - 2)
-    target = int(round(wall_density * interior))
+    target = round(wall_density * interior)
     attempts = 0
     while walls[1:-1, 1:-1].sum() < target and attempts < 200:
         attempts += 1

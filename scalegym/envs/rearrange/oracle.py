@@ -56,8 +56,10 @@ def planning_graph(env: Rearrange, state: State, params: RearrangeParams) -> Pla
 
     here = cells[:, None]
     fwd = jnp.stack(
-        [node(0, jnp.where(blocked_free, here, front), facing[None, :]),
-         node(1, jnp.where(blocked_held, here, front), facing[None, :])]
+        [
+            node(0, jnp.where(blocked_free, here, front), facing[None, :]),
+            node(1, jnp.where(blocked_held, here, front), facing[None, :]),
+        ]
     )  # [2, N, 4]
     left = jnp.stack([node(h, here, (facing[None, :] + 3) % 4) for h in (0, 1)])
     right = jnp.stack([node(h, here, (facing[None, :] + 1) % 4) for h in (0, 1)])
@@ -68,8 +70,12 @@ def planning_graph(env: Rearrange, state: State, params: RearrangeParams) -> Pla
         pick = jnp.full((2, n, 4), -1, jnp.int32)
         finish = jnp.stack([faces_target, jnp.zeros_like(faces_target)])
     else:
-        pick = jnp.stack([jnp.where(faces_target, node(1, here, facing[None, :]), -1),
-                          jnp.full((n, 4), -1, jnp.int32)])
+        pick = jnp.stack(
+            [
+                jnp.where(faces_target, node(1, here, facing[None, :]), -1),
+                jnp.full((n, 4), -1, jnp.int32),
+            ]
+        )
         finish = jnp.stack([jnp.zeros_like(faces_free_goal), faces_free_goal])
     flat = lambda t: t.reshape(-1)
     return PlanningGraph(flat(fwd), flat(left), flat(right), flat(pick), flat(finish))
@@ -119,7 +125,11 @@ def oracle_action(env: Rearrange, state: State, params: RearrangeParams) -> jax.
     q = q.at[RIGHT].set(dist[graph.right[s]])
     q = q.at[PICK].set(via_pick)
     finish_action = PICK if env.task == "pick" else PLACE
-    q = jnp.where(finishing, INF, q).at[finish_action].set(jnp.where(finishing, 0, q[finish_action]))
+    q = (
+        jnp.where(finishing, INF, q)
+        .at[finish_action]
+        .set(jnp.where(finishing, 0, q[finish_action]))
+    )
     return jnp.argmin(q).astype(jnp.int32)
 
 

@@ -66,8 +66,12 @@ def render_rgb(state: RearrangeState, params: RearrangeParams) -> np.ndarray:
     tile = image[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE]
     tile[2:-2, 2:-2] = COLOURS["agent"]
     # A bar on the facing side shows the heading.
-    side = {0: (slice(0, 2), slice(2, -2)), 1: (slice(2, -2), slice(-2, None)),
-            2: (slice(-2, None), slice(2, -2)), 3: (slice(2, -2), slice(0, 2))}[f["facing"]]
+    side = {
+        0: (slice(0, 2), slice(2, -2)),
+        1: (slice(2, -2), slice(-2, None)),
+        2: (slice(-2, None), slice(2, -2)),
+        3: (slice(2, -2), slice(0, 2)),
+    }[f["facing"]]
     tile[side] = COLOURS["agent"]
     if f["held"] >= 0:
         tile[3:-3, 3:-3] = COLOURS["object"]

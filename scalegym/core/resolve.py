@@ -1,0 +1,147 @@
+"""Turn any env id (scalegym, `gymnax:`, `module:`, gymnasium) into a jitted or a host env."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gymnasium
+
+from scalegym.core import registry
+from scalegym.core.environment import Environment
+
+SCALEGYM_NAMESPACE = "scalegym/"
+_FUNCTIONAL_METHODS = ("step_env", "reset_env", "default_params")
+
+
+@dataclass(frozen=True)
+class ResolvedEnv:
+    """An env ready to benchmark: kind "jax" has `env` and `params`, kind "host" `make_vector`."""
+
+    id: str
+    kind: Literal["jax", "host"]
+    env: Any = None
+    params: Any = None
+    make_vector: Callable[[int], gymnasium.vector.VectorEnv] | None = None
+
+
+def resolve_env(env_id: str, **overrides: Any) -> ResolvedEnv:
+    """Resolve `env_id`, applying `overrides` to its params (jax) or constructor (host).
+
+    Rules, in order: `gymnax:Name` → gymnax; a scalegym id → `scalegym.make`; `scalegym/X` → the
+    scalegym id X; `module:Name-vN` → import `module` (which registers the env), then resolve
+    `Name-vN`; a gymnasium id whose entry point is a functional env class (scalegym or gymnax
+    style) → jax; any other gymnasium id → host (a synchronous gymnasium vector env).
+    """
+    if env_id.startswith(registry.GYMNAX_PREFIX):
+        env, params = registry.make(env_id, **overrides)
+        return ResolvedEnv(env_id, "jax", env=env, params=params)
+    if env_id in registry.list_envs():
+        env, params = registry.make(env_id, **overrides)
+        return ResolvedEnv(env_id, "jax", env=env, params=params)
+    if env_id.startswith(SCALEGYM_NAMESPACE):
+        name = env_id[len(SCALEGYM_NAMESPACE) :]
+        env, params = registry.make(name, **overrides)  # unknown names get scalegym's hint
+        return ResolvedEnv(env_id, "jax", env=env, params=params)
+    if ":" in env_id:
+        module, _, name = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            raise ValueError(f"env id {env_id!r}: cannot import module {module!r} ({err})") from err
+        return resolve_env(name, **overrides)
+    if env_id in gymnasium.registry:
+        return _resolve_gymnasium(env_id, overrides)
+    raise ValueError(_unknown_id_message(env_id))
+
+
+def is_functional_env_class(obj: Any) -> bool:
+    """True for a scalegym `Environment` subclass or a gymnax-style class (duck-typed)."""
+    if not isinstance(obj, type):
+        return False
+    return issubclass(obj, Environment) or all(hasattr(obj, m) for m in _FUNCTIONAL_METHODS)
+
+
+def _resolve_gymnasium(env_id: str, overrides: dict[str, Any]) -> ResolvedEnv:
+    gym_spec = gymnasium.spec(env_id)
+    entry = gym_spec.entry_point
+    creator = (
+        gymnasium.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+    )
+    if is_functional_env_class(creator):
+        kwargs = {**gym_spec.kwargs, **overrides}
+        env, params = _build_functional(env_id, creator, kwargs, gym_spec.max_episode_steps)
+        return ResolvedEnv(env_id, "jax", env=env, params=params)
+    _check_constructor_kwargs(env_id, creator, overrides)
+
+    def make_vector(num_envs: int) -> gymnasium.vector.VectorEnv:
+        return gymnasium.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync", **overrides)
+
+    return ResolvedEnv(env_id, "host", make_vector=make_vector)
+
+
+def _build_functional(
+    env_id: str, cls: type, kwargs: dict[str, Any], time_limit: int | None
+) -> tuple[Any, Any]:
+    """Instantiate a functional env; kwargs its constructor names go there, the rest to params."""
+    ctor_names = _explicit_parameters(cls)
+    env = cls(**{k: v for k, v in kwargs.items() if k in ctor_names})
+    param_kwargs = {k: v for k, v in kwargs.items() if k not in ctor_names}
+    fields = getattr(env.default_params, "__dataclass_fields__", {})
+    # gymnasium's `max_episode_steps` becomes the env's own episode limit when it has one.
+    if time_limit is not None and "max_steps_in_episode" in fields:
+        param_kwargs.setdefault("max_steps_in_episode", time_limit)
+    if hasattr(env, "make_params"):
+        return env, env.make_params(**param_kwargs)
+    unknown = sorted(set(param_kwargs) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"{env_id}: unknown param(s) {', '.join(unknown)}; allowed: {', '.join(sorted(fields))}"
+        )
+    params = env.default_params
+    return env, params.replace(**param_kwargs) if param_kwargs else params
+
+
+def _explicit_parameters(fn: Callable[..., Any]) -> set[str]:
+    """Names a callable accepts by keyword (empty when it cannot be inspected)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return set()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p.name for p in signature.parameters.values() if p.kind in kinds}
+
+
+def _check_constructor_kwargs(env_id: str, creator: Any, overrides: dict[str, Any]) -> None:
+    """Reject overrides a host env's constructor cannot take, before any env is built."""
+    if not overrides:
+        return
+    try:
+        signature = inspect.signature(creator)
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+        return
+    allowed = _explicit_parameters(creator)
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        raise ValueError(
+            f"{env_id}: unknown argument(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(allowed)) or 'none'}"
+        )
+
+
+def _unknown_id_message(env_id: str) -> str:
+    scalegym_ids = registry.list_envs()
+    candidates = scalegym_ids + sorted(gymnasium.registry)
+    close = difflib.get_close_matches(env_id, candidates, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    known = ", ".join(scalegym_ids) or "none"
+    return (
+        f"unknown env id {env_id!r}: not a scalegym, gymnax or gymnasium id{hint} "
+        f"(scalegym ids: {known}; gymnax ids look like 'gymnax:CartPole-v1')"
+    )

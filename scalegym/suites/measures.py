@@ -1,0 +1,261 @@
+"""Env-only steps per second over batch sizes, with the hardware and versions they ran on.
+
+Measured the XLand-MiniGrid way: random actions and step keys pre-sampled outside the timed region,
+one jitted `lax.scan` over vmapped steps (auto-reset inside), compilation timed apart, every run
+ended by `block_until_ready`, and the median over repeats reported with its min and max.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from scalegym.core.resolve import ResolvedEnv
+
+# Distributions whose versions go next to every number; gymnax only where installed.
+_VERSIONED = ("jax", "jaxlib", "flax", "optax", "gymnasium", "numpy", "scalegym", "gymnax")
+_OPTIONAL = {"gymnax"}
+
+
+def bench_jax_env(
+    env: Any,
+    params: Any,
+    batch_sizes: Sequence[int],
+    num_steps: int = 256,
+    repeats: int = 5,
+    seed: int = 0,
+    *,
+    warmup: int = 1,
+    progress: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Env steps per second of a functional (scalegym or gymnax) env, one record per batch size.
+
+    Each record: `batch_size`, `sps` (median over `repeats` of B·num_steps/seconds), `sps_min`,
+    `sps_max`, `compile_s`, `repeats`, `num_steps`. `warmup` untimed runs precede the timed ones.
+    `progress=None` shows a progress bar on stderr only when stderr is a terminal.
+    """
+    _check_sizes(batch_sizes, num_steps, repeats)
+    rollout = jax.jit(make_rollout(env))
+    batch_reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+    sample_action = jax.vmap(jax.vmap(env.action_space(params).sample))
+    records = []
+    with _progress_bar(len(batch_sizes), f"bench {env_name(env)}", progress) as advance:
+        for batch_size in batch_sizes:
+            # Raw uint32 keys: what gymnax-era envs expect.
+            key = jax.random.fold_in(jax.random.PRNGKey(seed), batch_size)
+            key_reset, key_actions, key_steps = jax.random.split(key, 3)
+            _, state = batch_reset(jax.random.split(key_reset, batch_size), params)
+            actions = sample_action(jax.random.split(key_actions, (num_steps, batch_size)))
+            step_keys = jax.random.split(key_steps, (num_steps, batch_size))
+            jax.block_until_ready((state, actions, step_keys))
+
+            start = time.perf_counter()
+            compiled = rollout.lower(state, actions, step_keys, params).compile()
+            compile_s = time.perf_counter() - start
+
+            # Runs continue from the previous final state so later repeats see mid-episode states.
+            for _ in range(warmup):
+                state, _ = jax.block_until_ready(compiled(state, actions, step_keys, params))
+            seconds = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                state, _ = jax.block_until_ready(compiled(state, actions, step_keys, params))
+                seconds.append(time.perf_counter() - start)
+            records.append(_record(batch_size, num_steps, seconds, compile_s))
+            advance()
+    return records
+
+
+def make_rollout(env: Any) -> Callable[..., tuple[Any, jax.Array]]:
+    """`rollout(state, actions, keys, params)` over `[T, B]` inputs → (final state, reward sum)."""
+    batch_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def rollout(state: Any, actions: Any, keys: jax.Array, params: Any) -> tuple[Any, jax.Array]:
+        def one_step(carry: tuple[Any, jax.Array], xs: tuple[Any, jax.Array]) -> tuple[Any, None]:
+            state, total = carry
+            action, key = xs
+            # gymnax 1.0 and scalegym return 6 values, older gymnax 5: obs, state, reward lead.
+            out = batch_step(key, state, action, params)
+            state, reward = out[1], out[2]
+            return (state, total + jnp.sum(reward.astype(jnp.float32))), None
+
+        # Returning the reward sum keeps XLA from eliminating the step as dead code.
+        (state, total), _ = jax.lax.scan(
+            one_step, (state, jnp.zeros((), jnp.float32)), (actions, keys)
+        )
+        return state, total
+
+    return rollout
+
+
+def bench_host_env(
+    make_vector: Callable[[int], gymnasium.vector.VectorEnv],
+    batch_sizes: Sequence[int],
+    num_steps: int = 256,
+    repeats: int = 5,
+    seed: int = 0,
+    *,
+    progress: bool | None = None,
+    description: str = "bench host env",
+) -> list[dict[str, Any]]:
+    """Env steps per second of a gymnasium vector env on the host, in `bench_jax_env`'s records.
+
+    `compile_s` is the time to construct the vector env and take its first reset.
+    """
+    _check_sizes(batch_sizes, num_steps, repeats)
+    records = []
+    with _progress_bar(len(batch_sizes), description, progress) as advance:
+        for batch_size in batch_sizes:
+            start = time.perf_counter()
+            vector_env = make_vector(batch_size)
+            vector_env.reset(seed=seed)
+            compile_s = time.perf_counter() - start
+            try:
+                vector_env.action_space.seed(seed)
+                actions = [vector_env.action_space.sample() for _ in range(num_steps)]
+                seconds = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    for action in actions:
+                        vector_env.step(action)
+                    seconds.append(time.perf_counter() - start)
+            finally:
+                vector_env.close()
+            records.append(_record(batch_size, num_steps, seconds, compile_s))
+            advance()
+    return records
+
+
+def bench_report(
+    resolved: ResolvedEnv,
+    batch_sizes: Sequence[int],
+    num_steps: int = 256,
+    repeats: int = 5,
+    seed: int = 0,
+    *,
+    overrides: dict[str, Any] | None = None,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Benchmark a resolved env and return the JSON-ready report (`scalegym bench --json`)."""
+    if resolved.kind == "jax":
+        records = bench_jax_env(
+            resolved.env,
+            resolved.params,
+            batch_sizes,
+            num_steps,
+            repeats,
+            seed,
+            progress=progress,
+        )
+    else:
+        assert resolved.make_vector is not None
+        records = bench_host_env(
+            resolved.make_vector,
+            batch_sizes,
+            num_steps,
+            repeats,
+            seed,
+            progress=progress,
+            description=f"bench {resolved.id}",
+        )
+    keep = ("batch_size", "sps", "sps_min", "sps_max", "compile_s")
+    return {
+        "env": resolved.id,
+        "kind": resolved.kind,
+        "overrides": dict(overrides or {}),
+        "seed": seed,
+        "device": device_info(),
+        "jax": jax.__version__,
+        "versions": versions(),
+        "num_steps": num_steps,
+        "repeats": repeats,
+        "results": [{k: r[k] for k in keep} for r in records],
+    }
+
+
+def device_info() -> dict[str, Any]:
+    """The accelerator and host CPU the numbers were measured on."""
+    devices = jax.devices()
+    return {
+        "backend": jax.default_backend(),
+        "platform": devices[0].platform,
+        "device_kind": devices[0].device_kind,
+        "num_devices": len(devices),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "machine": platform.machine(),
+    }
+
+
+def versions() -> dict[str, str]:
+    """Python and package versions (gymnax only where installed)."""
+    found = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            if name not in _OPTIONAL:
+                found[name] = "not installed"
+    return found
+
+
+def env_name(env: Any) -> str:
+    """A short display name for a functional env (scalegym's `name`, else the class name)."""
+    return str(getattr(env, "name", type(env).__name__))
+
+
+def _record(
+    batch_size: int, num_steps: int, seconds: Sequence[float], compile_s: float
+) -> dict[str, Any]:
+    sps = [batch_size * num_steps / max(s, 1e-12) for s in seconds]
+    return {
+        "batch_size": int(batch_size),
+        "sps": float(statistics.median(sps)),
+        "sps_min": float(np.min(sps)),
+        "sps_max": float(np.max(sps)),
+        "compile_s": float(compile_s),
+        "repeats": len(seconds),
+        "num_steps": int(num_steps),
+    }
+
+
+def _check_sizes(batch_sizes: Sequence[int], num_steps: int, repeats: int) -> None:
+    if not batch_sizes or any(int(b) < 1 for b in batch_sizes):
+        raise ValueError(f"batch sizes must be positive integers, got {list(batch_sizes)}")
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+
+
+@contextlib.contextmanager
+def _progress_bar(
+    total: int, description: str, enabled: bool | None
+) -> Iterator[Callable[[], None]]:
+    """Yield `advance()`; draws a rich bar on stderr (never stdout, which may carry JSON)."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
+    with Progress(
+        *columns, TimeElapsedColumn(), console=Console(stderr=True), transient=True
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)

@@ -1,0 +1,222 @@
+"""Env id resolution (scalegym, gymnax, module:, gymnasium) and the env-only throughput measures."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import struct
+
+import scalegym  # noqa: F401  (registers the built-in ids, as a user's import would)
+from scalegym.core import registry, spaces
+from scalegym.core.environment import Environment
+from scalegym.core.resolve import ResolvedEnv, is_functional_env_class, resolve_env
+from scalegym.suites.measures import (
+    bench_host_env,
+    bench_jax_env,
+    device_info,
+    make_rollout,
+    versions,
+)
+
+RECORD_KEYS = {"batch_size", "sps", "sps_min", "sps_max", "compile_s", "repeats", "num_steps"}
+
+
+@struct.dataclass
+class ChainState:
+    position: jax.Array  # [] int32, 0 .. length - 1
+    time: jax.Array  # [] int32
+
+
+@struct.dataclass
+class ChainParams:
+    length: int = 4
+    max_steps_in_episode: int = 20
+
+
+class ChainEnv(Environment[ChainState, ChainParams]):
+    """A chain: action 1 moves right, 0 left; reaching the last cell pays 1 and terminates."""
+
+    @property
+    def default_params(self) -> ChainParams:
+        return ChainParams()
+
+    def reset_env(self, key: jax.Array, params: ChainParams) -> tuple[jax.Array, ChainState]:
+        state = ChainState(position=jnp.int32(0), time=jnp.int32(0))
+        return self.get_obs(state, params), state
+
+    def step_env(
+        self, key: jax.Array, state: ChainState, action: Any, params: ChainParams
+    ) -> tuple[jax.Array, ChainState, jax.Array, jax.Array, dict[str, Any]]:
+        move = jnp.where(action == 1, 1, -1).astype(jnp.int32)
+        position = jnp.clip(state.position + move, 0, params.length - 1)
+        state = ChainState(position=position, time=state.time + 1)
+        terminated = position == params.length - 1
+        reward = terminated.astype(jnp.float32)
+        return self.get_obs(state, params), state, reward, terminated, {}
+
+    def get_obs(self, state: ChainState, params: ChainParams, key: Any = None) -> jax.Array:
+        return (state.position / (params.length - 1)).astype(jnp.float32)[None]
+
+    def validate_params(self, params: ChainParams) -> None:
+        if params.length < 2:
+            raise ValueError(f"ChainEnv: length must be >= 2, got {params.length}")
+
+    @property
+    def num_actions(self) -> int:
+        return 2
+
+    def action_space(self, params: ChainParams | None = None) -> spaces.Discrete:
+        return spaces.Discrete(2)
+
+    def observation_space(self, params: ChainParams | None = None) -> spaces.Box:
+        return spaces.Box(0.0, 1.0, (1,))
+
+
+# Registered the way a user would; guarded because test modules may be imported twice.
+if "TestChain-v0" not in gymnasium.registry:
+    gymnasium.register(id="TestChain-v0", entry_point=ChainEnv, kwargs={"length": 3})
+if "TestGymnaxCartPole-v0" not in gymnasium.registry:
+    gymnasium.register(
+        id="TestGymnaxCartPole-v0",
+        entry_point="gymnax.environments.classic_control.cartpole:CartPole",
+        max_episode_steps=50,
+    )
+
+
+@pytest.fixture
+def toy_registered(monkeypatch: pytest.MonkeyPatch) -> str:
+    """`ToyThing-v0` in the scalegym registry for one test only (other tests never see it)."""
+    spec = registry.EnvSpec("ToyThing-v0", ChainEnv, {"length": 5})
+    monkeypatch.setitem(registry._REGISTRY, spec.id, spec)
+    return spec.id
+
+
+# ----------------------------------------------------------------------------------- resolve_env
+
+
+def test_gymnasium_registered_functional_env_resolves_to_jax() -> None:
+    resolved = resolve_env("TestChain-v0")
+    assert isinstance(resolved, ResolvedEnv)
+    assert resolved.kind == "jax" and resolved.make_vector is None
+    assert isinstance(resolved.env, ChainEnv)
+    assert resolved.params.length == 3  # the gymnasium spec's kwargs become params
+    assert resolve_env("TestChain-v0", length=6).params.length == 6
+
+
+def test_functional_env_overrides_are_validated() -> None:
+    with pytest.raises(ValueError, match="nosuchfield"):
+        resolve_env("TestChain-v0", nosuchfield=1)
+    with pytest.raises(ValueError, match="length"):
+        resolve_env("TestChain-v0", length=1)
+
+
+def test_gymnax_style_class_behind_a_string_entry_point_is_jax() -> None:
+    resolved = resolve_env("TestGymnaxCartPole-v0", gravity=9.0)
+    assert resolved.kind == "jax"
+    assert resolved.params.gravity == 9.0
+    assert resolved.params.max_steps_in_episode == 50  # gymnasium's max_episode_steps
+    with pytest.raises(ValueError, match="nosuchfield"):
+        resolve_env("TestGymnaxCartPole-v0", nosuchfield=1)
+
+
+def test_gymnax_prefix_resolves_to_jax() -> None:
+    resolved = resolve_env("gymnax:CartPole-v1")
+    assert resolved.kind == "jax" and resolved.params is not None
+
+
+def test_plain_gymnasium_env_resolves_to_host() -> None:
+    resolved = resolve_env("CartPole-v1")
+    assert resolved.kind == "host" and resolved.env is None
+    vector_env = resolved.make_vector(3)
+    try:
+        assert vector_env.num_envs == 3
+    finally:
+        vector_env.close()
+    with pytest.raises(ValueError, match="nosuchfield"):
+        resolve_env("CartPole-v1", nosuchfield=1)
+
+
+def test_scalegym_ids_and_namespace(toy_registered: str) -> None:
+    direct = resolve_env(toy_registered)
+    namespaced = resolve_env(f"scalegym/{toy_registered}")
+    assert direct.kind == namespaced.kind == "jax"
+    assert direct.params.length == namespaced.params.length == 5
+
+
+def test_module_prefix_imports_then_resolves() -> None:
+    resolved = resolve_env(f"{__name__}:TestChain-v0")
+    assert resolved.kind == "jax" and resolved.id == "TestChain-v0"
+    with pytest.raises(ValueError, match="cannot import"):
+        resolve_env("no_such_module_xyz:TestChain-v0")
+
+
+def test_unknown_id_says_what_it_is_not_and_suggests(toy_registered: str) -> None:
+    with pytest.raises(ValueError) as err:
+        resolve_env("ToyThng-v0")
+    message = str(err.value)
+    assert "scalegym, gymnax or gymnasium" in message
+    assert "'ToyThing-v0'" in message
+
+
+def test_functional_class_detection() -> None:
+    assert is_functional_env_class(ChainEnv)
+    assert not is_functional_env_class(gymnasium.envs.classic_control.CartPoleEnv)
+    assert not is_functional_env_class(ChainEnv())  # an instance, not a class
+
+
+# -------------------------------------------------------------------------------------- measures
+
+
+def test_rollout_auto_resets_and_sums_rewards() -> None:
+    env, params = ChainEnv(), ChainParams(length=3)
+    batch, steps = 4, 10
+    _, state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(jax.random.key(0), batch), params
+    )
+    actions = jnp.ones((steps, batch), jnp.int32)  # always right: the goal every 2 steps
+    keys = jax.random.split(jax.random.key(1), (steps, batch))
+    state, total = jax.jit(make_rollout(env))(state, actions, keys, params)
+    assert float(total) == batch * steps / 2
+    assert state.position.shape == (batch,)
+
+
+@pytest.mark.parametrize("env_id", ["TestChain-v0", "gymnax:CartPole-v1"])
+def test_bench_jax_env_records(env_id: str) -> None:
+    resolved = resolve_env(env_id)
+    records = bench_jax_env(resolved.env, resolved.params, [1, 8], num_steps=8, repeats=2)
+    assert [r["batch_size"] for r in records] == [1, 8]
+    for record in records:
+        assert set(record) == RECORD_KEYS
+        assert record["repeats"] == 2 and record["num_steps"] == 8
+        for key in ("sps", "sps_min", "sps_max"):
+            assert math.isfinite(record[key]) and record[key] > 0
+        assert record["sps_min"] <= record["sps"] <= record["sps_max"]
+        assert record["compile_s"] >= 0
+
+
+def test_bench_host_env_records() -> None:
+    records = bench_host_env(resolve_env("CartPole-v1").make_vector, [2], num_steps=8, repeats=2)
+    (record,) = records
+    assert set(record) == RECORD_KEYS
+    assert record["batch_size"] == 2 and record["sps"] > 0 and math.isfinite(record["sps"])
+
+
+def test_bench_rejects_bad_sizes() -> None:
+    env = ChainEnv()
+    with pytest.raises(ValueError, match="batch sizes"):
+        bench_jax_env(env, env.default_params, [0], num_steps=4, repeats=1)
+    with pytest.raises(ValueError, match="repeats"):
+        bench_jax_env(env, env.default_params, [1], num_steps=4, repeats=0)
+
+
+def test_device_info_and_versions() -> None:
+    info = device_info()
+    assert info["backend"] == jax.default_backend() and info["num_devices"] >= 1
+    found = versions()
+    for name in ("python", "jax", "jaxlib", "flax", "optax", "gymnasium", "numpy", "scalegym"):
+        assert found[name]

@@ -1,0 +1,138 @@
+"""One conformance harness run over every registered env id (gymnax-1.0 contract, DESIGN §2)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import scalegym
+
+ENV_IDS = scalegym.list_envs()
+BATCH = 16
+STEPS = 40
+
+
+def rollout(env, params, key, batch=BATCH, steps=STEPS):
+    """Reset a batch, then step it with random actions under one jit; returns stacked outputs."""
+    k_reset, k_act, k_step = jax.random.split(key, 3)
+    obs0, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, batch), params)
+    space = env.action_space(params)
+    actions = jax.vmap(jax.vmap(space.sample))(
+        jax.random.split(k_act, steps * batch).reshape(steps, batch)
+    )
+    step_keys = jax.random.split(k_step, steps * batch).reshape(steps, batch)
+
+    def body(state, xs):
+        key, action = xs
+        obs, state, reward, terminated, truncated, info = jax.vmap(
+            env.step, in_axes=(0, 0, 0, None)
+        )(key, state, action, params)
+        return state, (obs, reward, terminated, truncated, info)
+
+    state, out = jax.lax.scan(body, state, (step_keys, actions))
+    return obs0, actions, out
+
+
+def assert_trees_equal(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.fixture(params=ENV_IDS)
+def env_and_params(request):
+    return scalegym.make(request.param)
+
+
+def test_jit_vmap_rollout_is_finite_and_in_spaces(env_and_params):
+    env, params = env_and_params
+    obs0, actions, (obs, reward, terminated, truncated, info) = jax.jit(
+        lambda key: rollout(env, params, key)
+    )(jax.random.key(0))
+    obs_space, act_space = env.observation_space(params), env.action_space(params)
+    flat = lambda tree: jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), tree)
+    assert bool(jnp.all(jax.vmap(obs_space.contains)(obs0)))
+    assert bool(jnp.all(jax.vmap(obs_space.contains)(flat(obs))))
+    assert bool(jnp.all(jax.vmap(obs_space.contains)(flat(info["final_observation"]))))
+    assert bool(jnp.all(jax.vmap(act_space.contains)(actions.reshape(-1))))
+    for leaf in jax.tree.leaves((obs0, obs, reward)):
+        assert bool(jnp.all(jnp.isfinite(leaf)))
+    assert reward.shape == terminated.shape == truncated.shape == (STEPS, BATCH)
+    assert not bool(jnp.any(terminated & truncated))
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_dtypes_are_float32_and_int32(env_and_params, x64):
+    env, params = env_and_params
+    with jax.enable_x64(x64):
+        obs0, actions, (obs, reward, terminated, truncated, _) = rollout(
+            env, params, jax.random.key(1), batch=4, steps=5
+        )
+        sample = env.action_space(params).sample(jax.random.key(0))
+    for leaf in jax.tree.leaves((obs0, obs)):
+        assert leaf.dtype == jnp.float32
+    assert reward.dtype == jnp.float32
+    assert terminated.dtype == truncated.dtype == jnp.bool_
+    assert sample.dtype == jnp.int32 and actions.dtype == jnp.int32
+
+
+def test_no_retrace_on_new_values(env_and_params):
+    env, params = env_and_params
+    traces = []
+
+    @jax.jit
+    def step(key, state, action):
+        traces.append(1)
+        return env.step(key, state, action, params)
+
+    _, state = env.reset(jax.random.key(0), params)
+    for i in range(3):
+        action = env.action_space(params).sample(jax.random.key(i))
+        _, state, *_ = step(jax.random.key(10 + i), state, action)
+    assert len(traces) == 1
+
+
+def test_same_key_same_trajectory_different_keys_differ(env_and_params):
+    env, params = env_and_params
+    run = jax.jit(lambda key: rollout(env, params, key, batch=4, steps=20))
+    a, b, c = run(jax.random.key(3)), run(jax.random.key(3)), run(jax.random.key(4))
+    assert_trees_equal(a, b)
+    first_obs = lambda out: jnp.concatenate([x.reshape(4, -1) for x in jax.tree.leaves(out[0])], 1)
+    assert not np.array_equal(np.asarray(first_obs(a)), np.asarray(first_obs(c)))
+    # Different reset keys give different start states within one batch too.
+    assert len({tuple(row) for row in np.asarray(first_obs(a)).round(5)}) > 1
+
+
+def test_truncation_and_auto_reset_semantics(env_and_params):
+    env, params = env_and_params
+    limit = 3
+    params = params.replace(max_steps_in_episode=limit)
+    _, state = env.reset(jax.random.key(0), params)
+    for t in range(1, 2 * limit + 2):
+        key = jax.random.key(100 + t)
+        action = env.action_space(params).sample(jax.random.key(t))
+        obs_st, state_st, reward_st, term_st, _ = env.step_env(
+            jax.random.split(key)[0], state, action, params
+        )
+        obs, next_state, reward, terminated, truncated, info = env.step(key, state, action, params)
+        np.testing.assert_allclose(reward, reward_st)
+        assert bool(terminated) == bool(term_st)
+        expect_trunc = bool(env.is_truncated(state_st, params)) and not bool(term_st)
+        assert bool(truncated) == expect_trunc
+        assert_trees_equal(info["final_observation"], obs_st)
+        if bool(terminated) or bool(truncated):
+            assert_trees_equal((obs, next_state), env.reset_env(jax.random.split(key)[1], params))
+        else:
+            assert_trees_equal((obs, next_state), (obs_st, state_st))
+        assert int(state_st.time) <= limit
+        state = next_state
+
+
+def test_unknown_id_suggests_the_close_one():
+    with pytest.raises(ValueError, match="Rearrange-v0"):
+        scalegym.make("Rearange-v0")
+
+
+def test_duplicate_registration_is_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        scalegym.register("Rearrange-v0", "scalegym.envs.rearrange.env:Rearrange")

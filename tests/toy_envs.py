@@ -1,0 +1,120 @@
+"""Tiny functional test envs (a 1-D chain) registered as `ToyChain-v0` and `ToyChainBox-v0`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+import scalegym
+from scalegym.core import Environment, spaces
+
+
+@struct.dataclass
+class ToyChainParams:
+    length: int = 5  # cells 0..length-1; the goal is the right end
+    max_steps_in_episode: int = 20
+    slip_prob: float = 0.1  # chance a move goes the other way
+    start_max: int = 2  # start cell is uniform in 0..start_max
+    step_reward: float = -0.1
+    goal_reward: float = 1.0
+
+
+@struct.dataclass
+class ToyChainState:
+    pos: jax.Array  # [] int32
+    slipped: jax.Array  # [] bool last move went the other way
+    time: jax.Array  # [] int32
+
+
+class ToyChain(Environment):
+    """A 1-D chain: action 1 moves right, 0 left (clamped at 0); the right end terminates.
+
+    | obs     | Dict{"pos": Box[0,1] f32 [1] (pos / (length-1)), "vec": Box[0,1] f32 [2] (time
+    |         | fraction, slipped)} — or just "pos" as a Box with `box_obs=True`          |
+    | action  | Discrete(2)                                                              |
+    | reward  | `step_reward` per step, plus `goal_reward` on reaching the end             |
+    | episode | terminates at the right end; truncates at `max_steps_in_episode`          |
+    """
+
+    def __init__(self, box_obs: bool = False):
+        self.box_obs = box_obs
+
+    @property
+    def default_params(self) -> ToyChainParams:
+        return ToyChainParams()
+
+    def validate_params(self, params: ToyChainParams) -> None:
+        if not params.length >= 2:
+            raise ValueError(f"ToyChain: length must be >= 2, got {params.length}")
+        if not params.max_steps_in_episode >= 1:
+            raise ValueError(
+                f"ToyChain: max_steps_in_episode must be >= 1, got {params.max_steps_in_episode}"
+            )
+        if not 0.0 <= params.slip_prob <= 1.0:
+            raise ValueError(f"ToyChain: slip_prob must be in [0, 1], got {params.slip_prob}")
+        if not 0 <= params.start_max <= params.length - 2:
+            raise ValueError(
+                f"ToyChain: start_max must be in [0, length-2={params.length - 2}], "
+                f"got {params.start_max}"
+            )
+
+    def get_obs(self, state: ToyChainState, params: ToyChainParams, key: Any = None) -> Any:
+        pos = (state.pos / (params.length - 1)).astype(jnp.float32)[None]
+        if self.box_obs:
+            return pos
+        frac = jnp.clip(state.time / params.max_steps_in_episode, 0.0, 1.0)
+        vec = jnp.stack([frac, state.slipped]).astype(jnp.float32)
+        return {"pos": pos, "vec": vec}
+
+    def reset_env(self, key: jax.Array, params: ToyChainParams) -> tuple[Any, ToyChainState]:
+        pos = jax.random.randint(key, (), 0, params.start_max + 1, dtype=jnp.int32)
+        state = ToyChainState(
+            pos=pos, slipped=jnp.zeros((), jnp.bool_), time=jnp.zeros((), jnp.int32)
+        )
+        return self.get_obs(state, params), state
+
+    def step_env(
+        self, key: jax.Array, state: ToyChainState, action: Any, params: ToyChainParams
+    ) -> tuple[Any, ToyChainState, jax.Array, jax.Array, dict[str, Any]]:
+        slipped = jax.random.uniform(key) < params.slip_prob
+        move = jnp.where(jnp.asarray(action) == 1, 1, -1)
+        move = jnp.where(slipped, -move, move)
+        pos = jnp.clip(state.pos + move, 0, params.length - 1).astype(jnp.int32)
+        state = ToyChainState(pos=pos, slipped=slipped, time=state.time + 1)
+        at_goal = pos == params.length - 1
+        reward = jnp.asarray(params.step_reward + params.goal_reward * at_goal, jnp.float32)
+        return self.get_obs(state, params), state, reward, at_goal, {"success": at_goal}
+
+    def render_text(self, state: ToyChainState, params: ToyChainParams) -> str:
+        cells = ["."] * int(params.length)
+        cells[-1] = "G"
+        cells[int(state.pos)] = "A"
+        return "".join(cells)
+
+    @property
+    def num_actions(self) -> int:
+        return 2
+
+    def action_space(self, params: ToyChainParams | None = None) -> spaces.Discrete:
+        return spaces.Discrete(2)
+
+    def observation_space(self, params: ToyChainParams | None = None) -> spaces.Space:
+        pos = spaces.Box(0.0, 1.0, (1,), jnp.float32)
+        if self.box_obs:
+            return pos
+        return spaces.Dict({"pos": pos, "vec": spaces.Box(0.0, 1.0, (2,), jnp.float32)})
+
+
+def register_toy_envs() -> None:
+    """Register the toy ids once per process (test modules share the registry)."""
+    known = set(scalegym.list_envs())
+    if "ToyChain-v0" not in known:
+        scalegym.register("ToyChain-v0", ToyChain)
+    if "ToyChainBox-v0" not in known:
+        scalegym.register("ToyChainBox-v0", ToyChain, env_kwargs={"box_obs": True})
+
+
+register_toy_envs()
