@@ -48,7 +48,9 @@ def test_custom_jax_env_and_plain_gymnasium_env_are_benchmarked(tmp_path, monkey
     assert cartpole["kind"] == "host"
     for report in (walk, cartpole):
         assert [r["batch_size"] for r in report["results"]] == [1, 16]
-        assert all(r["sps"] > 0 and r["sps_min"] <= r["sps"] <= r["sps_max"] for r in report["results"])
+        assert all(
+            r["sps"] > 0 and r["sps_min"] <= r["sps"] <= r["sps_max"] for r in report["results"]
+        )
 
 
 @pytest.mark.parametrize("command", ["make run", "make test"])

@@ -228,12 +228,13 @@ class Rearrange(Environment[RearrangeState, RearrangeParams]):
         next_target, next_potential = self.shaping_potential(next_state, params)
         same_stage = (target == next_target) & (holding == (next_state.held >= 0))
         success = self.is_success(next_state, params)
+        f32 = lambda x: jnp.asarray(x, jnp.float32)
         reward = (
-            -params.step_penalty
-            + jnp.where(same_stage, next_potential - potential, 0.0)
-            + params.pick_bonus * first_pick
-            + params.success_bonus * success
-        ).astype(jnp.float32)
+            -f32(params.step_penalty)
+            + jnp.where(same_stage, next_potential - potential, f32(0.0))
+            + f32(params.pick_bonus) * first_pick
+            + f32(params.success_bonus) * success
+        )
         obs = self.get_obs(next_state, params)
         return obs, next_state, reward, success, {"success": success}
 
@@ -280,15 +281,16 @@ def front_cell(pos: jax.Array, facing: jax.Array, width: int) -> jax.Array:
 def sample_distinct(draws: jax.Array, n: jax.Array) -> jax.Array:
     """Distinct uniform indices in [0, n) from non-negative int draws [M] (M small, static).
 
-    Draw j is reduced mod (n − j), then bumped past each earlier pick in ascending order, which
-    maps it uniformly onto the values not yet taken — no permutation of all n cells per reset.
+    Draw j is reduced mod (n − j) to a rank r among the values not yet taken; the value of that
+    rank is the least fixed point of x = r + #{earlier picks ≤ x}, reached in j iterations.
+    This avoids a permutation of all n cells per reset and any sort.
     """
     picks: list[jax.Array] = []
     for j in range(draws.shape[0]):
-        x = draws[j] % (n - j)
-        if picks:
-            for taken in jnp.sort(jnp.stack(picks)):
-                x = x + (x >= taken)
+        rank = draws[j] % (n - j)
+        x = rank
+        for _ in range(j):
+            x = rank + sum((p <= x).astype(jnp.int32) for p in picks)
         picks.append(x)
     return jnp.stack(picks)
 
@@ -339,21 +341,26 @@ def egocentric_obs(state: RearrangeState, params: RearrangeParams) -> dict[str, 
     view = jnp.stack([wall, free_obj, goal, obj_on_goal], axis=-1).reshape(v, v, NUM_CHANNELS)
 
     target = current_target(state)
-    scale = 1.0 / max(params.height, params.width)
     holding = state.held >= 0
     t_ahead = jnp.where(holding, 0, ahead[target])  # a held object travels with the agent
     t_right = jnp.where(holding, 0, right[target])
-    vector = jnp.stack(
+    offsets = jnp.stack([t_ahead, t_right, ahead[k + target], right[k + target]])
+    # Explicit float32 throughout: under jax_enable_x64 Python scalars would promote to float64.
+    scale = jnp.float32(1.0 / max(params.height, params.width))
+    vector = jnp.concatenate(
         [
-            holding.astype(jnp.float32),
-            t_ahead * scale,
-            t_right * scale,
-            ahead[k + target] * scale,
-            right[k + target] * scale,
-            1.0 - state.time / params.max_steps_in_episode,
+            holding.astype(jnp.float32)[None],
+            offsets.astype(jnp.float32) * scale,
+            steps_left(state, params)[None],
         ]
-    ).astype(jnp.float32)
+    )
     return {"view": view.astype(jnp.float32), "vector": vector}
+
+
+def steps_left(state: RearrangeState, params: RearrangeParams) -> jax.Array:
+    """float32 [] fraction of the episode's step budget still unused."""
+    limit = jnp.asarray(params.max_steps_in_episode, jnp.float32)
+    return 1.0 - state.time.astype(jnp.float32) / limit
 
 
 def symbolic_obs(state: RearrangeState, params: RearrangeParams) -> jax.Array:
@@ -368,7 +375,8 @@ def symbolic_obs(state: RearrangeState, params: RearrangeParams) -> jax.Array:
     on_goal = (state.obj_pos == state.goal_pos) & ~held_k
 
     def row_col(cells: jax.Array) -> tuple[jax.Array, jax.Array]:
-        return (cells // w) / (h - 1), (cells % w) / (w - 1)
+        rows, cols = (cells // w).astype(jnp.float32), (cells % w).astype(jnp.float32)
+        return rows / jnp.float32(h - 1), cols / jnp.float32(w - 1)
 
     a_row, a_col = row_col(state.agent_pos)
     o_row, o_col = row_col(obj_pos)
@@ -377,7 +385,6 @@ def symbolic_obs(state: RearrangeState, params: RearrangeParams) -> jax.Array:
     head = jnp.stack([a_row, a_col]).astype(jnp.float32)
     facing = jax.nn.one_hot(state.agent_dir, 4, dtype=jnp.float32)
     holding = (state.held >= 0).astype(jnp.float32)[None]
-    steps_left = (1.0 - state.time / params.max_steps_in_episode)[None]
     return jnp.concatenate(
-        [head, facing, holding, per_object.astype(jnp.float32), steps_left.astype(jnp.float32)]
-    ).astype(jnp.float32)
+        [head, facing, holding, per_object.astype(jnp.float32), steps_left(state, params)[None]]
+    )
