@@ -54,22 +54,15 @@ def generate_walls(
     attempts = 0
     while walls[1:-1, 1:-1].sum() < target and attempts < 200:
         attempts += 1
-        if rng.random() < 0.5:  # horizontal segment on an even interior row keeps rooms open
-            row = int(rng.integers(1, height - 1))
-            start = int(rng.integers(1, width - 1))
-            length = int(rng.integers(2, max(3, width - 1)))
-            cols = np.arange(start, min(start + length, width - 1))
-            door = cols[rng.integers(len(cols))]
-            walls[row, cols] = True
-            walls[row, door] = False
-        else:
-            col = int(rng.integers(1, width - 1))
-            start = int(rng.integers(1, height - 1))
-            length = int(rng.integers(2, max(3, height - 1)))
-            rows = np.arange(start, min(start + length, height - 1))
-            door = rows[rng.integers(len(rows))]
-            walls[rows, col] = True
-            walls[door, col] = False
+        # A vertical segment is a horizontal one of the transpose (a view, so writes land).
+        grid = walls if rng.random() < 0.5 else walls.T
+        rows, cols = grid.shape
+        row = int(rng.integers(1, rows - 1))
+        start = int(rng.integers(1, cols - 1))
+        length = int(rng.integers(2, max(3, cols - 1)))
+        span = np.arange(start, min(start + length, cols - 1))
+        grid[row, span] = True
+        grid[row, span[rng.integers(len(span))]] = False  # the door
         excess = walls[1:-1, 1:-1].sum() - target
         if excess > 0:  # a long segment overshot: reopen random cells of it
             cand = np.argwhere(walls[1:-1, 1:-1]) + 1
