@@ -304,4 +304,5 @@ def test_reset_cells_are_distinct_free_and_cover_the_pool():
     walls = np.asarray(params.pool.walls)[np.asarray(s.layout)]
     assert not np.take_along_axis(walls, cells, axis=1).any()
     assert len(np.unique(np.asarray(s.agent_pos))) > 40
+    assert len(np.unique(np.asarray(s.layout))) > 240  # of 256: different keys, different layouts
     assert set(np.unique(np.asarray(s.agent_dir))) == {0, 1, 2, 3}
