@@ -1,1 +1,1 @@
-"""Suites: env throughput measures; later the TOML suite runner, scaling fits and reports."""
+"""Suites: TOML suite files, the runner, env throughput measures, TensorBoard output, reports."""

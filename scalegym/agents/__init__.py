@@ -1,0 +1,1 @@
+"""Agents: PPO (feed-forward and recurrent), networks, and the host training driver."""

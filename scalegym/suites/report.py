@@ -1,0 +1,284 @@
+"""A run's results: reading results.jsonl; the summary.csv and report.md a person reads first."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+MANIFEST, RESULTS, SUMMARY, REPORT = "manifest.json", "results.jsonl", "summary.csv", "report.md"
+SUMMARY_COLUMNS = (
+    "cell",
+    "kind",
+    "env",
+    "status",
+    "sps",
+    "batch_size",
+    "steps",
+    "seeds",
+    "final_return",
+    "final_success",
+    "threshold",
+    "threshold_on",
+    "passed",
+    "compile_s",
+    "wall_s",
+    "error",
+)
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a results.jsonl, in file order; a missing file has none.
+
+    A trailing line without its newline is a write cut short by a kill and is ignored; every
+    complete line must parse (records are written whole, so anything else is real corruption).
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")
+    records = []
+    for number, line in enumerate(lines[:-1], start=1):  # lines[-1]: "" or a partial write
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number}: not a JSON record ({err})") from None
+    return records
+
+
+def latest_records(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The last record of each cell (a failed cell that was rerun on resume has two)."""
+    return {record["cell"]: record for record in records}
+
+
+def read_manifest(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        raise ValueError(f"{run_dir}: not a run directory (no {MANIFEST})")
+    return json.loads(path.read_text())
+
+
+def write_outputs(run_dir: str | Path) -> tuple[Path, Path]:
+    """(Re)write summary.csv and report.md of a run from its manifest and results.jsonl."""
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    latest = latest_records(read_records(run_dir / RESULTS))
+    rows = summary_rows(manifest, latest)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    summary = write_text_atomic(run_dir / SUMMARY, buffer.getvalue())
+    report = write_text_atomic(run_dir / REPORT, render_report(run_dir, manifest, latest))
+    return summary, report
+
+
+def summary_rows(
+    manifest: dict[str, Any], latest: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per cell of the suite (in suite order), cells not yet run marked "pending"."""
+    cells = [c["name"] for c in manifest.get("cells", [])]
+    cells += [name for name in latest if name not in cells]
+    kinds = {c["name"]: c for c in manifest.get("cells", [])}
+    rows = []
+    for name in cells:
+        record = latest.get(name)
+        if record is None:
+            cell = kinds[name]
+            rows.append(
+                {"cell": name, "kind": cell["kind"], "env": cell["env"], "status": "pending"}
+            )
+            continue
+        row = {k: record.get(k) for k in ("cell", "kind", "env", "status", "wall_s")}
+        row["error"] = record.get("error")
+        result = record.get("result") or {}
+        if record["kind"] == "bench" and result.get("results"):
+            largest = max(result["results"], key=lambda r: r["batch_size"])
+            row.update(
+                sps=largest["sps"], batch_size=largest["batch_size"], compile_s=largest["compile_s"]
+            )
+        elif record["kind"] == "train" and result:
+            final = result.get("final") or {}
+            verdict = result.get("threshold") or {}
+            row.update(
+                sps=result.get("sps"),
+                steps=result.get("steps"),
+                seeds=result.get("seeds"),
+                final_return=final.get("return"),
+                final_success=final.get("success"),
+                threshold=verdict.get("value"),
+                threshold_on=verdict.get("metric"),
+                passed=verdict.get("passed"),
+                compile_s=result.get("compile_s"),
+            )
+        rows.append(row)
+    return rows
+
+
+def render_report(
+    run_dir: str | Path, manifest: dict[str, Any], latest: dict[str, dict[str, Any]]
+) -> str:
+    """report.md: the run's setting, then a table per cell kind, failures and cells not run."""
+    suite = manifest.get("suite", {})
+    rows = summary_rows(manifest, latest)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "pending")}
+    git = manifest.get("git") or {}
+    commit = (git.get("commit") or "unknown")[:12] + (
+        " (uncommitted changes)" if git.get("dirty") else ""
+    )
+    lines = [
+        f"# Suite `{suite.get('name', '?')}`",
+        "",
+        suite.get("description", ""),
+        "",
+        f"- run: `{run_dir}`",
+        f"- started: {manifest.get('started', '?')} (UTC); commit {commit}",
+        f"- device: {device_line(manifest)}",
+        f"- cells: {counts['ok']} ok, {counts['failed']} failed, {counts['pending']} not run",
+        f"- curves: `scalegym tb {run_dir}`",
+    ]
+    bench = [r for r in latest.values() if r["kind"] == "bench" and r["status"] == "ok"]
+    if bench:
+        sizes = sorted({row["batch_size"] for r in bench for row in r["result"]["results"]})
+        lines += ["", "## Env throughput (env steps per second, median over repeats)", ""]
+        lines += [_row(["cell", "env", *(f"B={b:,}" for b in sizes)]), _rule(2 + len(sizes))]
+        for record in bench:
+            sps = {row["batch_size"]: row["sps"] for row in record["result"]["results"]}
+            cells = [_si(sps[b]) if b in sps else "" for b in sizes]
+            lines.append(_row([record["cell"], _env_label(record), *cells]))
+    train = [r for r in latest.values() if r["kind"] == "train" and r["status"] == "ok"]
+    if train:
+        header = ["cell", "env", "agent", "seeds", "env steps / seed", "final return"]
+        header += ["final success", "threshold", "SPS", "compile s", "wall s"]
+        lines += ["", "## Training (final metrics: mean ± std over seeds)", ""]
+        lines += [_row(header), _rule(len(header))]
+        for record in train:
+            result = record["result"]
+            final = result.get("final") or {}
+            lines.append(
+                _row(
+                    [
+                        record["cell"],
+                        _env_label(record),
+                        result.get("agent", ""),
+                        str(result.get("seeds", "")),
+                        f"{result.get('steps', 0):,}",
+                        _mean_std(final, "return"),
+                        _mean_std(final, "success"),
+                        _verdict(result.get("threshold")),
+                        _si(result.get("sps")),
+                        _num(result.get("compile_s"), 1),
+                        _num(record.get("wall_s"), 0),
+                    ]
+                )
+            )
+    failed = [r for r in rows if r["status"] == "failed"]
+    if failed:
+        lines += ["", "## Failed cells", "", _row(["cell", "kind", "error"]), _rule(3)]
+        lines += [_row([r["cell"], r["kind"], r.get("error") or ""]) for r in failed]
+    pending = [r["cell"] for r in rows if r["status"] == "pending"]
+    if pending:
+        lines += ["", f"Not run yet: {', '.join(pending)} (`scalegym run --resume {run_dir}`)."]
+    return "\n".join(lines) + "\n"
+
+
+def cell_summary(record: dict[str, Any]) -> str:
+    """One line for a finished cell: its key numbers, or its error."""
+    head = f"{record['cell']} ({record['kind']}, {record['env']}, {_num(record['wall_s'], 1)} s)"
+    if record["status"] != "ok":
+        return f"FAILED {head}: {record.get('error', '')}"
+    result = record["result"]
+    if record["kind"] == "bench":
+        best = max(result["results"], key=lambda r: r["batch_size"])
+        return f"ok {head}: {_si(best['sps'])} env steps/s at batch {best['batch_size']:,}"
+    if record["kind"] == "train":
+        final = result.get("final") or {}
+        success = final.get("success")
+        parts = [f"return {_num(final.get('return'), 3)}"]
+        if success is not None:
+            parts.append(f"success {_num(success, 3)}")
+        if result.get("threshold"):
+            parts.append(_verdict(result["threshold"]))
+        parts.append(f"{_si(result.get('sps'))} env steps/s")
+        return f"ok {head}: {', '.join(parts)}"
+    return f"ok {head}"
+
+
+def device_line(manifest: dict[str, Any]) -> str:
+    device = manifest.get("device") or {}
+    jax_version = (manifest.get("versions") or {}).get("jax", "?")
+    return (
+        f"{device.get('backend', '?')} ({device.get('device_kind', '?')}) "
+        f"x{device.get('num_devices', '?')}, {device.get('cpu_count', '?')} CPUs, "
+        f"{device.get('processor', '?')}; jax {jax_version}"
+    )
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Replace `path` in one step, so a reader or a kill never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _env_label(record: dict[str, Any]) -> str:
+    overrides = record.get("env_params") or {}
+    if not overrides:
+        return record["env"]
+    return f"{record['env']} ({', '.join(f'{k}={v}' for k, v in overrides.items())})"
+
+
+def _mean_std(final: dict[str, Any], metric: str) -> str:
+    mean = final.get(metric)
+    if mean is None:
+        return "–"
+    std = final.get(f"{metric}_std")
+    per_seed = final.get(f"per_seed_{metric}")
+    if std is None and isinstance(per_seed, list) and len(per_seed) > 1:
+        values = [float(v) for v in per_seed]
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    return _num(mean, 3) if std is None else f"{_num(mean, 3)} ± {_num(std, 3)}"
+
+
+def _verdict(threshold: dict[str, Any] | None) -> str:
+    if not threshold:
+        return "–"
+    passed = threshold.get("passed")
+    outcome = "n/a" if passed is None else ("pass" if passed else "FAIL")
+    return f"{threshold['metric']} ≥ {threshold['value']:g}: {outcome}"
+
+
+def _si(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if value >= 1e6:
+        return f"{value / 1e6:.2f}M"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f}k"
+    return f"{value:.0f}"
+
+
+def _num(value: Any, digits: int) -> str:
+    return "–" if value is None else f"{float(value):.{digits}f}"
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+
+def _rule(columns: int) -> str:
+    return "|" + "---|" * columns

@@ -1,0 +1,380 @@
+"""The suite runner: a directory per run, one fsynced JSON line per finished cell, resumable."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalegym.suites import report
+from scalegym.suites.spec import BenchCell, Cell, SuiteSpec, TrainCell
+from scalegym.suites.tensorboard import TensorBoardLogger
+
+DEFAULT_ROOT = Path("results") / "runs"
+SUITE_COPY = "suite.toml"
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be used as asked (already holds a run, or is not a run)."""
+
+
+@dataclass(frozen=True)
+class CellContext:
+    """Where one cell writes, and how it reports the fraction of its work done."""
+
+    run_dir: Path
+    tb_dir: Path  # tb/<cell>/
+    checkpoint_dir: Path  # checkpoints/<cell>/
+    resuming: bool  # the run is being resumed: a checkpoint of this cell may be continued
+    advance: Callable[[float], None]  # fraction of the cell done, 0..1
+
+
+def run_suite(
+    spec: SuiteSpec,
+    out_dir: str | Path | None = None,
+    resume_dir: str | Path | None = None,
+    progress: bool = True,
+    *,
+    command: Sequence[str] | None = None,
+) -> Path:
+    """Run every cell of `spec` not yet finished; returns the run directory.
+
+    A new run goes to `out_dir` or `results/runs/<suite>/<UTC stamp>/`; `resume_dir` continues
+    a run, skipping its cells recorded "ok". A cell that raises is recorded "failed" and the run
+    goes on. summary.csv and report.md are rewritten at the end.
+    """
+    command = list(command if command is not None else sys.argv)
+    if resume_dir is not None:
+        run_dir = Path(resume_dir)
+        _resume_manifest(run_dir, spec, command)
+    else:
+        run_dir = _create_run_dir(spec, out_dir)
+        _write_manifest(run_dir, spec, command)
+    results = run_dir / report.RESULTS
+    done = {r["cell"] for r in report.read_records(results) if r["status"] == "ok"}
+    todo = [cell for cell in spec.cells if cell.name not in done]
+    try:
+        with _cell_progress(len(spec.cells), len(spec.cells) - len(todo), progress) as bar:
+            for cell in todo:
+                bar.start(cell.name)
+                resuming = resume_dir is not None
+                record = run_cell(cell, run_dir, resuming=resuming, advance=bar.update)
+                append_record(results, record)
+                bar.finish(report.cell_summary(record))
+    finally:  # after Ctrl-C too: the report then lists the cells still to run
+        report.write_outputs(run_dir)
+    return run_dir
+
+
+def run_cell(
+    cell: Cell, run_dir: Path, *, resuming: bool = False, advance: Callable[[float], None]
+) -> dict[str, Any]:
+    """Run one cell and return its record; an exception becomes a "failed" record."""
+    context = CellContext(
+        run_dir=run_dir,
+        tb_dir=run_dir / "tb" / cell.name,
+        checkpoint_dir=run_dir / "checkpoints" / cell.name,
+        resuming=resuming,
+        advance=advance,
+    )
+    started, start = _now(), time.perf_counter()
+    record: dict[str, Any] = {
+        "cell": cell.name,
+        "kind": cell.kind,
+        "env": cell.env,
+        "env_params": dict(cell.env_params),
+    }
+    try:
+        result = CELL_RUNNERS[cell.kind](cell, context)
+        record.update(status="ok", result=result)
+    except Exception as err:  # one broken cell must not cost the others; KeyboardInterrupt ends
+        record.update(
+            status="failed",
+            error=f"{type(err).__name__}: {err}",
+            traceback=traceback.format_exc(limit=-8),
+            result={},
+        )
+    record.update(started=started, finished=_now(), wall_s=time.perf_counter() - start)
+    return record
+
+
+def run_bench_cell(cell: BenchCell, context: CellContext) -> dict[str, Any]:
+    """Env-only SPS per batch size; `perf/sps` goes to TensorBoard with the batch size as step."""
+    from scalegym.core.resolve import resolve_env
+    from scalegym.suites.measures import bench_report
+
+    resolved = resolve_env(cell.env, **cell.env_params)
+    rows = []
+    _clear(context.tb_dir)
+    with TensorBoardLogger(context.tb_dir) as logger:
+        # One batch size at a time, so the progress bar moves and TensorBoard fills in as we go.
+        for done, batch_size in enumerate(cell.batch_sizes, start=1):
+            one = bench_report(
+                resolved,
+                [batch_size],
+                cell.steps,
+                cell.repeats,
+                cell.seed,
+                overrides=dict(cell.env_params),
+                progress=False,
+            )
+            row = one["results"][0]
+            rows.append(row)
+            logger.log_scalars(batch_size, {"perf/sps": row["sps"]})
+            context.advance(done / len(cell.batch_sizes))
+    return {
+        "env_kind": resolved.kind,
+        "num_steps": cell.steps,
+        "repeats": cell.repeats,
+        "seed": cell.seed,
+        "results": rows,
+    }
+
+
+def run_train_cell(cell: TrainCell, context: CellContext) -> dict[str, Any]:
+    """Train `cell.agent` over `cell.seeds` seeds; curves go to TensorBoard at every chunk."""
+    from scalegym.agents.train import train_agent
+
+    # A cell killed mid-way is continued from its checkpoint when resuming; otherwise it starts
+    # over, and the curves of the lost attempt are removed so TensorBoard shows one run.
+    resume = context.resuming and _has_files(context.checkpoint_dir)
+    if not resume:
+        _clear(context.tb_dir)
+        _clear(context.checkpoint_dir)
+
+    with TensorBoardLogger(context.tb_dir) as logger:
+
+        def log(env_steps: int, scalars: dict[str, float]) -> None:
+            logger.log_scalars(env_steps, scalars)
+            context.advance(min(1.0, env_steps / cell.steps))
+
+        result = train_agent(
+            cell.env,
+            cell.agent,
+            total_steps=cell.steps,
+            num_seeds=cell.seeds,
+            seed=cell.seed,
+            env_overrides=dict(cell.env_params),
+            agent_overrides=dict(cell.agent_params),
+            log=log,
+            checkpoint_dir=context.checkpoint_dir,
+            resume=resume,
+            progress=False,  # the runner's own bar is live; rich allows one live display
+        )
+    result = dict(result)
+    result["resumed_from_checkpoint"] = resume
+    if cell.threshold is not None:
+        achieved = (result.get("final") or {}).get(cell.threshold_on)
+        result["threshold"] = {
+            "metric": cell.threshold_on,
+            "value": cell.threshold,
+            "achieved": achieved,
+            "passed": None if achieved is None else bool(achieved >= cell.threshold),
+        }
+    return result
+
+
+# Cell kind → runner; a later kind registers its runner here next to its spec in CELL_KINDS.
+CELL_RUNNERS: dict[str, Callable[[Any, CellContext], dict[str, Any]]] = {
+    "bench": run_bench_cell,
+    "train": run_train_cell,
+}
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line with a single write, then fsync: a kill loses a line, never half."""
+    line = (json.dumps(record, default=_to_json) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(line)
+        while view:  # one write for a regular file; the loop only guards short writes
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def new_run_dir(root: Path) -> Path:
+    """`root/<UTC YYYYmmdd-HHMMSS>`, with `-2`, `-3`... when two runs start in the same second."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1, 1000):
+        path = root / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise RunDirError(f"{root}: could not create a new run directory for {stamp}")
+
+
+def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
+    """The commit checked out in `cwd` and whether tracked files differ from it (None: no git)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def _create_run_dir(spec: SuiteSpec, out_dir: str | Path | None) -> Path:
+    if out_dir is None:
+        return new_run_dir(DEFAULT_ROOT / spec.name)
+    run_dir = Path(out_dir)
+    if (run_dir / report.MANIFEST).exists() or (run_dir / report.RESULTS).exists():
+        raise RunDirError(
+            f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+            "or choose another --out"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _write_manifest(run_dir: Path, spec: SuiteSpec, command: list[str]) -> None:
+    from scalegym.suites.measures import device_info, versions
+
+    (run_dir / SUITE_COPY).write_bytes(spec.source)  # the exact file, for --resume and reruns
+    manifest = {
+        "suite": {
+            "name": spec.name,
+            "description": spec.description,
+            "path": spec.path,
+            "sha256": spec.sha256,
+        },
+        "cells": _cell_entries(spec),
+        "seed": spec.seed,
+        "seeds": {c.name: c.seeds for c in spec.cells if isinstance(c, TrainCell)},
+        "started": _now(),
+        "command": command,
+        "cwd": os.getcwd(),
+        "git": git_state(),
+        "device": device_info(),
+        "versions": versions(),
+        "resumed": [],
+    }
+    report.write_text_atomic(run_dir / report.MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
+def _resume_manifest(run_dir: Path, spec: SuiteSpec, command: list[str]) -> None:
+    """Check `run_dir` is a run of this suite, note the resume, and drop a half-written line."""
+    try:
+        manifest = report.read_manifest(run_dir)
+    except ValueError as err:
+        raise RunDirError(str(err)) from None
+    suite = manifest.get("suite", {})
+    if suite.get("name") != spec.name:
+        raise RunDirError(
+            f"{run_dir} is a run of suite {suite.get('name')!r}, not {spec.name!r}; "
+            f"resume it with `scalegym run --resume {run_dir}`"
+        )
+    manifest.setdefault("resumed", []).append(
+        {
+            "at": _now(),
+            "command": command,
+            "suite_sha256": spec.sha256,
+            "suite_changed": spec.sha256 != suite.get("sha256"),
+        }
+    )
+    # The cells run now are the spec's; the report lists them in this order.
+    manifest["cells"] = _cell_entries(spec)
+    report.write_text_atomic(run_dir / report.MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    _drop_partial_line(run_dir / report.RESULTS)
+
+
+def _cell_entries(spec: SuiteSpec) -> list[dict[str, str]]:
+    return [{"name": c.name, "kind": c.kind, "env": c.env} for c in spec.cells]
+
+
+def _drop_partial_line(path: Path) -> None:
+    """Cut a trailing write that a kill left without its newline, so appends start clean."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+            os.fsync(f.fileno())
+
+
+def _clear(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+
+
+def _has_files(path: Path) -> bool:
+    return path.is_dir() and any(p.is_file() for p in path.rglob("*"))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _to_json(obj: Any) -> Any:
+    """numpy and jax values as plain numbers and lists; anything else as its text."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if hasattr(obj, "__array__"):
+        return np.asarray(obj).tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return repr(obj)  # never lose a whole record to one odd value
+
+
+class _CellBar:
+    """Overall bar over cells plus a bar for the cell in flight; summary lines above them."""
+
+    def __init__(self, progress: Any, console: Any, total: int, completed: int) -> None:
+        self._progress, self._console = progress, console
+        self._cells = None
+        if progress is not None:
+            self._cells = progress.add_task("cells", total=total, completed=completed)
+        self._current: Any = None
+
+    def start(self, name: str) -> None:
+        if self._progress is not None:
+            self._current = self._progress.add_task(name, total=1.0)
+
+    def update(self, fraction: float) -> None:
+        if self._progress is not None and self._current is not None:
+            self._progress.update(self._current, completed=fraction)
+
+    def finish(self, line: str) -> None:
+        self._console.print(line, markup=False, highlight=False, soft_wrap=True)
+        if self._progress is not None:
+            if self._current is not None:
+                self._progress.remove_task(self._current)
+            self._progress.advance(self._cells)
+
+
+@contextlib.contextmanager
+def _cell_progress(total: int, completed: int, enabled: bool) -> Iterator[_CellBar]:
+    """Progress on stderr (stdout may carry JSON); with it off, only the summary lines."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not enabled:
+        yield _CellBar(None, console, total, completed)
+        return
+    columns = (*Progress.get_default_columns()[:1], BarColumn(), TaskProgressColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:
+        yield _CellBar(progress, progress.console, total, completed)

@@ -1,0 +1,390 @@
+"""Suite files: the TOML schema, its validation, and `load_suite` for shipped names or paths."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+AGENTS = ("ppo",)  # agents a train cell may name; search agents join in a later issue
+THRESHOLD_METRICS = ("success", "return")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")  # cell and suite names become directory names
+_INHERIT = object()  # default meaning "the [suite] table's value of the same name"
+
+
+class SuiteError(ValueError):
+    """A suite that cannot run; `errors` holds one message per problem (file, table, field)."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one field of a table is checked: its type, whether required, its default and range."""
+
+    type: str  # "int", "float", "str", "int_list", "table"
+    required: bool = False
+    default: Any = None
+    minimum: float | None = None
+    allowed: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Fields every cell has; `index` is its position among the file's [[cell]] tables."""
+
+    index: int
+    name: str
+    env: str
+    env_params: dict[str, Any]
+
+    kind = "cell"  # class attribute, not a field: set by each kind
+
+
+@dataclass(frozen=True)
+class BenchCell(Cell):
+    """Env-only steps per second over batch sizes (`scalegym bench` inside a suite)."""
+
+    batch_sizes: tuple[int, ...]
+    steps: int
+    repeats: int
+    seed: int
+
+    kind = "bench"
+
+
+@dataclass(frozen=True)
+class TrainCell(Cell):
+    """An agent trained on an env for `steps` env steps per seed over `seeds` seeds."""
+
+    agent: str
+    steps: int
+    seeds: int
+    seed: int
+    agent_params: dict[str, Any]
+    threshold: float | None
+    threshold_on: str
+
+    kind = "train"
+
+
+COMMON_RULES = {
+    "name": Rule("str", required=True),
+    "kind": Rule("str", required=True),
+    "env": Rule("str", required=True),
+    "env_params": Rule("table", default={}),
+}
+SUITE_RULES = {
+    "name": Rule("str", required=True),
+    "description": Rule("str", default=""),
+    "seeds": Rule("int", default=1, minimum=1),
+    "seed": Rule("int", default=0, minimum=0),
+}
+# Each kind: its cell class and the rules of its own fields. Later kinds ("scaling", "search")
+# add an entry here and a runner in `runner.CELL_RUNNERS`.
+CELL_KINDS: dict[str, tuple[type[Cell], dict[str, Rule]]] = {
+    "bench": (
+        BenchCell,
+        {
+            "batch_sizes": Rule("int_list", required=True, minimum=1),
+            "steps": Rule("int", default=256, minimum=1),
+            "repeats": Rule("int", default=5, minimum=1),
+            "seed": Rule("int", default=_INHERIT, minimum=0),
+        },
+    ),
+    "train": (
+        TrainCell,
+        {
+            "agent": Rule("str", required=True, allowed=AGENTS),
+            "steps": Rule("int", required=True, minimum=1),
+            "seeds": Rule("int", default=_INHERIT, minimum=1),
+            "seed": Rule("int", default=_INHERIT, minimum=0),
+            "agent_params": Rule("table", default={}),
+            "threshold": Rule("float", default=None),
+            "threshold_on": Rule("str", default="success", allowed=THRESHOLD_METRICS),
+        },
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """A validated suite: its cells in file order and the hash of the file they came from."""
+
+    name: str
+    description: str
+    path: str
+    sha256: str
+    seeds: int
+    seed: int
+    cells: tuple[Cell, ...]
+    source: bytes = field(repr=False, compare=False)  # the file's bytes, copied into each run
+
+
+def shipped_suites() -> list[str]:
+    """Names of the suites that ship with scalegym (`scalegym/suites/*.toml`)."""
+    folder = resources.files("scalegym.suites")
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_suite(name_or_path: str | Path, *, check_envs: bool = True) -> SuiteSpec:
+    """Load and validate a shipped suite by name (`smoke`) or a suite file by path.
+
+    Raises `SuiteError` listing every problem, each naming the file, the table and the field.
+    `check_envs` also builds every cell's env with its `env_params` (cheap: no compilation).
+    """
+    text = str(name_or_path)
+    path_like = isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text
+    if path_like or "\\" in text or (text not in shipped_suites() and Path(text).is_file()):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise SuiteError([f"{path}: no such suite file"])
+        return parse_suite(path.read_bytes(), str(path), check_envs=check_envs)
+    if text not in shipped_suites():
+        shipped = ", ".join(shipped_suites())
+        raise SuiteError(
+            [f"unknown suite {text!r}; shipped suites: {shipped}; or give a path to a .toml file"]
+        )
+    resource = resources.files("scalegym.suites") / f"{text}.toml"
+    return parse_suite(resource.read_bytes(), str(resource), check_envs=check_envs)
+
+
+def parse_suite(source: bytes, path: str, *, check_envs: bool = True) -> SuiteSpec:
+    """Validate the bytes of a suite file; `path` is only used in messages and the manifest."""
+    try:
+        data = tomllib.loads(source.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise SuiteError([f"{path}: not valid TOML: {err}"]) from None
+    errors: list[str] = []
+    for key in sorted(set(data) - {"suite", "cell"}):
+        errors.append(f'{path}: top level: unknown table "{key}"; allowed: suite, cell')
+    suite_table = data.get("suite")
+    if not isinstance(suite_table, dict):
+        errors.append(f'{path}: [suite]: missing table; it needs at least name = "..."')
+        suite_table = {}
+    suite = _check_table(suite_table, SUITE_RULES, f"{path}: [suite]", errors)
+    if "name" in suite and not NAME_PATTERN.match(suite["name"]):
+        errors.append(
+            f'{path}: [suite]: field "name": {suite["name"]!r} must match [A-Za-z0-9_.-]+'
+        )
+    raw_cells = data.get("cell", [])
+    if not isinstance(raw_cells, list) or not raw_cells:
+        errors.append(f"{path}: no [[cell]] tables; a suite needs at least one cell")
+        raw_cells = []
+    cells: list[Cell] = []
+    first_use: dict[str, int] = {}
+    for index, table in enumerate(raw_cells):
+        cell = _check_cell(table, index, suite, path, errors, first_use)
+        if cell is not None:
+            cells.append(cell)
+    if errors:
+        raise SuiteError(errors)
+    if check_envs:
+        cache: dict[str, str | None] = {}
+        for cell in cells:
+            errors.extend(_env_problems(cell, f"{path}: {_where(cell.index, cell.name)}", cache))
+        if errors:
+            raise SuiteError(errors)
+    return SuiteSpec(
+        name=suite["name"],
+        description=suite["description"],
+        path=path,
+        sha256=hashlib.sha256(source).hexdigest(),
+        seeds=suite["seeds"],
+        seed=suite["seed"],
+        cells=tuple(cells),
+        source=source,
+    )
+
+
+def _check_cell(
+    table: Any,
+    index: int,
+    suite: dict[str, Any],
+    path: str,
+    errors: list[str],
+    first_use: dict[str, int],
+) -> Cell | None:
+    """The cell of one [[cell]] table, or None after appending its problems to `errors`."""
+    name = table.get("name") if isinstance(table, dict) else None
+    where = f"{path}: {_where(index, name if isinstance(name, str) else None)}"
+    if not isinstance(table, dict):
+        errors.append(f"{where}: expected a table, got {type(table).__name__}")
+        return None
+    before = len(errors)
+    if isinstance(name, str):
+        if not NAME_PATTERN.match(name):
+            errors.append(f'{where}: field "name": {name!r} must match [A-Za-z0-9_.-]+')
+        elif name in first_use:
+            errors.append(
+                f'{where}: field "name": "{name}" is already used by cell[{first_use[name]}]'
+            )
+        else:
+            first_use[name] = index
+    kind = table.get("kind")
+    if not isinstance(kind, str) or kind not in CELL_KINDS:
+        # Without a known kind the other fields cannot be judged, so report the kind alone.
+        allowed = ", ".join(CELL_KINDS)
+        problem = f'unknown kind "{kind}"' if isinstance(kind, str) else f"got {kind!r}"
+        if "kind" not in table:
+            errors.append(f'{where}: missing field "kind"; allowed: {allowed}')
+        else:
+            errors.append(f'{where}: field "kind": {problem}; allowed: {allowed}')
+        return None
+    cls, rules = CELL_KINDS[kind]
+    values = _check_table(table, {**COMMON_RULES, **rules}, where, errors)
+    if len(errors) > before:
+        return None
+    for key in rules:
+        if values[key] is _INHERIT:
+            values[key] = suite.get(key, SUITE_RULES[key].default)
+    if cls is TrainCell:
+        problems = agent_param_problems(values["agent"], values["agent_params"])
+        errors.extend(f'{where}: field "agent_params": {p}' for p in problems)
+        if problems:
+            return None
+    values.pop("kind")
+    return cls(index=index, **values)
+
+
+def _check_table(
+    table: dict[str, Any], rules: dict[str, Rule], where: str, errors: list[str]
+) -> dict[str, Any]:
+    """Checked values of `table` with defaults filled in; problems go to `errors`."""
+    for key in table:
+        if key not in rules:
+            allowed = ", ".join(rules)
+            errors.append(f'{where}: unknown field "{key}"; allowed: {allowed}')
+    values: dict[str, Any] = {}
+    for key, rule in rules.items():
+        if key not in table:
+            if rule.required:
+                errors.append(f'{where}: missing field "{key}" ({_describe(rule)})')
+            else:
+                values[key] = _copy(rule.default)
+            continue
+        value, problem = _check_value(table[key], rule)
+        if problem:
+            errors.append(f'{where}: field "{key}": {problem}')
+        else:
+            values[key] = value
+    return values
+
+
+def _check_value(value: Any, rule: Rule) -> tuple[Any, str | None]:
+    """(the value as the cell stores it, None) or (None, what is wrong with it)."""
+    got = f"got {type(value).__name__} {value!r}"
+    expected = f"expected {_describe(rule)}, {got}"
+    if rule.type == "int":
+        # bool is an int subclass in Python; TOML's true is not a count.
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None, expected
+        if rule.minimum is not None and value < rule.minimum:
+            return None, expected
+        return value, None
+    if rule.type == "float":
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None, expected
+        return float(value), None
+    if rule.type == "str":
+        if not isinstance(value, str):
+            return None, expected
+        if rule.allowed is not None and value not in rule.allowed:
+            return None, f'"{value}" is not allowed; allowed: {", ".join(rule.allowed)}'
+        return value, None
+    if rule.type == "int_list":
+        ok = isinstance(value, list) and value and all(_is_int(v, rule.minimum) for v in value)
+        return (tuple(value), None) if ok else (None, expected)
+    if rule.type == "table":
+        if not isinstance(value, dict):
+            return None, expected
+        # TOML has arrays but no tuples; configs hold tuples (hashable, static under jit).
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}, None
+    raise AssertionError(f"unknown rule type {rule.type}")
+
+
+def _describe(rule: Rule) -> str:
+    if rule.allowed is not None:
+        return f"one of {', '.join(rule.allowed)}"
+    bound = "" if rule.minimum is None else f" >= {rule.minimum:g}"
+    return {
+        "int": f"an integer{bound}",
+        "float": "a number",
+        "str": "a string",
+        "int_list": f"a non-empty list of integers{bound}",
+        "table": "a table of field = value",
+    }[rule.type]
+
+
+def _is_int(value: Any, minimum: float | None) -> bool:
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    return ok and (minimum is None or value >= minimum)
+
+
+def _copy(default: Any) -> Any:
+    return dict(default) if isinstance(default, dict) else default
+
+
+def _where(index: int, name: str | None) -> str:
+    return f'cell[{index}] "{name}"' if name is not None else f"cell[{index}]"
+
+
+def agent_param_problems(agent: str, params: dict[str, Any]) -> list[str]:
+    """Names and types of PPO config overrides checked against `PPOConfig`, where it imports."""
+    if agent != "ppo" or not params:
+        return []
+    try:
+        from scalegym.agents.ppo import PPOConfig
+    except Exception:  # agents are optional to validation; train_agent checks them again
+        return []
+    fields = {f.name: f for f in dataclasses.fields(PPOConfig)}
+    problems = []
+    for key, value in params.items():
+        if key == "total_timesteps":
+            problems.append('"total_timesteps" is set by the cell\'s "steps"; remove it here')
+        elif key not in fields:
+            problems.append(f'unknown PPO field "{key}"; allowed: {", ".join(sorted(fields))}')
+        else:
+            default = fields[key].default
+            if default is not dataclasses.MISSING and not _same_kind(default, value):
+                kind = type(default).__name__
+                problems.append(f'"{key}" expects {kind} like {default!r}, got {value!r}')
+    return problems
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
+
+
+def _env_problems(cell: Cell, where: str, cache: dict[str, str | None]) -> list[str]:
+    """Build the cell's env with its params (as the runner will) and report why it fails."""
+    from scalegym.core.resolve import resolve_env
+
+    def failure(env_params: dict[str, Any]) -> str | None:
+        key = repr((cell.env, sorted(env_params.items())))
+        if key not in cache:
+            try:
+                resolve_env(cell.env, **env_params)
+                cache[key] = None
+            except (ValueError, TypeError, ImportError) as err:
+                cache[key] = str(err)
+        return cache[key]
+
+    problem = failure(cell.env_params)
+    if problem is None:
+        return []
+    # Tell an unknown id apart from a bad param: only the latter builds without the params.
+    if cell.env_params and failure({}) is None:
+        return [f'{where}: field "env_params": {problem}']
+    return [f'{where}: field "env": {problem}']

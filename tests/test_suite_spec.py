@@ -1,0 +1,176 @@
+"""Suite files: the shipped suites load; malformed ones fail before any work with exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scalegym.cli import main
+from scalegym.suites.spec import (
+    BenchCell,
+    SuiteError,
+    TrainCell,
+    load_suite,
+    parse_suite,
+    shipped_suites,
+)
+
+HEADER = '[suite]\nname = "t"\ndescription = "test"\n'
+BENCH = """
+[[cell]]
+name = "b"
+kind = "bench"
+env = "Rearrange-v0"
+batch_sizes = [1, 4]
+"""
+TRAIN = """
+[[cell]]
+name = "x"
+kind = "train"
+env = "Rearrange-v0"
+agent = "ppo"
+steps = 1000
+"""
+
+
+def test_shipped_suites_load() -> None:
+    assert {"smoke", "rearrange"} <= set(shipped_suites())
+    smoke = load_suite("smoke")
+    assert smoke.name == "smoke" and len(smoke.sha256) == 64
+    kinds = [cell.kind for cell in smoke.cells]
+    assert kinds == ["bench", "train"]
+    rearrange = load_suite("rearrange")
+    train = [c for c in rearrange.cells if isinstance(c, TrainCell)]
+    assert {c.env for c in train} == {"Rearrange-v0", "RearrangePick-v0"}
+    assert all(c.seeds == 3 and c.threshold == 0.9 for c in train)  # seeds from [suite]
+
+
+def test_defaults_and_types(tmp_path: Path) -> None:
+    text = (
+        HEADER
+        + "seeds = 2\nseed = 7\n"
+        + BENCH
+        + TRAIN.replace(
+            "steps = 1000", "steps = 1_000\nseeds = 3\nagent_params = { hidden = [8, 8] }"
+        )
+    )
+    path = tmp_path / "ok.toml"
+    path.write_text(text)
+    spec = load_suite(path)
+    bench, train = spec.cells
+    assert isinstance(bench, BenchCell) and bench.batch_sizes == (1, 4)
+    assert (bench.steps, bench.repeats, bench.seed) == (256, 5, 7)
+    assert isinstance(train, TrainCell)
+    assert (train.steps, train.seeds, train.seed) == (1000, 3, 7)
+    assert train.agent_params == {"hidden": (8, 8)}  # TOML arrays become tuples
+    assert train.threshold is None and train.threshold_on == "success"
+    assert spec.source == path.read_bytes()
+
+
+BAD_CASES = {
+    "unknown kind": (
+        HEADER + TRAIN.replace('kind = "train"', 'kind = "trian"'),
+        ['cell[0] "x"', 'field "kind"', 'unknown kind "trian"', "allowed: bench, train"],
+    ),
+    "missing field": (
+        HEADER + TRAIN.replace("steps = 1000\n", ""),
+        ['cell[0] "x"', 'missing field "steps"'],
+    ),
+    "wrong type str": (
+        HEADER + TRAIN.replace("steps = 1000", 'steps = "1000"'),
+        ['cell[0] "x"', 'field "steps"', "expected an integer", "str"],
+    ),
+    "wrong type float": (
+        HEADER + TRAIN.replace("steps = 1000", "steps = 1e6"),
+        ['field "steps"', "expected an integer", "float"],
+    ),
+    "wrong type list": (
+        HEADER + BENCH.replace("batch_sizes = [1, 4]", "batch_sizes = 64"),
+        ['cell[0] "b"', 'field "batch_sizes"', "list of integers"],
+    ),
+    "non-positive": (
+        HEADER + BENCH.replace("batch_sizes = [1, 4]", "batch_sizes = [0, 4]"),
+        ['field "batch_sizes"', ">= 1"],
+    ),
+    "unknown env id": (
+        HEADER + TRAIN.replace("Rearrange-v0", "Rearange-v0"),
+        ['cell[0] "x"', 'field "env"', "Rearange-v0", "did you mean", "Rearrange-v0"],
+    ),
+    "bad env param": (
+        HEADER + TRAIN + "env_params = { height = 2 }\n",
+        ['cell[0] "x"', 'field "env_params"', "height", "5..64"],
+    ),
+    "unknown field": (
+        HEADER + TRAIN + "stepz = 5\n",
+        ['cell[0] "x"', 'unknown field "stepz"', "allowed:", "steps"],
+    ),
+    "duplicate name": (
+        HEADER + TRAIN + TRAIN,
+        ['cell[1] "x"', 'field "name"', "already used by cell[0]"],
+    ),
+    "unknown agent": (
+        HEADER + TRAIN.replace('agent = "ppo"', 'agent = "dqn"'),
+        ['field "agent"', '"dqn"', "allowed: ppo"],
+    ),
+    "unknown agent param": (
+        HEADER + TRAIN + "agent_params = { lr = 0.1 }\n",
+        ['field "agent_params"', '"lr"', "learning_rate"],
+    ),
+    "agent param type": (
+        HEADER + TRAIN + 'agent_params = { num_envs = "many" }\n',
+        ['field "agent_params"', '"num_envs"', "int"],
+    ),
+    "bad threshold metric": (
+        HEADER + TRAIN + 'threshold = 0.5\nthreshold_on = "speed"\n',
+        ['field "threshold_on"', "allowed: success, return"],
+    ),
+    "missing suite table": (TRAIN, ["[suite]", "missing table"]),
+    "suite field type": (
+        HEADER.replace('"test"', "3") + TRAIN,
+        ["[suite]", 'field "description"', "a string"],
+    ),
+    "no cells": (HEADER, ["no [[cell]] tables"]),
+    "invalid toml": (HEADER + "[[cell]\n", ["not valid TOML"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_malformed_suite_fails_before_any_work(
+    case: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text, needles = BAD_CASES[case]
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    monkeypatch.chdir(tmp_path)  # the default run directory would appear under results/
+    code = main(["run", str(path), "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert err.startswith("scalegym: error:") and "Traceback" not in err
+    assert str(path) in err  # the file ...
+    for needle in needles:  # ... the table, the field and the allowed values
+        assert needle in err, (needle, err)
+    assert out == ""
+    assert not (tmp_path / "results").exists()
+
+
+def test_every_problem_is_reported(tmp_path: Path) -> None:
+    text = HEADER + TRAIN.replace("steps = 1000", 'steps = "x"') + BENCH + "repeats = 0\n"
+    with pytest.raises(SuiteError) as caught:
+        parse_suite(text.encode(), "many.toml")
+    assert len(caught.value.errors) == 2
+    assert all(e.startswith("many.toml: cell[") for e in caught.value.errors)
+
+
+def test_unknown_suite_name_lists_shipped(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "smok"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown suite 'smok'" in err and "smoke" in err and "rearrange" in err
+
+
+def test_missing_suite_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["run", str(tmp_path / "nope.toml")]) == 2
+    assert "no such suite file" in capsys.readouterr().err
