@@ -16,10 +16,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev,peers]"
 	@touch $(STAMP)
 
-# The smoke benchmark; later the smoke suite. Prints the table and the path of its JSON result.
+# The smoke suite: a benchmark and a short PPO run; prints the run directory and the tb command.
 run: $(STAMP)
-	$(BIN)/scalegym bench Rearrange-v0 --batch-sizes 1,256,4096 --steps 128 --repeats 3 \
-		--out results/runs/smoke/$$(date +%Y%m%d-%H%M%S)/bench.json
+	$(BIN)/scalegym run smoke
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

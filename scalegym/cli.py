@@ -9,10 +9,11 @@ import json
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from scalegym.suites.report import write_text_atomic
 
 # Exit codes: 0 success, 1 the command failed while running, 2 bad command line (usage).
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -555,16 +556,7 @@ def _import_user_module(module: str) -> None:
 
 def _write_json(path: Path, obj: dict[str, Any]) -> None:
     """Write atomically so an interrupted run never leaves a truncated file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
 def _fail(message: str, code: int) -> int:

@@ -57,3 +57,10 @@ def test_custom_jax_env_and_plain_gymnasium_env_are_benchmarked(tmp_path, monkey
 def test_readme_opens_with_the_two_commands(command):
     head = README.read_text().split("## Quickstart")[0]
     assert command in head
+
+
+def test_ppo_block_trains_two_seeds():
+    block = next(b for b in python_blocks() if "make_train" in b).replace("200_000", "8_192")
+    namespace: dict = {}
+    exec(compile(block, "README ppo", "exec"), namespace)
+    assert namespace["success"].shape == (2, 4)  # [seeds, updates]

@@ -23,6 +23,7 @@ import optax
 from flax.training.train_state import TrainState
 
 from scalegym.agents.networks import NETWORKS, ActorCritic, RecurrentActorCritic
+from scalegym.agents.normalization import ObsNorm, init_obs_norm, normalize, update_obs_norm
 from scalegym.core.wrappers import EpisodeStatistics
 
 
@@ -97,14 +98,6 @@ class PPOConfig:
         config = dataclasses.replace(self, **changes)
         config.validate()
         return config
-
-
-class ObsNorm(NamedTuple):
-    """Running mean and variance of every obs leaf (Chan's parallel update)."""
-
-    count: jax.Array  # []
-    mean: Any  # like one obs
-    var: Any
 
 
 class Transition(NamedTuple):
@@ -226,45 +219,6 @@ def make_apply(network: nn.Module, recurrent: bool) -> Callable[..., Any]:
     return apply
 
 
-def init_obs_norm(obs: Any) -> ObsNorm:
-    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape[1:], jnp.float32), obs)
-    ones = jax.tree.map(lambda x: jnp.ones(x.shape[1:], jnp.float32), obs)
-    return ObsNorm(jnp.asarray(1e-4, jnp.float32), zeros, ones)
-
-
-def update_obs_norm(norm: ObsNorm, obs: Any) -> ObsNorm:
-    """Merge a batch of obs (leaves [..., *shape]) into the running moments."""
-    first = jax.tree.leaves(obs)[0]
-    leading = first.ndim - jax.tree.leaves(norm.mean)[0].ndim
-    axes = tuple(range(leading))
-    n = jnp.asarray(first.shape[:leading], jnp.float32).prod()
-    total = norm.count + n
-
-    def merge(mean: jax.Array, var: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        b_mean, b_var = x.mean(axes), x.var(axes)
-        delta = b_mean - mean
-        new_mean = mean + delta * n / total
-        m2 = var * norm.count + b_var * n + jnp.square(delta) * norm.count * n / total
-        return new_mean, m2 / total
-
-    merged = jax.tree.map(merge, norm.mean, norm.var, obs)
-    is_pair = lambda x: isinstance(x, tuple)
-    means = jax.tree.map(lambda p: p[0], merged, is_leaf=is_pair)
-    variances = jax.tree.map(lambda p: p[1], merged, is_leaf=is_pair)
-    return ObsNorm(total, means, variances)
-
-
-def normalize(norm: ObsNorm, obs: Any, enabled: bool) -> Any:
-    if not enabled:
-        return obs
-    return jax.tree.map(
-        lambda x, m, v: jnp.clip((x - m) / jnp.sqrt(v + 1e-8), -10.0, 10.0),
-        obs,
-        norm.mean,
-        norm.var,
-    )
-
-
 def episode_metrics(info: dict[str, Any]) -> dict[str, jax.Array]:
     """Sums and counts over the episodes that ended in a rollout (averaged on the host)."""
     ended = info["returned_episode"].astype(jnp.float32)
@@ -278,6 +232,75 @@ def episode_metrics(info: dict[str, Any]) -> dict[str, jax.Array]:
     return metrics
 
 
+def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
+    """Adam with global-norm clipping and, optionally, a linearly annealed learning rate."""
+
+    def schedule(count: jax.Array) -> jax.Array:
+        steps_per_update = config.num_minibatches * config.update_epochs
+        return config.learning_rate * (1.0 - (count // steps_per_update) / config.num_updates)
+
+    return optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm),
+        optax.adam(learning_rate=schedule if config.anneal_lr else config.learning_rate, eps=1e-5),
+    )
+
+
+def make_learn(config: PPOConfig, apply: Callable[..., Any]) -> Callable[..., Any]:
+    """`learn(train_state, traj [T, E], carry0 [E, M], obs_norm, key) -> (train_state, losses)`:
+    GAE, then `update_epochs` passes of minibatch SGD. Shared by the jitted and host paths."""
+    e, t = config.num_envs, config.num_steps
+    carry_width = config.memory if config.recurrent else 1
+    # Feed-forward samples are independent, so minibatches shuffle all T·E of them.
+    seq_len, num_seqs = (t, e) if config.recurrent else (1, t * e)
+    minibatch_seqs = num_seqs // config.num_minibatches
+
+    def learn(
+        train_state: TrainState,
+        traj: Transition,
+        carry0: jax.Array,
+        obs_norm: ObsNorm,
+        key: jax.Array,
+    ) -> tuple[TrainState, dict[str, jax.Array]]:
+        """GAE, then `update_epochs` passes of minibatch SGD over one rollout [T, E]."""
+        advantages, targets = calculate_gae(traj, config.gamma, config.gae_lambda)
+        to_seqs = lambda x: x.reshape(seq_len, num_seqs, *x.shape[2:])
+        traj, advantages, targets = jax.tree.map(to_seqs, (traj, advantages, targets))
+        carries = carry0 if config.recurrent else jnp.zeros((num_seqs, carry_width), jnp.float32)
+        traj = traj._replace(obs=normalize(obs_norm, traj.obs, config.normalize_obs))
+
+        def epoch(carry: tuple[TrainState, jax.Array], _: None):
+            state, key = carry
+            key, k_perm = jax.random.split(key)
+            perm = jax.random.permutation(k_perm, num_seqs)
+
+            def minibatches(x: jax.Array) -> jax.Array:
+                x = jnp.take(x, perm, axis=1)
+                x = x.reshape(x.shape[0], config.num_minibatches, minibatch_seqs, *x.shape[2:])
+                return jnp.swapaxes(x, 0, 1)  # [num_minibatches, seq_len, minibatch_seqs, ...]
+
+            mb = jax.tree.map(minibatches, (traj, advantages, targets))
+            mb_carry = jnp.take(carries, perm, axis=0).reshape(
+                config.num_minibatches, minibatch_seqs, carry_width
+            )
+
+            def step(state: TrainState, xs: tuple) -> tuple[TrainState, dict]:
+                (batch, adv, tgt), c = xs
+                grads, aux = jax.grad(ppo_loss, has_aux=True)(
+                    state.params, apply, c, batch, adv, tgt, config
+                )
+                return state.apply_gradients(grads=grads), aux
+
+            state, aux = jax.lax.scan(step, state, (mb, mb_carry))
+            return (state, key), aux
+
+        (state, _), losses = jax.lax.scan(
+            epoch, (train_state, key), None, length=config.update_epochs
+        )
+        return state, {k: v.mean() for k, v in losses.items()}
+
+    return learn
+
+
 def make_ppo(env: Any, env_params: Any, config: PPOConfig) -> PPO:
     """Build the jittable pieces of a PPO run on a functional env (scalegym or gymnax)."""
     config.validate()
@@ -287,19 +310,8 @@ def make_ppo(env: Any, env_params: Any, config: PPOConfig) -> PPO:
     apply = make_apply(network, config.recurrent)
     e, t = config.num_envs, config.num_steps
     carry_width = config.memory if config.recurrent else 1
-    # Feed-forward samples are independent, so minibatches shuffle all T·E of them.
-    seq_len, num_seqs = (t, e) if config.recurrent else (1, t * e)
-    minibatch_seqs = num_seqs // config.num_minibatches
-
-    def schedule(count: jax.Array) -> jax.Array:
-        steps_per_update = config.num_minibatches * config.update_epochs
-        frac = 1.0 - (count // steps_per_update) / config.num_updates
-        return config.learning_rate * frac if config.anneal_lr else config.learning_rate
-
-    tx = optax.chain(
-        optax.clip_by_global_norm(config.max_grad_norm),
-        optax.adam(learning_rate=schedule if config.anneal_lr else config.learning_rate, eps=1e-5),
-    )
+    tx = make_optimizer(config)
+    learn = make_learn(config, apply)
 
     def init(key: jax.Array) -> RunnerState:
         key, k_net, k_env = jax.random.split(key, 3)
@@ -350,50 +362,6 @@ def make_ppo(env: Any, env_params: Any, config: PPOConfig) -> PPO:
         )
         runner = runner._replace(env_state=env_state, obs=obs, starts=done, carry=carry, key=key)
         return runner, (transition, episode_metrics(info))
-
-    def learn(
-        train_state: TrainState,
-        traj: Transition,
-        carry0: jax.Array,
-        obs_norm: ObsNorm,
-        key: jax.Array,
-    ) -> tuple[TrainState, dict[str, jax.Array]]:
-        """GAE, then `update_epochs` passes of minibatch SGD over one rollout [T, E]."""
-        advantages, targets = calculate_gae(traj, config.gamma, config.gae_lambda)
-        to_seqs = lambda x: x.reshape(seq_len, num_seqs, *x.shape[2:])
-        traj, advantages, targets = jax.tree.map(to_seqs, (traj, advantages, targets))
-        carries = carry0 if config.recurrent else jnp.zeros((num_seqs, carry_width), jnp.float32)
-        traj = traj._replace(obs=normalize(obs_norm, traj.obs, config.normalize_obs))
-
-        def epoch(carry: tuple[TrainState, jax.Array], _: None):
-            state, key = carry
-            key, k_perm = jax.random.split(key)
-            perm = jax.random.permutation(k_perm, num_seqs)
-
-            def minibatches(x: jax.Array) -> jax.Array:
-                x = jnp.take(x, perm, axis=1)
-                x = x.reshape(x.shape[0], config.num_minibatches, minibatch_seqs, *x.shape[2:])
-                return jnp.swapaxes(x, 0, 1)  # [num_minibatches, seq_len, minibatch_seqs, ...]
-
-            mb = jax.tree.map(minibatches, (traj, advantages, targets))
-            mb_carry = jnp.take(carries, perm, axis=0).reshape(
-                config.num_minibatches, minibatch_seqs, carry_width
-            )
-
-            def step(state: TrainState, xs: tuple) -> tuple[TrainState, dict]:
-                (batch, adv, tgt), c = xs
-                grads, aux = jax.grad(ppo_loss, has_aux=True)(
-                    state.params, apply, c, batch, adv, tgt, config
-                )
-                return state.apply_gradients(grads=grads), aux
-
-            state, aux = jax.lax.scan(step, state, (mb, mb_carry))
-            return (state, key), aux
-
-        (state, _), losses = jax.lax.scan(
-            epoch, (train_state, key), None, length=config.update_epochs
-        )
-        return state, {k: v.mean() for k, v in losses.items()}
 
     def update(runner: RunnerState) -> tuple[RunnerState, dict[str, jax.Array]]:
         """One PPO iteration: a rollout of T steps on E envs, then `learn` on it."""

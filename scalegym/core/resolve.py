@@ -79,7 +79,14 @@ def _resolve_gymnasium(env_id: str, overrides: dict[str, Any]) -> ResolvedEnv:
     _check_constructor_kwargs(env_id, creator, overrides)
 
     def make_vector(num_envs: int) -> gymnasium.vector.VectorEnv:
-        return gymnasium.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync", **overrides)
+        # Same-step autoreset, like the JAX envs: the last observation arrives in the step's info.
+        return gymnasium.make_vec(
+            env_id,
+            num_envs=num_envs,
+            vectorization_mode="sync",
+            vector_kwargs={"autoreset_mode": gymnasium.vector.AutoresetMode.SAME_STEP},
+            **overrides,
+        )
 
     return ResolvedEnv(env_id, "host", make_vector=make_vector)
 
