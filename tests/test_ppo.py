@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -16,17 +17,16 @@ import toy_envs  # noqa: F401  (registers ToyChain-v0)
 
 import scalegym
 from scalegym.agents.networks import RecurrentActorCritic, orthogonal
+from scalegym.agents.normalization import init_obs_norm, update_obs_norm
 from scalegym.agents.ppo import (
     PPOConfig,
     Transition,
     build_network,
     calculate_gae,
-    init_obs_norm,
     make_apply,
     make_ppo,
     make_train,
     ppo_loss,
-    update_obs_norm,
 )
 from scalegym.agents.train import train_agent
 
@@ -128,39 +128,48 @@ def test_gae_with_lambda_one_gives_discounted_returns_minus_values() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def behaviour_batch(old_value_offset: float):
-    """A small MLP ActorCritic, its params, and a [T=4, E=5] batch it generated itself."""
-    config = PPOConfig(hidden=(16, 16), clip_eps=0.2, vf_coef=0.5, ent_coef=0.01)
-    network = build_network(config, num_actions=3)
+LOSS_CONFIG = PPOConfig(hidden=(16, 16), clip_eps=0.2, vf_coef=0.5, ent_coef=0.01)
+
+
+@functools.cache
+def behaviour_policy():
+    """A small MLP ActorCritic, its params, and its outputs on a [T=4, E=5] batch of obs."""
+    network = build_network(LOSS_CONFIG, num_actions=3)
     apply = make_apply(network, recurrent=False)
     k_obs, k_net, k_act, k_adv, k_tgt = jax.random.split(jax.random.key(0), 5)
     obs = jax.random.normal(k_obs, (4, 5, 6))  # [T, E, F]
     starts = jnp.zeros((4, 5), bool)
-    params = network.init(k_net, obs[0])
-    carry = jnp.zeros((5, 1))
-    _, logits, values = apply(params, carry, obs, starts)
+    params = jax.jit(network.init)(k_net, obs[0])
+    _, logits, values = jax.jit(apply)(params, jnp.zeros((5, 1)), obs, starts)
     action = jax.random.categorical(k_act, logits).astype(jnp.int32)
     log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), action[..., None], -1)[..., 0]
     advantages = jax.random.normal(k_adv, (4, 5)) * 2.0 + 0.5
     targets = values + jax.random.normal(k_tgt, (4, 5))
+    return params, apply, obs, starts, action, log_prob, advantages, targets, logits, values
+
+
+def behaviour_loss(old_value_offset: float = 0.0, old_log_prob_offset: float = 0.0):
+    """`ppo_loss` metrics on the behaviour batch, with the stored old values/log-probs shifted."""
+    params, apply, obs, starts, action, log_prob, adv, targets, _, values = behaviour_policy()
+    zeros = jnp.zeros((4, 5))
     batch = Transition(
         obs=obs,
         starts=starts,
         action=action,
-        log_prob=log_prob,
-        value=values - old_value_offset,
-        reward=jnp.zeros((4, 5)),
-        terminated=jnp.zeros((4, 5), bool),
-        truncated=jnp.zeros((4, 5), bool),
-        final_value=jnp.zeros((4, 5)),
+        log_prob=log_prob + old_log_prob_offset,
+        value=values + old_value_offset,
+        reward=zeros,
+        terminated=zeros.astype(bool),
+        truncated=zeros.astype(bool),
+        final_value=zeros,
     )
-    return config, params, apply, carry, batch, advantages, targets, logits, values
+    return ppo_loss(params, apply, jnp.zeros((5, 1)), batch, adv, targets, LOSS_CONFIG)
 
 
 def test_ppo_loss_at_the_behaviour_policy() -> None:
     # Old values 0.1 below the new ones: inside clip_eps = 0.2, so value clipping is inactive.
-    config, params, apply, carry, batch, adv, targets, logits, values = behaviour_batch(0.1)
-    total, m = ppo_loss(params, apply, carry, batch, adv, targets, config)
+    total, m = behaviour_loss(old_value_offset=-0.1)
+    *_, targets, logits, values = behaviour_policy()
 
     assert float(m["clip_frac"]) == 0.0
     assert abs(float(m["approx_kl"])) < 1e-6
@@ -180,8 +189,8 @@ def test_ppo_loss_at_the_behaviour_policy() -> None:
 
 def test_ppo_loss_value_clipping_outside_the_trust_region() -> None:
     # Old values 1.0 below: the clipped prediction is old + 0.2 = v - 0.8.
-    config, params, apply, carry, batch, adv, targets, _, values = behaviour_batch(1.0)
-    _, m = ppo_loss(params, apply, carry, batch, adv, targets, config)
+    _, m = behaviour_loss(old_value_offset=-1.0)
+    *_, targets, _, values = behaviour_policy()
     v, t = np.asarray(values), np.asarray(targets)
     expected = 0.5 * np.mean(np.maximum((v - t) ** 2, (v - 0.8 - t) ** 2))
     np.testing.assert_allclose(m["value_loss"], expected, rtol=1e-5)
@@ -189,12 +198,10 @@ def test_ppo_loss_value_clipping_outside_the_trust_region() -> None:
 
 
 def test_ppo_loss_clips_a_doubled_ratio() -> None:
-    config, params, apply, carry, batch, adv, targets, _, _ = behaviour_batch(0.0)
     # The old policy had half the new probability everywhere: ratio == 2 > 1 + clip_eps.
-    batch = batch._replace(log_prob=batch.log_prob - np.log(2.0))
-    _, m = ppo_loss(params, apply, carry, batch, adv, targets, config)
-    a = np.asarray(adv)
-    a = (a - a.mean()) / (a.std() + 1e-8)
+    _, m = behaviour_loss(old_log_prob_offset=-np.log(2.0))
+    adv = np.asarray(behaviour_policy()[6])
+    a = (adv - adv.mean()) / (adv.std() + 1e-8)
     # min(2A, 1.2A) is 1.2A for positive A and 2A for negative A.
     expected_actor = -np.mean(np.where(a > 0, 1.2 * a, 2.0 * a))
     np.testing.assert_allclose(m["actor_loss"], expected_actor, rtol=1e-5)

@@ -93,13 +93,18 @@ class ActorCritic(nn.Module):
     activation: str = "tanh"
     conv: bool = False
 
-    @nn.compact
+    def setup(self) -> None:
+        self.actor_torso = Torso(self.hidden, self.activation, self.conv)
+        self.actor_head = _dense(self.num_actions, 0.01)
+        self.critic_torso = Torso(self.hidden, self.activation, self.conv)
+        self.critic_head = _dense(1, 1.0)
+
     def __call__(self, obs: Any) -> tuple[jax.Array, jax.Array]:
-        actor = Torso(self.hidden, self.activation, self.conv, name="actor_torso")(obs)
-        logits = _dense(self.num_actions, 0.01)(actor)
-        critic = Torso(self.hidden, self.activation, self.conv, name="critic_torso")(obs)
-        value = _dense(1, 1.0)(critic)
-        return logits, value[..., 0]
+        return self.actor_head(self.actor_torso(obs)), self.value(obs)
+
+    def value(self, obs: Any) -> jax.Array:
+        """The critic alone (the bootstrap value of final observations needs no logits)."""
+        return self.critic_head(self.critic_torso(obs))[..., 0]
 
 
 class ResetGRU(nn.Module):

@@ -219,6 +219,19 @@ def make_apply(network: nn.Module, recurrent: bool) -> Callable[..., Any]:
     return apply
 
 
+def make_value(network: nn.Module, recurrent: bool) -> Callable[..., jax.Array]:
+    """(params, carry, obs [E, ...]) → values [E] of observations that start no episode."""
+    if recurrent:
+        apply = make_apply(network, True)
+
+        def value(params: Any, carry: jax.Array, obs: Any) -> jax.Array:
+            starts = jnp.zeros((1, carry.shape[0]), bool)
+            return apply(params, carry, jax.tree.map(lambda x: x[None], obs), starts)[2][0]
+
+        return value
+    return lambda params, carry, obs: network.apply(params, obs, method="value")
+
+
 def episode_metrics(info: dict[str, Any]) -> dict[str, jax.Array]:
     """Sums and counts over the episodes that ended in a rollout (averaged on the host)."""
     ended = info["returned_episode"].astype(jnp.float32)
@@ -308,6 +321,7 @@ def make_ppo(env: Any, env_params: Any, config: PPOConfig) -> PPO:
     num_actions = env.action_space(env_params).n
     network = build_network(config, num_actions)
     apply = make_apply(network, config.recurrent)
+    value_of = make_value(network, config.recurrent)
     e, t = config.num_envs, config.num_steps
     carry_width = config.memory if config.recurrent else 1
     tx = make_optimizer(config)
@@ -345,9 +359,7 @@ def make_ppo(env: Any, env_params: Any, config: PPOConfig) -> PPO:
             env.step, in_axes=(0, 0, 0, None)
         )(jax.random.split(k_env, e), runner.env_state, action, env_params)
         # V(last real obs): equals V(next obs) unless the episode ended this step.
-        _, _, final_value = apply(
-            params, carry, add_time(norm(info["final_observation"])), jnp.zeros((1, e), bool)
-        )
+        final_value = value_of(params, carry, norm(info["final_observation"]))
         done = terminated | truncated
         transition = Transition(
             runner.obs,
@@ -358,7 +370,7 @@ def make_ppo(env: Any, env_params: Any, config: PPOConfig) -> PPO:
             reward.astype(jnp.float32),
             terminated,
             truncated,
-            final_value[0],
+            final_value,
         )
         runner = runner._replace(env_state=env_state, obs=obs, starts=done, carry=carry, key=key)
         return runner, (transition, episode_metrics(info))
