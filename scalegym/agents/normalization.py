@@ -30,17 +30,17 @@ def update_obs_norm(norm: ObsNorm, obs: Any) -> ObsNorm:
     n = jnp.asarray(first.shape[:leading], jnp.float32).prod()
     total = norm.count + n
 
-    def merge(mean: jax.Array, var: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        b_mean, b_var = x.mean(axes), x.var(axes)
-        delta = b_mean - mean
-        new_mean = mean + delta * n / total
-        m2 = var * norm.count + b_var * n + jnp.square(delta) * norm.count * n / total
-        return new_mean, m2 / total
+    def new_mean(mean: jax.Array, x: jax.Array) -> jax.Array:
+        return mean + (x.mean(axes) - mean) * n / total
 
-    merged = jax.tree.map(merge, norm.mean, norm.var, obs)
-    is_pair = lambda x: isinstance(x, tuple)
-    means = jax.tree.map(lambda p: p[0], merged, is_leaf=is_pair)
-    variances = jax.tree.map(lambda p: p[1], merged, is_leaf=is_pair)
+    def new_var(mean: jax.Array, var: jax.Array, x: jax.Array) -> jax.Array:
+        delta = x.mean(axes) - mean
+        m2 = var * norm.count + x.var(axes) * n + jnp.square(delta) * norm.count * n / total
+        return m2 / total
+
+    # Two maps rather than one returning pairs: a tuple observation would look like a pair.
+    means = jax.tree.map(new_mean, norm.mean, obs)
+    variances = jax.tree.map(new_var, norm.mean, norm.var, obs)
     return ObsNorm(total, means, variances)
 
 

@@ -132,15 +132,22 @@ class ChunkedRun:
         config = self.config
         keys = jax.random.split(jax.random.key(self.seed), self.num_seeds)
         runner = jax.jit(jax.vmap(self.ppo.init))(keys)
-        done_updates = 0
-        curve: list[dict[str, Any]] = []
+        meta: dict[str, Any] = {}
         if resume and self.checkpoint_dir and (self.checkpoint_dir / "state.msgpack").exists():
-            runner, done_updates, curve = self.load(runner)
+            runner, meta = self.load(runner)
+        done_updates = int(meta.get("updates", 0))
+        curve: list[dict[str, Any]] = meta.get("curve", [])
+        compile_s, run_s = float(meta.get("compile_s", 0.0)), float(meta.get("run_s", 0.0))
+        start = time.perf_counter()
         total = config.num_updates
         evaluate = jax.jit(jax.vmap(lambda r, k: evaluate_policy(self.ppo, r, k, self.env_params)))
-        compile_s, run_s, start = 0.0, 0.0, time.perf_counter()
         bar = _progress(progress, f"ppo {self.env_id}", total * config.batch_size)
-        last_eval: dict[str, float] = {}
+        evaluated = [c for c in curve if "eval/return" in c]  # a resumed run keeps its last eval
+        last_eval: dict[str, Any] = {
+            k: v
+            for k, v in (evaluated[-1] if evaluated else {}).items()
+            if k.startswith(("eval/", "per_seed"))
+        }
         try:
             while done_updates < total:
                 length = min(self.chunk, total - done_updates)
@@ -165,7 +172,7 @@ class ChunkedRun:
                 if log is not None:
                     log(steps, scalars)
                 if self.checkpoint_dir:
-                    self.save(runner, done_updates, curve)
+                    self.save(runner, done_updates, curve, compile_s, run_s)
                 if bar:
                     bar.update(steps, scalars)
         finally:
@@ -193,20 +200,59 @@ class ChunkedRun:
             "curve": [{k: v for k, v in c.items() if not k.startswith("per_seed")} for c in curve],
         }
 
-    def save(self, runner: RunnerState, done_updates: int, curve: list[dict]) -> None:
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed: env, seeds and the PPO config."""
+        return {
+            "env": self.env_id,
+            "seed": self.seed,
+            "num_seeds": self.num_seeds,
+            "config": _jsonable(self.config.__dict__),
+        }
+
+    def save(
+        self,
+        runner: RunnerState,
+        done_updates: int,
+        curve: list[dict],
+        compile_s: float,
+        run_s: float,
+    ) -> None:
         """Write the runner state and progress atomically (tmp file + rename)."""
         assert self.checkpoint_dir is not None
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        progress = {
+            **self.identity(),
+            "updates": done_updates,
+            "compile_s": compile_s,
+            "run_s": run_s,
+            "curve": curve,
+        }
         for name, data in (
             ("state.msgpack", serialization.to_bytes(jax.device_get(_unwrap_keys(runner)))),
-            ("progress.json", json.dumps({"updates": done_updates, "curve": curve}).encode()),
+            ("progress.json", json.dumps(progress).encode()),
         ):
             tmp = self.checkpoint_dir / f".{name}.tmp"
             tmp.write_bytes(data)
             os.replace(tmp, self.checkpoint_dir / name)
 
-    def load(self, template: RunnerState) -> tuple[RunnerState, int, list[dict]]:
+    def load(self, template: RunnerState) -> tuple[RunnerState, dict[str, Any]]:
+        """The saved runner and progress; ValueError if the checkpoint is of another run."""
         assert self.checkpoint_dir is not None
+        meta = json.loads((self.checkpoint_dir / "progress.json").read_text())
+        expected = self.identity()
+        differ = [k for k in expected if meta.get(k) != expected[k]]
+        if "config" in differ:
+            fields = sorted(
+                f
+                for f in expected["config"]
+                if meta.get("config", {}).get(f) != expected["config"][f]
+            )
+            differ = [*(d for d in differ if d != "config"), *(f"config.{f}" for f in fields)]
+        if differ:
+            raise ValueError(
+                f"checkpoint {self.checkpoint_dir} is of another run: {', '.join(differ)} differ; "
+                "resume with the same env, seeds, steps and agent settings, or start afresh"
+            )
         raw = serialization.from_bytes(
             jax.device_get(_unwrap_keys(template)),
             (self.checkpoint_dir / "state.msgpack").read_bytes(),
@@ -220,8 +266,7 @@ class ChunkedRun:
             template,
             raw,
         )
-        meta = json.loads((self.checkpoint_dir / "progress.json").read_text())
-        return runner, int(meta["updates"]), meta["curve"]
+        return runner, meta
 
 
 def _is_key(x: Any) -> bool:
