@@ -344,7 +344,7 @@ def make_ppo(env: Any, env_params: Any, config: PPOConfig) -> PPO:
             state, env_state, obs, starts, carry, init_obs_norm(obs), key, jnp.int32(0)
         )
 
-    def env_step(runner: RunnerState, _: None) -> tuple[RunnerState, tuple[Transition, dict]]:
+    def env_step(runner: RunnerState, _: None) -> tuple[RunnerState, tuple[Transition, Any, dict]]:
         key, k_act, k_env = jax.random.split(runner.key, 3)
         params = runner.train_state.params
         norm = lambda o: normalize(runner.obs_norm, o, config.normalize_obs)
@@ -358,8 +358,14 @@ def make_ppo(env: Any, env_params: Any, config: PPOConfig) -> PPO:
         obs, env_state, reward, terminated, truncated, info = jax.vmap(
             env.step, in_axes=(0, 0, 0, None)
         )(jax.random.split(k_env, e), runner.env_state, action, env_params)
-        # V(last real obs): equals V(next obs) unless the episode ended this step.
-        final_value = value_of(params, carry, norm(info["final_observation"]))
+        # V(last real obs): equals V(next obs) unless the episode ended this step. A recurrent
+        # critic needs this step's carry; a feed-forward one is batched over the whole rollout
+        # after the scan (same numbers, far fewer small ops per step).
+        final_obs = info["final_observation"]
+        if config.recurrent:
+            final_value = value_of(params, carry, norm(final_obs))
+        else:
+            final_value = jnp.zeros((e,), jnp.float32)
         done = terminated | truncated
         transition = Transition(
             runner.obs,
@@ -373,19 +379,26 @@ def make_ppo(env: Any, env_params: Any, config: PPOConfig) -> PPO:
             final_value,
         )
         runner = runner._replace(env_state=env_state, obs=obs, starts=done, carry=carry, key=key)
-        return runner, (transition, episode_metrics(info))
+        deferred = None if config.recurrent else final_obs
+        episode_info = {k: v for k, v in info.items() if k.startswith("returned_episode")}
+        return runner, (transition, deferred, episode_info)
 
     def update(runner: RunnerState) -> tuple[RunnerState, dict[str, jax.Array]]:
         """One PPO iteration: a rollout of T steps on E envs, then `learn` on it."""
         carry0 = runner.carry
-        runner, (traj, ep) = jax.lax.scan(env_step, runner, None, length=t)
+        runner, (traj, final_obs, episode_info) = jax.lax.scan(env_step, runner, None, length=t)
+        if not config.recurrent:
+            flat = jax.tree.map(lambda x: x.reshape(t * e, *x.shape[2:]), final_obs)
+            flat = normalize(runner.obs_norm, flat, config.normalize_obs)
+            values = value_of(runner.train_state.params, None, flat)
+            traj = traj._replace(final_value=values.reshape(t, e))
         key, k_learn = jax.random.split(runner.key)
         # Learn with the statistics the rollout acted with, then fold the rollout into them.
         state, metrics = learn(runner.train_state, traj, carry0, runner.obs_norm, k_learn)
         obs_norm = runner.obs_norm
         if config.normalize_obs:
             obs_norm = update_obs_norm(obs_norm, traj.obs)
-        metrics.update({k: v.sum() for k, v in ep.items()})
+        metrics.update(episode_metrics(episode_info))  # reduced once per rollout, not per step
         runner = runner._replace(
             train_state=state, key=key, obs_norm=obs_norm, update=runner.update + 1
         )
