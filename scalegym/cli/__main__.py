@@ -1,0 +1,5 @@
+"""`python -m scalegym.cli`."""
+
+from scalegym.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""Shared pieces of the CLI: exit codes, usage errors, option helpers and value parsers."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from scalegym.suites.report import write_text_atomic
+
+# Exit codes: 0 success, 1 the command failed while running, 2 bad command line (usage).
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+DEFAULT_BATCH_SIZES = (1, 64, 1024, 4096, 16384)
+
+
+class UsageError(Exception):
+    """A command-line value that cannot work (unknown env id, bad param); exit code 2."""
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+
+def add_import(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first, e.g. one that registers your env (repeatable)",
+    )
+
+
+def add_progress(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bars on stderr (default: when stderr is a terminal)",
+    )
+
+
+def add_overrides(cmd: argparse.ArgumentParser, flag: str, dest: str, help_text: str) -> None:
+    cmd.add_argument(
+        flag,
+        dest=dest,
+        type=parse_override,
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help=f"{help_text}; VALUE is a Python literal or a string",
+    )
+
+
+def progress_enabled(flag: bool | None) -> bool:
+    return sys.stderr.isatty() if flag is None else flag
+
+
+def print_next_steps(run_dir: Path, *, to_stderr: bool) -> None:
+    stream = sys.stderr if to_stderr else sys.stdout
+    print(f"run directory: {run_dir}", file=stream)
+    print(f"curves: scalegym tb {run_dir}", file=stream)
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+
+def batch_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(b < 1 for b in sizes):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers like 1,64,1024, got {text!r}"
+        )
+    return sizes
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`field=value` with value read as a Python literal (1, 0.5, True, 'x'), else a string."""
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE, got {text!r}")
+    lowered = raw.strip().lower()
+    if lowered in ("true", "false"):
+        return name, lowered == "true"
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+        value = raw
+    return name, value
+
+
+def import_user_module(module: str) -> None:
+    # The user's cwd is where their env module usually lives; a console script does not add it.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise UsageError(f"--import {module}: {err}") from None
+
+
+def write_json(path: Path, obj: dict[str, Any]) -> None:
+    """Write atomically so an interrupted run never leaves a truncated file behind."""
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+def fail(message: str, code: int) -> int:
+    print(f"scalegym: error: {message}", file=sys.stderr)
+    return code

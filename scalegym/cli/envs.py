@@ -1,0 +1,163 @@
+"""`scalegym list` and `scalegym bench`: what is registered and how fast it steps."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from scalegym.cli.common import (
+    DEFAULT_BATCH_SIZES,
+    EXIT_FAILURE,
+    EXIT_OK,
+    UsageError,
+    add_import,
+    add_overrides,
+    add_progress,
+    batch_sizes,
+    fail,
+    import_user_module,
+    positive_int,
+    write_json,
+)
+
+# -------------------------------------------------------------------------------------------- list
+
+
+def add_list_command(commands: Any) -> None:
+    cmd = commands.add_parser(
+        "list", help="list registered scalegym env ids", description="List scalegym env ids."
+    )
+    cmd.add_argument("--json", action="store_true", help="print one JSON object to stdout")
+    cmd.set_defaults(handler=_list)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from scalegym.core import registry
+
+    rows = [_describe_env(env_id) for env_id in registry.list_envs()]
+    if args.json:
+        print(json.dumps({"envs": rows}))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="scalegym envs")
+    for column in ("id", "observation space", "action space"):
+        table.add_column(column)
+    for row in rows:
+        if "error" in row:
+            table.add_row(row["id"], f"[red]unavailable: {row['error']}[/red]", "")
+        else:
+            table.add_row(row["id"], row["observation_space"], row["action_space"])
+    Console().print(table)
+    return EXIT_OK
+
+
+def _describe_env(env_id: str) -> dict[str, str]:
+    from scalegym.core import registry
+
+    try:
+        env, params = registry.make(env_id)
+        return {
+            "id": env_id,
+            "observation_space": repr(env.observation_space(params)),
+            "action_space": repr(env.action_space(params)),
+        }
+    except Exception as err:  # one broken env must not hide the others from the listing
+        return {"id": env_id, "error": f"{type(err).__name__}: {err}"}
+
+
+# ------------------------------------------------------------------------------------------- bench
+
+
+def add_bench_command(commands: Any) -> None:
+    cmd = commands.add_parser(
+        "bench",
+        help="env-only steps per second over batch sizes",
+        description=(
+            "Measure env-only steps per second (random actions pre-sampled, compilation timed "
+            "apart, median over repeats) for a scalegym, gymnax:, module: or gymnasium env id."
+        ),
+    )
+    cmd.add_argument("env_id", metavar="ENV_ID", help="e.g. Rearrange-v0, gymnax:CartPole-v1")
+    cmd.add_argument(
+        "--batch-sizes",
+        type=batch_sizes,
+        default=list(DEFAULT_BATCH_SIZES),
+        metavar="B1,B2,...",
+        help=f"comma-separated batch sizes (default {','.join(map(str, DEFAULT_BATCH_SIZES))})",
+    )
+    cmd.add_argument("--steps", type=positive_int, default=256, help="steps per timed run")
+    cmd.add_argument("--repeats", type=positive_int, default=5, help="timed runs per batch size")
+    cmd.add_argument("--seed", type=int, default=0, help="seed for actions and resets")
+    add_overrides(cmd, "--set", "overrides", "env param override (repeatable)")
+    add_import(cmd)
+    cmd.add_argument("--out", type=Path, metavar="PATH", help="also write the JSON to PATH")
+    cmd.add_argument("--json", action="store_true", help="print one JSON object to stdout")
+    add_progress(cmd)
+    cmd.set_defaults(handler=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from scalegym.core.resolve import resolve_env
+    from scalegym.suites.measures import bench_report
+
+    for module in args.imports:
+        import_user_module(module)
+    overrides = dict(args.overrides)
+    try:
+        resolved = resolve_env(args.env_id, **overrides)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    except ImportError as err:
+        return fail(str(err), EXIT_FAILURE)
+    try:
+        report = bench_report(
+            resolved,
+            args.batch_sizes,
+            args.steps,
+            args.repeats,
+            args.seed,
+            overrides=overrides,
+            progress=args.progress,
+        )
+    except (ValueError, TypeError, RuntimeError, MemoryError, ImportError) as err:
+        # Failures of the user's env or of the device (e.g. out of memory at a large batch).
+        return fail(f"bench {args.env_id} failed: {type(err).__name__}: {err}", EXIT_FAILURE)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        _print_bench_table(report)
+    if args.out is not None:
+        write_json(args.out, report)
+        print(f"results: {args.out}", file=sys.stderr if args.json else sys.stdout)
+    return EXIT_OK
+
+
+def _print_bench_table(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{report['env']} ({report['kind']}): env steps per second")
+    table.add_column("batch size", justify="right")
+    table.add_column("median SPS", justify="right")
+    table.add_column("min – max SPS", justify="right")
+    table.add_column("compile s", justify="right")
+    for row in report["results"]:
+        table.add_row(
+            f"{row['batch_size']:,}",
+            f"{row['sps']:,.0f}",
+            f"{row['sps_min']:,.0f} – {row['sps_max']:,.0f}",
+            f"{row['compile_s']:.2f}",
+        )
+    console = Console()
+    console.print(table)
+    device = report["device"]
+    console.print(
+        f"device: {device['backend']} ({device['device_kind']}) x{device['num_devices']}, "
+        f"{device['cpu_count']} CPUs, {device['processor']}; jax {report['jax']}; "
+        f"{report['num_steps']} steps x {report['repeats']} repeats"
+    )

@@ -1,0 +1,262 @@
+"""`scalegym run`, `train`, `report` and `tb`: suites, training runs and their results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from scalegym.cli.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    UsageError,
+    add_import,
+    add_overrides,
+    add_progress,
+    fail,
+    import_user_module,
+    positive_int,
+    print_next_steps,
+    progress_enabled,
+    write_json,
+)
+
+# --------------------------------------------------------------------------------------------- run
+
+
+def add_run_command(commands: Any) -> None:
+    cmd = commands.add_parser(
+        "run",
+        help="run a suite (shipped name or TOML file) and write its results",
+        description=(
+            "Run a suite: validate it, then run its cells in order, writing "
+            "results/runs/<suite>/<stamp>/ (manifest.json, results.jsonl, summary.csv, report.md, "
+            "tb/<cell>/). Exit code 1 when a cell failed, 2 for an invalid suite."
+        ),
+    )
+    cmd.add_argument(
+        "suite",
+        nargs="?",
+        metavar="SUITE|FILE",
+        help="a shipped suite (smoke, rearrange, ...) or a path to a suite .toml; "
+        "optional with --resume (the run's own copy is used)",
+    )
+    cmd.add_argument("--out", type=Path, metavar="DIR", help="the run directory (default: stamped)")
+    cmd.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR", help="continue a run, skipping finished cells"
+    )
+    add_import(cmd)
+    cmd.add_argument("--json", action="store_true", help="print one JSON object to stdout")
+    add_progress(cmd)
+    cmd.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from scalegym.suites import report
+    from scalegym.suites.runner import SUITE_COPY, RunDirError, run_suite
+    from scalegym.suites.spec import SuiteError, load_suite
+
+    for module in args.imports:
+        import_user_module(module)
+    if args.suite is None and args.resume is None:
+        raise UsageError("give a SUITE name or .toml file, or --resume RUN_DIR")
+    if args.resume is not None and args.out is not None:
+        raise UsageError("--out starts a new run and --resume continues one; give only one")
+    if args.resume is not None and not (args.resume / report.MANIFEST).is_file():
+        raise UsageError(f"--resume {args.resume}: not a run directory (no {report.MANIFEST})")
+    source = args.suite if args.suite is not None else args.resume / SUITE_COPY
+    try:
+        spec = load_suite(source)  # every cell validated before any work starts
+        run_dir = run_suite(
+            spec,
+            out_dir=args.out,
+            resume_dir=args.resume,
+            progress=progress_enabled(args.progress),
+            command=args.command_line,
+        )
+    except (SuiteError, RunDirError) as err:  # the input, not the run, is wrong
+        raise UsageError(str(err)) from None
+    latest = report.latest_records(report.read_records(run_dir / report.RESULTS))
+    records = [latest[cell.name] for cell in spec.cells if cell.name in latest]
+    failed = sum(record["status"] != "ok" for record in records)
+    if args.json:
+        print(json.dumps({"run_dir": str(run_dir), "cells": records, "failed": failed}))
+    else:
+        print((run_dir / report.REPORT).read_text())
+    print_next_steps(run_dir, to_stderr=args.json)
+    if failed:
+        return fail(f"{failed} cell(s) failed; see {run_dir / report.REPORT}", EXIT_FAILURE)
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------- train
+
+
+def add_train_command(commands: Any) -> None:
+    cmd = commands.add_parser(
+        "train",
+        help="train an agent on an env over seeds, with TensorBoard curves",
+        description=(
+            "Train an agent (PPO) on any env id for a budget of env steps per seed; all seeds "
+            "in one compiled call. Writes <out>/tb (TensorBoard), <out>/checkpoint and "
+            "<out>/result.json."
+        ),
+    )
+    cmd.add_argument("env_id", metavar="ENV_ID", help="e.g. Rearrange-v0, gymnax:CartPole-v1")
+    cmd.add_argument("--agent", default="ppo", help="the agent (default ppo)")
+    cmd.add_argument(
+        "--steps", type=positive_int, default=1_000_000, help="env steps per seed (default 1M)"
+    )
+    cmd.add_argument("--seeds", type=positive_int, default=1, help="seeds trained together")
+    cmd.add_argument("--seed", type=int, default=0, help="first seed")
+    add_overrides(cmd, "--set", "overrides", "env param override (repeatable)")
+    add_overrides(cmd, "--agent-set", "agent_overrides", "agent config override (repeatable)")
+    cmd.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="run directory (default results/runs/train/<env>/<stamp>/)",
+    )
+    cmd.add_argument(
+        "--resume", action="store_true", help="continue from the checkpoint in --out DIR"
+    )
+    add_import(cmd)
+    cmd.add_argument("--json", action="store_true", help="print one JSON object to stdout")
+    add_progress(cmd)
+    cmd.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from scalegym.core.resolve import resolve_env
+    from scalegym.suites.runner import DEFAULT_ROOT, new_run_dir
+    from scalegym.suites.spec import agent_param_problems
+    from scalegym.suites.tensorboard import TensorBoardLogger
+
+    for module in args.imports:
+        import_user_module(module)
+    env_overrides, agent_overrides = dict(args.overrides), dict(args.agent_overrides)
+    try:
+        resolve_env(args.env_id, **env_overrides)  # bad ids and params fail before any work
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    problems = agent_param_problems(args.agent, agent_overrides)
+    if problems:
+        raise UsageError(f"--agent-set: {'; '.join(problems)}")
+    if args.resume and args.out is None:
+        raise UsageError("--resume continues the run in --out DIR; give --out")
+    if args.out is not None and not args.resume and _holds_training(args.out):
+        raise UsageError(f"{args.out} already holds a training run; add --resume or pick --out")
+    run_dir = args.out
+    if run_dir is None:
+        run_dir = new_run_dir(DEFAULT_ROOT / "train" / re.sub(r"[^A-Za-z0-9_.-]", "_", args.env_id))
+    from scalegym.agents.train import train_agent
+
+    try:
+        with TensorBoardLogger(run_dir / "tb") as logger:
+            result = train_agent(
+                args.env_id,
+                args.agent,
+                total_steps=args.steps,
+                num_seeds=args.seeds,
+                seed=args.seed,
+                env_overrides=env_overrides,
+                agent_overrides=agent_overrides,
+                log=logger.log_scalars,
+                checkpoint_dir=run_dir / "checkpoint",
+                resume=args.resume,
+                progress=progress_enabled(args.progress),
+            )
+    except ValueError as err:  # train_agent's verdict on the agent name or its config
+        raise UsageError(str(err)) from None
+    except (TypeError, RuntimeError, MemoryError) as err:
+        return fail(f"train {args.env_id} failed: {type(err).__name__}: {err}", EXIT_FAILURE)
+    write_json(
+        run_dir / "result.json", {**result, "run_dir": str(run_dir), "command": args.command_line}
+    )
+    keys = ("env", "agent", "steps", "sps", "compile_s", "seeds", "final")
+    summary = {key: result.get(key) for key in keys} | {"run_dir": str(run_dir)}
+    if args.json:
+        print(json.dumps(summary, default=float))
+    else:
+        _print_train_summary(summary, result.get("wall_s"))
+    print_next_steps(run_dir, to_stderr=args.json)
+    return EXIT_OK
+
+
+def _holds_training(out: Path) -> bool:
+    checkpoint = out / "checkpoint"
+    return (out / "result.json").exists() or (checkpoint.is_dir() and any(checkpoint.iterdir()))
+
+
+def _print_train_summary(summary: dict[str, Any], wall_s: float | None) -> None:
+    final = summary.get("final") or {}
+    parts = [f"return {final.get('return', float('nan')):.3f}"]
+    if final.get("success") is not None:
+        parts.append(f"success {final['success']:.3f}")
+    print(
+        f"{summary['env']} {summary['agent']}: {summary['seeds']} seed(s) x "
+        f"{summary['steps']:,} env steps; final {', '.join(parts)}; "
+        f"{summary['sps']:,.0f} env steps/s (compile {summary['compile_s']:.1f} s"
+        + (f", wall {wall_s:.0f} s)" if wall_s is not None else ")")
+    )
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def add_report_command(commands: Any) -> None:
+    cmd = commands.add_parser(
+        "report",
+        help="rewrite a run's summary.csv and report.md and print the report",
+        description="Regenerate summary.csv and report.md from a run's results.jsonl.",
+    )
+    cmd.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a results/runs/... directory")
+    cmd.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from scalegym.suites.report import write_outputs
+
+    try:
+        _, report_path = write_outputs(args.run_dir)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    print(report_path.read_text())
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------- tb
+
+
+def add_tb_command(commands: Any) -> None:
+    cmd = commands.add_parser(
+        "tb",
+        help="serve a run's TensorBoard curves on 127.0.0.1",
+        description="Start TensorBoard on RUN_DIR/tb, print its URL, and serve until Ctrl-C.",
+    )
+    cmd.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run or train directory")
+    cmd.add_argument("--port", type=int, default=None, help="port (default: first free from 6006)")
+    cmd.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    cmd.set_defaults(handler=_tb)
+
+
+def _tb(args: argparse.Namespace) -> int:
+
+    from scalegym.suites.tensorboard import launch_tensorboard
+
+    log_dir = args.run_dir / "tb"
+    if not log_dir.is_dir():
+        raise UsageError(f"{args.run_dir}: no tb/ folder; give a directory written by run or train")
+    try:
+        url = launch_tensorboard(log_dir, host=args.host, port=args.port)
+    except Exception as err:  # e.g. the port is taken: TensorBoard raises its own error types
+        return fail(f"TensorBoard did not start: {err}", EXIT_FAILURE)
+    print(f"TensorBoard for {args.run_dir} at {url} (Ctrl-C to stop)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return EXIT_OK
