@@ -77,6 +77,9 @@ def write_outputs(run_dir: str | Path) -> tuple[Path, Path]:
     writer.writerows(rows)
     summary = write_text_atomic(run_dir / SUMMARY, buffer.getvalue())
     report = write_text_atomic(run_dir / REPORT, render_report(run_dir, manifest, latest))
+    from scalegym.suites.plots import write_plots  # matplotlib loads only when a run reports
+
+    write_plots(run_dir, latest)
     return summary, report
 
 
