@@ -71,6 +71,7 @@ def curve_figure(plt: Any, name: str, env: str, curve: list[dict[str, Any]]) -> 
         twin.plot(*zip(*success, strict=True), "--", color="tab:green", label="train/success")
         twin.set(ylabel="success", ylim=(0, 1.05))
         twin.legend(loc="lower right")
-    ax.legend(loc="upper left")
+    if ax.get_legend_handles_labels()[0]:  # a stand-in curve may carry success only
+        ax.legend(loc="upper left")
     ax.grid(True, alpha=0.3)
     return fig
