@@ -81,7 +81,7 @@ def train_host(
         "sps": steps * num_seeds / run_s if run_s else None,
         "compile_s": sum(r["compile_s"] for r in runs),
         "wall_s": sum(r["wall_s"] for r in runs),
-        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.__dict__.items()},
+        "config": config.as_dict(),
         "final": {
             "return": float(np.mean(returns)),
             "success": None,

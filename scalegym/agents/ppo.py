@@ -84,6 +84,13 @@ class PPOConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"PPOConfig.{name}={getattr(self, name)!r}: allowed: > 0")
 
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as JSON-ready values (tuples become lists), for records and checkpoints."""
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in dataclasses.fields(self)
+        }
+
     def replace(self, **changes: Any) -> PPOConfig:
         """A copy with `changes`; unknown names raise ValueError listing the fields."""
         fields = {f.name for f in dataclasses.fields(self)}

@@ -195,7 +195,7 @@ class ChunkedRun:
             "sps": steps * self.num_seeds / run_s if run_s else None,
             "compile_s": compile_s,
             "wall_s": time.perf_counter() - start,
-            "config": _jsonable(config.__dict__),
+            "config": config.as_dict(),
             "final": final,
             "curve": [{k: v for k, v in c.items() if not k.startswith("per_seed")} for c in curve],
         }
@@ -206,7 +206,7 @@ class ChunkedRun:
             "env": self.env_id,
             "seed": self.seed,
             "num_seeds": self.num_seeds,
-            "config": _jsonable(self.config.__dict__),
+            "config": self.config.as_dict(),
         }
 
     def save(
@@ -388,11 +388,3 @@ class _Bar:
 
 def _progress(enabled: bool, description: str, total: int) -> _Bar | None:
     return _Bar(description, total) if enabled else None
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, tuple | list):
-        return [_jsonable(v) for v in obj]
-    return obj
