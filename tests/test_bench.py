@@ -159,7 +159,7 @@ def test_unknown_id_says_what_it_is_not_and_suggests(toy_registered: str) -> Non
     with pytest.raises(ValueError) as err:
         resolve_env("ToyThng-v0")
     message = str(err.value)
-    assert "scalegym, gymnax or gymnasium" in message
+    assert "scalegym, peer or gymnasium" in message and "xminigrid:" in message
     assert "'ToyThing-v0'" in message
 
 
@@ -172,17 +172,77 @@ def test_functional_class_detection() -> None:
 # -------------------------------------------------------------------------------------- measures
 
 
-def test_rollout_auto_resets_and_sums_rewards() -> None:
-    env, params = ChainEnv(), ChainParams(length=3)
+def test_rollout_checksum_counts_obs_reward_and_flags() -> None:
+    env, params = ChainEnv(), ChainParams(length=3, max_steps_in_episode=5)
     batch, steps = 4, 10
     _, state = jax.vmap(env.reset, in_axes=(0, None))(
         jax.random.split(jax.random.key(0), batch), params
     )
     actions = jnp.ones((steps, batch), jnp.int32)  # always right: the goal every 2 steps
     keys = jax.random.split(jax.random.key(1), (steps, batch))
-    state, total = jax.jit(make_rollout(env))(state, actions, keys, params)
-    assert float(total) == batch * steps / 2
-    assert state.position.shape == (batch,)
+    final, total = jax.jit(make_rollout(env))(state, actions, keys, params)
+    # Per env and 2 steps: obs 0.5 then the reset obs 0.0, reward 0 then 1, one termination.
+    assert float(total) == batch * (steps // 2) * (0.5 + 0.0 + 1.0 + 1.0)
+    assert final.position.shape == (batch,)
+
+    # Truncation counts too: always left never reaches the goal; the limit cuts at step 5.
+    _, total = jax.jit(make_rollout(env))(state, 1 - actions, keys, params)
+    assert float(total) == batch * 2  # obs 0 throughout, reward 0, two truncations per env
+
+
+@struct.dataclass
+class WideObsParams:
+    length: int = 4
+    max_steps_in_episode: int = 20
+
+
+class WideObsChain(ChainEnv):
+    """ChainEnv with a [64] observation; `expensive` runs 400 rounds of sin/cos to make it."""
+
+    def __init__(self, expensive: bool):
+        self.expensive = expensive
+
+    @property
+    def default_params(self) -> WideObsParams:
+        return WideObsParams()
+
+    def get_obs(self, state: ChainState, params: Any, key: Any = None) -> jax.Array:
+        x = state.position.astype(jnp.float32) + jnp.linspace(0.0, 1.0, 64, dtype=jnp.float32)
+        if self.expensive:
+            x = jax.lax.fori_loop(0, 400, lambda _, y: jnp.sin(y) + 0.5 * jnp.cos(y), x)
+        return x
+
+    def observation_space(self, params: Any = None) -> spaces.Box:
+        return spaces.Box(-2.0, 2.0, (64,))
+
+
+def test_rollout_keeps_the_observation_that_xla_would_drop() -> None:
+    env = WideObsChain(expensive=True)
+    params = env.default_params
+    _, state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(jax.random.key(0), 8), params
+    )
+    actions = jnp.ones((4, 8), jnp.int32)
+    keys = jax.random.split(jax.random.key(1), (4, 8))
+
+    def reward_only(state: Any, actions: Any, keys: Any, params: Any) -> tuple[Any, jax.Array]:
+        def one(carry: Any, xs: Any) -> tuple[Any, None]:
+            out = jax.vmap(env.step, in_axes=(0, 0, 0, None))(xs[1], carry[0], xs[0], params)
+            return (out[1], carry[1] + out[2].sum()), None
+
+        return jax.lax.scan(one, (state, jnp.float32(0)), (actions, keys))[0]
+
+    compiled = lambda fn: jax.jit(fn).lower(state, actions, keys, params).compile().as_text()
+    # The old harness's shape: XLA deletes the observation, sin and cos included.
+    assert "sine" not in compiled(reward_only)
+    assert "sine" in compiled(make_rollout(env))
+
+
+def test_expensive_observation_benches_slower() -> None:
+    cheap = bench_jax_env(WideObsChain(False), WideObsParams(), [64], num_steps=16, repeats=3)
+    dear = bench_jax_env(WideObsChain(True), WideObsParams(), [64], num_steps=16, repeats=3)
+    # 400 rounds of sin/cos on 64 floats per env step against a handful of integer ops.
+    assert dear[0]["sps"] < cheap[0]["sps"]
 
 
 @pytest.mark.parametrize("env_id", ["TestChain-v0", "gymnax:CartPole-v1"])

@@ -149,6 +149,54 @@ def test_egocentric_wall_view_matches_rotated_grid():
         np.testing.assert_array_equal(view, expected, err_msg=f"facing {facing}")
 
 
+def reference_view(env, state, params) -> np.ndarray:
+    """The [V, V, 4] view built the slow way: paint a padded world grid, cut, rotate."""
+    h, w, v = params.height, params.width, params.view_size
+    r = v // 2
+    walls = np.asarray(params.pool.walls[int(state.layout)]).reshape(h, w)
+    world = np.zeros((h + 2 * r, w + 2 * r, 4), np.float32)
+    world[..., 0] = np.pad(walls, r, constant_values=True)
+    held = int(state.held)
+    cells = zip(np.asarray(state.obj_pos), np.asarray(state.goal_pos), strict=True)
+    for k, (obj, goal) in enumerate(cells):
+        on_goal = obj == goal and k != held
+        if on_goal:
+            world[obj // w + r, obj % w + r, 3] = 1.0
+        else:
+            world[goal // w + r, goal % w + r, 2] = 1.0
+            if k != held:
+                world[obj // w + r, obj % w + r, 1] = 1.0
+    row, col = divmod(int(state.agent_pos), w)
+    window = world[row : row + v, col : col + v]  # centred on the agent (padding shifts by r)
+    return np.rot90(window, k=int(state.agent_dir))
+
+
+def test_egocentric_view_matches_painted_grid_on_random_states():
+    """All four channels, with several objects, held ones and ones resting on their goals."""
+    env, params = scalegym.make("Rearrange-v0", height=9, width=9, num_objects=3, pool_size=8)
+    rng = np.random.default_rng(0)
+    get_obs = jax.jit(env.get_obs)
+    checked_on_goal = checked_held = 0
+    for i in range(200):
+        _, state = env.reset(jax.random.key(i), params)
+        free = np.asarray(params.pool.free_cells[int(state.layout)])
+        free = free[: int(params.pool.num_free[int(state.layout)])]
+        obj = rng.choice(free, 3, replace=False)
+        goal = np.where(rng.random(3) < 0.4, obj, rng.choice(free, 3, replace=False))
+        held = int(rng.integers(-1, 3))
+        state = state.replace(
+            obj_pos=jnp.asarray(obj, jnp.int32),
+            goal_pos=jnp.asarray(goal, jnp.int32),
+            held=jnp.int32(held),
+            agent_dir=jnp.int32(i % 4),
+        )
+        checked_on_goal += int(np.any((obj == goal) & (np.arange(3) != held)))
+        checked_held += held >= 0
+        view = np.asarray(get_obs(state, params)["view"])
+        np.testing.assert_array_equal(view, reference_view(env, state, params), err_msg=str(i))
+    assert checked_on_goal > 20 and checked_held > 20
+
+
 def test_vector_points_to_target_in_agent_frame():
     env, params = room_env()
     state = room_state(agent=(4, 1), facing=1, obj=(1, 4), goal=(5, 5))  # facing east

@@ -79,7 +79,9 @@ def add_bench_command(commands: Any) -> None:
         help="env-only steps per second over batch sizes",
         description=(
             "Measure env-only steps per second (random actions pre-sampled, compilation timed "
-            "apart, median over repeats) for a scalegym, gymnax:, module: or gymnasium env id."
+            "apart, median over repeats; every observation leaf, the reward and the done flags "
+            "feed the result, as an agent reads them) for a scalegym, gymnax:, xminigrid:, "
+            "navix:, module: or gymnasium env id."
         ),
     )
     cmd.add_argument("env_id", metavar="ENV_ID", help="e.g. Rearrange-v0, gymnax:CartPole-v1")
@@ -95,6 +97,13 @@ def add_bench_command(commands: Any) -> None:
     cmd.add_argument("--seed", type=int, default=0, help="seed for actions and resets")
     add_overrides(cmd, "--set", "overrides", "env param override (repeatable)")
     add_import(cmd)
+    cmd.add_argument(
+        "--no-obs",
+        dest="consume_obs",
+        action="store_false",
+        help="diagnostic: leave the observation out of what each step must produce (XLA then "
+        "drops it); the difference to the default is what the observation costs",
+    )
     cmd.add_argument("--out", type=Path, metavar="PATH", help="also write the JSON to PATH")
     cmd.add_argument("--json", action="store_true", help="print one JSON object to stdout")
     add_progress(cmd)
@@ -123,6 +132,7 @@ def _bench(args: argparse.Namespace) -> int:
             args.seed,
             overrides=overrides,
             progress=args.progress,
+            consume_obs=args.consume_obs,
         )
     except (ValueError, TypeError, RuntimeError, MemoryError, ImportError) as err:
         # Failures of the user's env or of the device (e.g. out of memory at a large batch).
@@ -159,5 +169,6 @@ def _print_bench_table(report: dict[str, Any]) -> None:
     console.print(
         f"device: {device['backend']} ({device['device_kind']}) x{device['num_devices']}, "
         f"{device['cpu_count']} CPUs, {device['processor']}; jax {report['jax']}; "
-        f"{report['num_steps']} steps x {report['repeats']} repeats"
+        f"{report['num_steps']} steps x {report['repeats']} repeats; "
+        f"each step consumes: {report['consumes']}"
     )

@@ -4,6 +4,10 @@ An env subclass writes `reset_env`, `step_env` (no auto-reset) and `is_truncated
 owns auto-reset, keeps `terminated` and `truncated` apart, and puts the last real observation of an
 episode in `info["final_observation"]`. All methods are pure: params and keys are passed in, never
 stored on the env or in its state.
+
+An env whose observation is a function of its state alone sets `obs_from_state = True`; `step` then
+computes the observation once, from the state the agent continues from, instead of computing both
+the reset's and the step's observation and selecting between them under `vmap`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from scalegym.core import spaces
+from scalegym.core.fusion import compute_once
 
 
 @struct.dataclass
@@ -40,6 +45,10 @@ def select_tree(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
 class Environment(Generic[TEnvState, TEnvParams]):
     """Base class of every scalegym env (signatures and return tuples are gymnax 1.0's)."""
 
+    # True when `get_obs(state, params)` is the observation `step_env`/`reset_env` return, with no
+    # key involved (not so for envs that emit noisy observations).
+    obs_from_state: bool = False
+
     @property
     def default_params(self) -> TEnvParams:
         return EnvParams()  # type: ignore[return-value]
@@ -61,7 +70,13 @@ class Environment(Generic[TEnvState, TEnvParams]):
         done = jnp.logical_or(terminated, truncated)
         obs_re, state_re = self.reset_env(key_reset, params)
         state = select_tree(done, state_re, state_st)
-        obs = select_tree(done, obs_re, obs_st)
+        if self.obs_from_state:
+            # One observation instead of two plus a select; `compute_once` keeps XLA from
+            # re-running the step and the reset inside every observation element.
+            state = compute_once(state)
+            obs = self.get_obs(state, params)
+        else:
+            obs = select_tree(done, obs_re, obs_st)
         info = {**info, "final_observation": obs_st}
         return obs, state, reward, terminated, truncated, info
 

@@ -1,4 +1,4 @@
-"""Turn any env id (scalegym, `gymnax:`, `module:`, gymnasium) into a jitted or a host env."""
+"""Turn any env id (scalegym, gymnax/xminigrid/navix peers, `module:`, gymnasium) into an env."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import gymnasium
 
-from scalegym.core import registry
+from scalegym.core import peers, registry
 from scalegym.core.environment import Environment
 
 SCALEGYM_NAMESPACE = "scalegym/"
@@ -32,13 +32,18 @@ class ResolvedEnv:
 def resolve_env(env_id: str, **overrides: Any) -> ResolvedEnv:
     """Resolve `env_id`, applying `overrides` to its params (jax) or constructor (host).
 
-    Rules, in order: `gymnax:Name` → gymnax; a scalegym id → `scalegym.make`; `scalegym/X` → the
-    scalegym id X; `module:Name-vN` → import `module` (which registers the env), then resolve
-    `Name-vN`; a gymnasium id whose entry point is a functional env class (scalegym or gymnax
-    style) → jax; any other gymnasium id → host (a synchronous gymnasium vector env).
+    Rules, in order: `gymnax:Name` → gymnax; `xminigrid:Id` → XLand-MiniGrid and `navix:Id` →
+    NAVIX (`scalegym.core.peers`, benchmarking only); a scalegym id → `scalegym.make`;
+    `scalegym/X` → the scalegym id X; `module:Name-vN` → import `module` (which registers the env),
+    then resolve `Name-vN`; a gymnasium id whose entry point is a functional env class (scalegym or
+    gymnax style) → jax; any other gymnasium id → host (a synchronous gymnasium vector env).
     """
     if env_id.startswith(registry.GYMNAX_PREFIX):
         env, params = registry.make(env_id, **overrides)
+        return ResolvedEnv(env_id, "jax", env=env, params=params)
+    # Before the `module:` rule, which would otherwise import xminigrid/navix and look up the rest.
+    if peers.is_peer_id(env_id):
+        env, params = peers.make_peer(env_id, **overrides)
         return ResolvedEnv(env_id, "jax", env=env, params=params)
     if env_id in registry.list_envs():
         env, params = registry.make(env_id, **overrides)
@@ -149,6 +154,7 @@ def _unknown_id_message(env_id: str) -> str:
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     known = ", ".join(scalegym_ids) or "none"
     return (
-        f"unknown env id {env_id!r}: not a scalegym, gymnax or gymnasium id{hint} "
-        f"(scalegym ids: {known}; gymnax ids look like 'gymnax:CartPole-v1')"
+        f"unknown env id {env_id!r}: not a scalegym, peer or gymnasium id{hint} "
+        f"(scalegym ids: {known}; peer ids look like 'gymnax:CartPole-v1', "
+        f"'{peers.XMINIGRID_PREFIX}MiniGrid-Empty-8x8' or '{peers.NAVIX_PREFIX}Navix-Empty-8x8-v0')"
     )

@@ -63,6 +63,10 @@ class Wrapper(Environment):
         if validate is not None:
             validate(params)
 
+    @property
+    def obs_from_state(self) -> bool:  # type: ignore[override]
+        return bool(getattr(self._env, "obs_from_state", False))
+
     def is_truncated(self, state: Any, params: Any) -> jax.Array:
         return self._env.is_truncated(self._inner_state(state), params)
 

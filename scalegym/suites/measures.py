@@ -3,6 +3,10 @@
 Measured the XLand-MiniGrid way: random actions and step keys pre-sampled outside the timed region,
 one jitted `lax.scan` over vmapped steps (auto-reset inside), compilation timed apart, every run
 ended by `block_until_ready`, and the median over repeats reported with its min and max.
+
+A step counts only with what an agent reads from it: every observation leaf, the reward and the
+terminated/truncated flags are folded into a checksum that the rollout returns. Without that, XLA
+deletes the observation as dead code and the figure measures a step no agent could use.
 """
 
 from __future__ import annotations
@@ -24,9 +28,23 @@ import numpy as np
 
 from scalegym.core.resolve import ResolvedEnv
 
-# Distributions whose versions go next to every number; gymnax only where installed.
-_VERSIONED = ("jax", "jaxlib", "flax", "optax", "gymnasium", "numpy", "scalegym", "gymnax")
-_OPTIONAL = {"gymnax"}
+# Distributions whose versions go next to every number; the peers only where installed.
+_VERSIONED = (
+    "jax",
+    "jaxlib",
+    "flax",
+    "optax",
+    "gymnasium",
+    "numpy",
+    "scalegym",
+    "gymnax",
+    "xminigrid",
+    "navix",
+)
+_OPTIONAL = {"gymnax", "xminigrid", "navix"}
+# What every timed step feeds into the rollout's result (recorded in each report).
+CONSUMED = "observation, reward, terminated, truncated"
+CONSUMED_WITHOUT_OBS = "reward, terminated, truncated (diagnostic: observation not consumed)"
 
 
 def bench_jax_env(
@@ -39,15 +57,18 @@ def bench_jax_env(
     *,
     warmup: int = 1,
     progress: bool | None = None,
+    consume_obs: bool = True,
 ) -> list[dict[str, Any]]:
     """Env steps per second of a functional (scalegym or gymnax) env, one record per batch size.
 
     Each record: `batch_size`, `sps` (median over `repeats` of B·num_steps/seconds), `sps_min`,
     `sps_max`, `compile_s`, `repeats`, `num_steps`. `warmup` untimed runs precede the timed ones.
     `progress=None` shows a progress bar on stderr only when stderr is a terminal.
+    `consume_obs=False` is a diagnostic: XLA then drops the observation, and the difference to
+    the default is what the observation costs.
     """
     _check_sizes(batch_sizes, num_steps, repeats)
-    rollout = jax.jit(make_rollout(env))
+    rollout = jax.jit(make_rollout(env, consume_obs=consume_obs))
     batch_reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
     sample_action = jax.vmap(jax.vmap(env.action_space(params).sample))
     records = []
@@ -78,26 +99,47 @@ def bench_jax_env(
     return records
 
 
-def make_rollout(env: Any) -> Callable[..., tuple[Any, jax.Array]]:
-    """`rollout(state, actions, keys, params)` over `[T, B]` inputs → (final state, reward sum)."""
+def make_rollout(env: Any, *, consume_obs: bool = True) -> Callable[..., tuple[Any, jax.Array]]:
+    """`rollout(state, actions, keys, params)` over `[T, B]` inputs → (final state, checksum).
+
+    The checksum (float32 []) sums every observation leaf, the reward and the done flags of every
+    step, so each of them must be computed; it is not a return (see `step_checksum`). With
+    `consume_obs=False` (diagnostic only) the observation is left out and XLA drops it.
+    """
     batch_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
     def rollout(state: Any, actions: Any, keys: jax.Array, params: Any) -> tuple[Any, jax.Array]:
         def one_step(carry: tuple[Any, jax.Array], xs: tuple[Any, jax.Array]) -> tuple[Any, None]:
             state, total = carry
             action, key = xs
-            # gymnax 1.0 and scalegym return 6 values, older gymnax 5: obs, state, reward lead.
             out = batch_step(key, state, action, params)
-            state, reward = out[1], out[2]
-            return (state, total + jnp.sum(reward.astype(jnp.float32))), None
+            # gymnax 1.0 and scalegym: (obs, state, reward, terminated, truncated, info);
+            # older gymnax: (obs, state, reward, done, info).
+            obs, state, reward = out[0] if consume_obs else None, out[1], out[2]
+            flags = out[3:5] if len(out) == 6 else out[3:4]
+            return (state, total + step_checksum(obs, reward, *flags)), None
 
-        # Returning the reward sum keeps XLA from eliminating the step as dead code.
         (state, total), _ = jax.lax.scan(
             one_step, (state, jnp.zeros((), jnp.float32)), (actions, keys)
         )
         return state, total
 
     return rollout
+
+
+def step_checksum(obs: Any, reward: Any, *flags: Any) -> jax.Array:
+    """float32 []: the sum of every element of every observation leaf, the reward and the flags.
+
+    Cheap next to a step, yet it reads each element an agent would read, so none can be dropped.
+    """
+    parts = [*jax.tree.leaves(obs), reward, *flags]
+    return sum((jnp.sum(jnp.asarray(x).astype(jnp.float32)) for x in parts), jnp.float32(0.0))
+
+
+def host_step_checksum(obs: Any, reward: Any, *flags: Any) -> float:
+    """`step_checksum` for NumPy results of a host (gymnasium) vector env."""
+    parts = [*jax.tree.leaves(obs), reward, *flags]
+    return float(sum(np.sum(np.asarray(x, dtype=np.float64)) for x in parts))
 
 
 def bench_host_env(
@@ -109,6 +151,7 @@ def bench_host_env(
     *,
     progress: bool | None = None,
     description: str = "bench host env",
+    consume_obs: bool = True,
 ) -> list[dict[str, Any]]:
     """Env steps per second of a gymnasium vector env on the host, in `bench_jax_env`'s records.
 
@@ -126,10 +169,14 @@ def bench_host_env(
                 vector_env.action_space.seed(seed)
                 actions = [vector_env.action_space.sample() for _ in range(num_steps)]
                 seconds = []
+                total = 0.0
                 for _ in range(repeats):
                     start = time.perf_counter()
                     for action in actions:
-                        vector_env.step(action)
+                        obs, reward, terminated, truncated, _ = vector_env.step(action)
+                        # What an agent reads, as on the jitted path (there XLA needs it).
+                        read = obs if consume_obs else None
+                        total += host_step_checksum(read, reward, terminated, truncated)
                     seconds.append(time.perf_counter() - start)
             finally:
                 vector_env.close()
@@ -147,6 +194,7 @@ def bench_report(
     *,
     overrides: dict[str, Any] | None = None,
     progress: bool | None = None,
+    consume_obs: bool = True,
 ) -> dict[str, Any]:
     """Benchmark a resolved env and return the JSON-ready report (`scalegym bench --json`)."""
     if resolved.kind == "jax":
@@ -158,6 +206,7 @@ def bench_report(
             repeats,
             seed,
             progress=progress,
+            consume_obs=consume_obs,
         )
     else:
         assert resolved.make_vector is not None
@@ -169,12 +218,14 @@ def bench_report(
             seed,
             progress=progress,
             description=f"bench {resolved.id}",
+            consume_obs=consume_obs,
         )
     keep = ("batch_size", "sps", "sps_min", "sps_max", "compile_s")
     return {
         "env": resolved.id,
         "kind": resolved.kind,
         "overrides": dict(overrides or {}),
+        "consumes": CONSUMED if consume_obs else CONSUMED_WITHOUT_OBS,
         "seed": seed,
         "device": device_info(),
         "jax": jax.__version__,
@@ -200,7 +251,7 @@ def device_info() -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    """Python and package versions (gymnax only where installed)."""
+    """Python and package versions (the peers only where installed)."""
     found = {"python": platform.python_version()}
     for name in _VERSIONED:
         try:

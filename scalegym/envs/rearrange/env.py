@@ -11,6 +11,7 @@ import numpy as np
 
 from scalegym.core import spaces
 from scalegym.core.environment import Environment
+from scalegym.core.fusion import compute_once
 from scalegym.envs.rearrange import generator
 from scalegym.envs.rearrange.render import render_rgb, render_text
 from scalegym.envs.rearrange.types import (
@@ -54,6 +55,8 @@ class Rearrange(Environment[RearrangeState, RearrangeParams]):
     lowest-index object not on its goal. Shaping counts only while the target and the holding flag
     stay the same, so stage changes add no jump.
     """
+
+    obs_from_state = True  # get_obs reads only the state: `step` computes one observation
 
     def __init__(self, task: str = "place"):
         if task not in TASKS:
@@ -331,14 +334,21 @@ def egocentric_obs(state: RearrangeState, params: RearrangeParams) -> dict[str, 
     ahead, right = agent_frame(state, cells, w)
     inside = (jnp.abs(ahead) <= r) & (jnp.abs(right) <= r)
     flat = jnp.where(inside, (r - ahead) * v + (r + right), -1)  # [2K] view cell or −1
-    view_cells = jnp.arange(v * v, dtype=jnp.int32)
-    hit = flat[:, None] == view_cells[None, :]  # [2K, V*V]
-    obj_hit, goal_hit = hit[:k], hit[k:]
-    free_obj = jnp.any(obj_hit & (~held_k & ~on_goal)[:, None], axis=0)
-    goal = jnp.any(goal_hit & ~on_goal[:, None], axis=0)
-    obj_on_goal = jnp.any(obj_hit & on_goal[:, None], axis=0)
+    # The view cell each item lights in channels 1..3, or −1 where it shows in none.
+    marks = jnp.stack(
+        [
+            jnp.where(~held_k & ~on_goal, flat[:k], -1),  # free object
+            jnp.where(~on_goal, flat[k:], -1),  # goal not yet covered
+            jnp.where(on_goal, flat[:k], -1),  # object on its goal
+        ]
+    )  # [3, K]
     wall = params.pool.wall_view[state.layout, state.agent_pos, state.agent_dir]  # [V*V]
-    view = jnp.stack([wall, free_obj, goal, obj_on_goal], axis=-1).reshape(v, v, NUM_CHANNELS)
+    # Each of the V·V·4 view elements reads these few values; computed once, not per element.
+    marks, wall = compute_once((marks, wall))
+    view_cells = jnp.arange(v * v, dtype=jnp.int32)[:, None, None]  # [V*V, 1, 1]
+    lit = jnp.any(marks[None] == view_cells, axis=2)  # [V*V, 3]
+    # Built channels-last directly: a [4, V*V] stack then a transpose costs a copy per step.
+    view = jnp.concatenate([wall[:, None], lit], axis=1).reshape(v, v, NUM_CHANNELS)
 
     target = current_target(state)
     holding = state.held >= 0
