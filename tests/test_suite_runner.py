@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from scalegym.cli import main
+from scalegym.suites.measures import CONSUMED
 from scalegym.suites.report import read_records
 from scalegym.suites.runner import append_record
 from scalegym.suites.tensorboard import read_scalars
@@ -152,6 +153,7 @@ def test_run_writes_every_output(
     assert [r["status"] for r in records] == ["ok", "ok"]
     bench, train = records
     assert [row["batch_size"] for row in bench["result"]["results"]] == [1, 4]
+    assert bench["result"]["consumes"] == CONSUMED  # what each timed step had to produce
     assert train["result"]["threshold"]["passed"] is True
     for key in ("cell", "kind", "env", "status", "result", "started", "finished", "wall_s"):
         assert key in bench and key in train
@@ -162,6 +164,7 @@ def test_run_writes_every_output(
     assert rows[1]["final_return"] == "4.0" and rows[1]["passed"] == "True"
     report = (run_dir / "report.md").read_text()
     assert "B=4" in report and "bench-tiny" in report and "train-tiny" in report
+    assert f"Each timed step feeds {CONSUMED} into the result, auto-reset included" in report
     assert "4.000 ± 0.500" in report and "success ≥ 0.5: pass" in report
 
     curves = read_scalars(run_dir / "tb" / "train-tiny")

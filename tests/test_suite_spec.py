@@ -46,6 +46,15 @@ def test_shipped_suites_load() -> None:
     assert all(c.seeds == 3 and c.threshold == 0.9 for c in train)  # seeds from [suite]
 
 
+def test_sps_suite_benches_scalegym_envs_beside_the_peers() -> None:
+    sps = load_suite("sps")
+    assert {cell.kind for cell in sps.cells} == {"bench"}
+    envs = {cell.env for cell in sps.cells}
+    assert {"Rearrange-v0", "RearrangePick-v0", "xminigrid:MiniGrid-DoorKey-8x8"} <= envs
+    assert {"navix:Navix-Empty-8x8-v0", "gymnax:FourRooms-misc"} <= envs
+    assert all(4096 in cell.batch_sizes for cell in sps.cells)
+
+
 def test_defaults_and_types(tmp_path: Path) -> None:
     text = (
         HEADER

@@ -2,6 +2,7 @@
 
 from scalegym.core import spaces
 from scalegym.core.environment import Environment, EnvParams, EnvState, select_tree
+from scalegym.core.fusion import compute_once
 from scalegym.core.gym_adapters import FunctionalGymEnv, FunctionalVectorEnv
 from scalegym.core.registry import list_envs, make, register, spec
 from scalegym.core.wrappers import EpisodeStatistics
@@ -13,6 +14,7 @@ __all__ = [
     "EpisodeStatistics",
     "FunctionalGymEnv",
     "FunctionalVectorEnv",
+    "compute_once",
     "list_envs",
     "make",
     "register",

@@ -151,6 +151,13 @@ def render_report(
     if bench:
         sizes = sorted({row["batch_size"] for r in bench for row in r["result"]["results"]})
         lines += ["", "## Env throughput (env steps per second, median over repeats)", ""]
+        consumed = {r["result"].get("consumes", "") for r in bench} - {""}
+        lines += [
+            "Each timed step feeds "
+            + (" / ".join(sorted(consumed)) if consumed else "the reward (older run)")
+            + " into the result, auto-reset included; compile time excluded.",
+            "",
+        ]
         lines += [_row(["cell", "env", *(f"B={b:,}" for b in sizes)]), _rule(2 + len(sizes))]
         for record in bench:
             sps = {row["batch_size"]: row["sps"] for row in record["result"]["results"]}

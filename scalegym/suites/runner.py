@@ -136,6 +136,7 @@ def run_bench_cell(cell: BenchCell, context: CellContext) -> dict[str, Any]:
             context.advance(done / len(cell.batch_sizes))
     return {
         "env_kind": resolved.kind,
+        "consumes": one["consumes"],
         "num_steps": cell.steps,
         "repeats": cell.repeats,
         "seed": cell.seed,
