@@ -48,7 +48,38 @@ def make_peer(env_id: str, **overrides: Any) -> tuple[Any, Any]:
     )
 
 
-class XMiniGridEnv:
+class _PeerEnv:
+    """What both adapters share: the id as name, fixed params, and spaces read off `reset`."""
+
+    def __init__(self, env_id: str, env: Any, params: Any):
+        self._env = env
+        self._params = params
+        self._id = env_id
+
+    @property
+    def name(self) -> str:
+        return self._id
+
+    @property
+    def default_params(self) -> Any:
+        return self._params
+
+    @property
+    def num_actions(self) -> int:
+        raise NotImplementedError
+
+    def reset(self, key: jax.Array, params: Any = None) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def action_space(self, params: Any = None) -> spaces.Discrete:
+        return spaces.Discrete(self.num_actions)
+
+    def observation_space(self, params: Any = None) -> spaces.Space:
+        params = self._params if params is None else params
+        return _space_of(jax.eval_shape(lambda k: self.reset(k, params)[0], _abstract_key()))
+
+
+class XMiniGridEnv(_PeerEnv):
     """An XLand-MiniGrid env with gym-style (same-step) auto-reset, gymnax-1.0 signatures.
 
     The state is xminigrid's `TimeStep`; observations are exactly xminigrid's. `info` is `{}`: no
@@ -59,17 +90,7 @@ class XMiniGridEnv:
         from xminigrid.wrappers import GymAutoResetWrapper
 
         # The wrapper xminigrid's own benchmark scripts time: it resets inside the terminal step.
-        self._env = GymAutoResetWrapper(env)
-        self._params = env_params
-        self._id = env_id
-
-    @property
-    def name(self) -> str:
-        return self._id
-
-    @property
-    def default_params(self) -> Any:
-        return self._params
+        super().__init__(env_id, GymAutoResetWrapper(env), env_params)
 
     @property
     def num_actions(self) -> int:
@@ -99,16 +120,8 @@ class XMiniGridEnv:
             reward = timestep.reward.astype(jnp.float32)
         return timestep.observation, timestep, reward, terminated, truncated, {}
 
-    def action_space(self, params: Any = None) -> spaces.Discrete:
-        params = self._params if params is None else params
-        return spaces.Discrete(self._env.num_actions(params))
 
-    def observation_space(self, params: Any = None) -> spaces.Space:
-        params = self._params if params is None else params
-        return _space_of(jax.eval_shape(lambda k: self.reset(k, params)[0], _abstract_key()))
-
-
-class NavixEnv:
+class NavixEnv(_PeerEnv):
     """A NAVIX env with gymnax-1.0 signatures; navix auto-resets on the step after an end.
 
     Params are None: navix keeps its configuration on the env object. The state is navix's
@@ -117,16 +130,7 @@ class NavixEnv:
     """
 
     def __init__(self, env_id: str, env: Any):
-        self._env = env
-        self._id = env_id
-
-    @property
-    def name(self) -> str:
-        return self._id
-
-    @property
-    def default_params(self) -> None:
-        return None
+        super().__init__(env_id, env, None)
 
     @property
     def num_actions(self) -> int:
@@ -151,14 +155,6 @@ class NavixEnv:
             truncated = timestep.step_type == _NAVIX_TRUNCATION
             reward = timestep.reward.astype(jnp.float32)
         return timestep.observation, timestep, reward, terminated, truncated, {}
-
-    def action_space(self, params: Any = None) -> spaces.Discrete:
-        del params
-        return spaces.Discrete(self.num_actions)
-
-    def observation_space(self, params: Any = None) -> spaces.Space:
-        del params
-        return _space_of(jax.eval_shape(lambda k: self.reset(k)[0], _abstract_key()))
 
 
 def _make_xminigrid(env_id: str, overrides: dict[str, Any]) -> tuple[XMiniGridEnv, Any]:
