@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
+import platform
 from typing import Any
 
 import gymnasium
@@ -12,7 +14,7 @@ import pytest
 from flax import struct
 
 import scalegym  # noqa: F401  (registers the built-in ids, as a user's import would)
-from scalegym.core import registry, spaces
+from scalegym.core import spaces
 from scalegym.core.environment import Environment
 from scalegym.core.resolve import ResolvedEnv, is_functional_env_class, resolve_env
 from scalegym.suites.measures import (
@@ -88,12 +90,7 @@ if "TestGymnaxCartPole-v0" not in gymnasium.registry:
     )
 
 
-@pytest.fixture
-def toy_registered(monkeypatch: pytest.MonkeyPatch) -> str:
-    """`ToyThing-v0` in the scalegym registry for one test only (other tests never see it)."""
-    spec = registry.EnvSpec("ToyThing-v0", ChainEnv, {"length": 5})
-    monkeypatch.setitem(registry._REGISTRY, spec.id, spec)
-    return spec.id
+TOY = "ToyChainBox-v0"  # registered for all tests by conftest.py (tests/toy_envs.py)
 
 
 # ----------------------------------------------------------------------------------- resolve_env
@@ -141,9 +138,9 @@ def test_plain_gymnasium_env_resolves_to_host() -> None:
         resolve_env("CartPole-v1", nosuchfield=1)
 
 
-def test_scalegym_ids_and_namespace(toy_registered: str) -> None:
-    direct = resolve_env(toy_registered)
-    namespaced = resolve_env(f"scalegym/{toy_registered}")
+def test_scalegym_ids_and_namespace() -> None:
+    direct = resolve_env(TOY)
+    namespaced = resolve_env(f"scalegym/{TOY}")
     assert direct.kind == namespaced.kind == "jax"
     assert direct.params.length == namespaced.params.length == 5
 
@@ -155,12 +152,12 @@ def test_module_prefix_imports_then_resolves() -> None:
         resolve_env("no_such_module_xyz:TestChain-v0")
 
 
-def test_unknown_id_says_what_it_is_not_and_suggests(toy_registered: str) -> None:
+def test_unknown_id_says_what_it_is_not_and_suggests() -> None:
     with pytest.raises(ValueError) as err:
-        resolve_env("ToyThng-v0")
+        resolve_env("ToyChainBx-v0")
     message = str(err.value)
     assert "scalegym, peer or gymnasium" in message and "xminigrid:" in message
-    assert "'ToyThing-v0'" in message
+    assert f"'{TOY}'" in message
 
 
 def test_functional_class_detection() -> None:
@@ -278,5 +275,6 @@ def test_device_info_and_versions() -> None:
     info = device_info()
     assert info["backend"] == jax.default_backend() and info["num_devices"] >= 1
     found = versions()
-    for name in ("python", "jax", "jaxlib", "flax", "optax", "gymnasium", "numpy", "scalegym"):
-        assert found[name]
+    assert found["python"] == platform.python_version()
+    for name in ("jax", "jaxlib", "flax", "optax", "gymnasium", "numpy", "scalegym"):
+        assert found[name] == importlib.metadata.version(name), name

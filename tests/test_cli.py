@@ -72,16 +72,11 @@ def test_x64_is_restored_after_main(capsys: pytest.CaptureFixture[str]) -> None:
     assert jax.config.jax_enable_x64 == before
 
 
-def test_unknown_env_id_suggests_the_close_one(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(
-        registry._REGISTRY, "ToyThing-v0", registry.EnvSpec("ToyThing-v0", "unused:Unused")
-    )
-    code = main(["bench", "ToyThng-v0", *FAST])
+def test_unknown_env_id_suggests_the_close_one(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "ToyChainBx-v0", *FAST])  # ToyChainBox-v0 is registered (conftest)
     _, err = capsys.readouterr()
     assert code != 0
-    assert err.startswith("scalegym: error:") and "'ToyThing-v0'" in err
+    assert err.startswith("scalegym: error:") and "'ToyChainBox-v0'" in err
     assert "Traceback" not in err
 
 
@@ -107,17 +102,12 @@ def test_bench_user_errors_exit_2_without_traceback(
     assert out == ""
 
 
-def test_list_json(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from test_bench import ChainEnv
-
-    monkeypatch.setitem(
-        registry._REGISTRY, "ToyThing-v0", registry.EnvSpec("ToyThing-v0", ChainEnv)
-    )
+def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "--json"]) == 0
     rows = {row["id"]: row for row in json.loads(capsys.readouterr().out)["envs"]}
     assert set(rows) == set(registry.list_envs())
-    assert rows["ToyThing-v0"]["action_space"] == "Discrete(2)"
-    assert "shape=(1,)" in rows["ToyThing-v0"]["observation_space"]
+    assert rows["ToyChainBox-v0"]["action_space"] == "Discrete(2)"
+    assert "shape=(1,)" in rows["ToyChainBox-v0"]["observation_space"]
 
 
 def test_list_table(capsys: pytest.CaptureFixture[str]) -> None:

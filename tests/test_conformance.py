@@ -40,8 +40,13 @@ def assert_trees_equal(a, b):
 
 
 @pytest.fixture(params=ENV_IDS)
-def env_and_params(request):
-    return scalegym.make(request.param)
+def env_id(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def env_and_params(env_id):
+    return scalegym.make(env_id)
 
 
 def test_jit_vmap_rollout_is_finite_and_in_spaces(env_and_params):
@@ -126,6 +131,32 @@ def test_truncation_and_auto_reset_semantics(env_and_params):
             assert_trees_equal((obs, next_state), (obs_st, state_st))
         assert int(state_st.time) <= limit
         state = next_state
+
+
+def test_step_env_advances_the_step_counter_by_one(env_and_params):
+    # The env's one job in episode bookkeeping (environment.py); the base class relies on it.
+    env, params = env_and_params
+    _, state = env.reset(jax.random.key(0), params)
+    for t in range(5):
+        action = env.action_space(params).sample(jax.random.key(t))
+        _, next_state, *_ = env.step_env(jax.random.key(50 + t), state, action, params)
+        assert int(next_state.time) == int(state.time) + 1
+        state = next_state
+
+
+def test_truncation_at_exactly_the_limit(env_and_params):
+    # With a limit of 1, every first step that does not terminate truncates, and no other.
+    env, params = env_and_params
+    params = params.replace(max_steps_in_episode=1)
+    reset = jax.vmap(env.reset, in_axes=(0, None))
+    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    _, state = reset(jax.random.split(jax.random.key(0), 64), params)
+    actions = jax.vmap(env.action_space(params).sample)(jax.random.split(jax.random.key(1), 64))
+    _, state, _, terminated, truncated, _ = step(
+        jax.random.split(jax.random.key(2), 64), state, actions, params
+    )
+    np.testing.assert_array_equal(np.asarray(truncated), ~np.asarray(terminated))
+    np.testing.assert_array_equal(np.asarray(state.time), 0)  # every lane was reset
 
 
 def test_unknown_id_suggests_the_close_one():

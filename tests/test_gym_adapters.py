@@ -5,10 +5,11 @@ from __future__ import annotations
 import warnings
 
 import gymnasium
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import toy_envs  # registers ToyChain-v0 / ToyChainBox-v0
+import toy_envs
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
 
@@ -20,6 +21,7 @@ from scalegym.core.gym_adapters import (
     same_step_info,
     to_gymnasium_space,
 )
+from scalegym.core.wrappers import EpisodeStatistics
 
 TOY = "scalegym/ToyChain-v0"
 LENGTH = toy_envs.ToyChainParams().length
@@ -81,9 +83,15 @@ def test_single_env_types_and_dtypes() -> None:
     assert type(reward) is float and type(terminated) is bool and type(truncated) is bool
     assert type(info["success"]) is bool
     assert obs in env.observation_space
-    for action in (0, np.int64(1), np.array(0)):  # host-side casts keep one compiled step
-        env.step(action)
-    assert env._step_fn._cache_size() == 1
+    compiled: list[str] = []
+    listener = lambda event, seconds, **kw: compiled.append(event)
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        for action in (0, np.int64(1), np.array(0)):  # host-side casts keep one compiled step
+            env.step(action)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert not [e for e in compiled if "compil" in e], compiled
 
 
 def test_seeding_is_deterministic_and_key_sensitive() -> None:
@@ -106,6 +114,13 @@ def test_truncation_at_max_steps() -> None:
     results = [env.step(0) for _ in range(4)]  # always left: never reaches the goal
     assert [r[3] for r in results] == [False, False, False, True]
     assert not any(r[2] for r in results)
+    assert [r[0]["vec"][0] for r in results] == [0.25, 0.5, 0.75, 1.0]  # time / limit
+    # Reaching the goal on the very step the limit is reached terminates and does not truncate.
+    env = gymnasium.make(TOY, slip_prob=0.0, max_steps_in_episode=4, start_max=0).unwrapped
+    env.reset(seed=0)
+    results = [env.step(1) for _ in range(4)]  # always right: the goal at cell 4 on step 4
+    assert [(r[2], r[3]) for r in results] == [(False, False)] * 3 + [(True, False)]
+    assert [r[1] for r in results] == pytest.approx([-0.1, -0.1, -0.1, 0.9])
 
 
 def test_render_modes() -> None:
@@ -132,7 +147,7 @@ def test_gymnasium_make_and_make_vec_forward_params() -> None:
     assert env.unwrapped.params.slip_prob == 0.0 and env.unwrapped.params.length == 7
     with pytest.raises(ValueError, match="slip_prob"):
         gymnasium.make(TOY, slip_prob=2.0)
-    with pytest.raises(ValueError, match="unknown param"):
+    with pytest.raises(ValueError, match="unknown field"):
         gymnasium.make(TOY, not_a_param=1)
 
     envs = gymnasium.make_vec(TOY, num_envs=8, max_steps_in_episode=9)
@@ -152,7 +167,7 @@ def test_gymnasium_make_and_make_vec_forward_params() -> None:
 def test_registration_is_idempotent_and_lazy() -> None:
     spec = registry.spec("ToyChain-v0")
     gym_spec = gymnasium.spec(TOY)
-    gym_adapters.register_gymnasium(spec)  # a second call is a no-op
+    gym_adapters.register_gymnasium(spec.id)  # a second call is a no-op
     assert gymnasium.spec(TOY) is gym_spec
     assert gym_spec.vector_entry_point is not None
     assert gym_adapters.gymnasium_id("team/Thing-v1") == "team/Thing-v1"
@@ -304,3 +319,16 @@ def test_to_gymnasium_space_converts_gymnax_spaces() -> None:
     assert to_gymnasium_space(spaces.Discrete(4)) == gymnasium.spaces.Discrete(4)
     with pytest.raises(TypeError, match="cannot convert"):
         to_gymnasium_space(object())
+
+
+def test_requires_x64_switches_x64_on_for_gymnasium_make() -> None:
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    try:
+        gymnasium.make(TOY)
+        assert not jax.config.jax_enable_x64  # an env that does not declare it leaves x64 off
+        env = gymnasium.make("scalegym/ToyChainX64-v0")
+        assert jax.config.jax_enable_x64
+        assert EpisodeStatistics(env.unwrapped.functional_env).requires_x64  # wrappers forward it
+    finally:
+        jax.config.update("jax_enable_x64", before)

@@ -15,8 +15,9 @@ import jax
 import numpy as np
 
 import scalegym
+from scalegym.agents.evaluation import evaluate_policy
 from scalegym.agents.ppo import make_ppo
-from scalegym.agents.train import default_config, evaluate_policy, train_agent
+from scalegym.agents.train import default_config, train_agent
 
 SMALL_REARRANGE = {"height": 5, "width": 5, "wall_density": 0.0}
 
@@ -43,19 +44,19 @@ def test_ppo_learns_small_rearrange() -> None:
         num_seeds=1,
         progress=False,
     )
-    final = result["final"]
-    assert final["success"] >= 0.9, result["curve"]
-    assert final["train_success"] >= 0.9, result["curve"]
+    final = result.final
+    assert final.eval_success >= 0.9, result.curve
+    assert final.train_success >= 0.9, result.curve
     untrained = untrained_eval("Rearrange-v0", **SMALL_REARRANGE)
     assert untrained["success"] <= 0.3, untrained
-    assert final["return"] > untrained["return"] + 5.0  # the 10-point success bonus, mostly
+    assert final.eval_return > untrained["return"] + 5.0  # the 10-point success bonus, mostly
 
 
 def test_ppo_learns_gymnax_cartpole_with_purejaxrl_settings() -> None:
     # PPOConfig's defaults are PureJaxRL's CartPole-v1 settings (4 envs x 128 steps, lr 2.5e-4
     # annealed, 4 epochs x 4 minibatches, tanh 64x64); the budget is a fifth of theirs.
     result = train_agent("gymnax:CartPole-v1", total_steps=100_000, num_seeds=1, progress=False)
-    assert result["config"]["num_envs"] == 4 and result["config"]["num_steps"] == 128
-    assert result["final"]["return"] > 150.0, result["curve"]
+    assert result.config["num_envs"] == 4 and result.config["num_steps"] == 128
+    assert result.final.eval_return > 150.0, result.curve
     untrained = untrained_eval("gymnax:CartPole-v1")
     assert untrained["return"] < 50.0, untrained

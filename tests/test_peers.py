@@ -116,7 +116,10 @@ def test_xminigrid_errors() -> None:
     _peer_package(peers.XMINIGRID_PREFIX)
     with pytest.raises(ValueError, match=r"mean 'xminigrid:MiniGrid-Empty-8x8'.*registered_env"):
         resolve_env("xminigrid:MiniGrid-Empty-8x9")
-    with pytest.raises(ValueError, match=r"unknown param\(s\) max_step; allowed: .*max_steps"):
+    with pytest.raises(
+        ValueError,
+        match=r'params: unknown field "max_step" \(did you mean "max_steps"\?\); allowed: .*',
+    ):
         resolve_env("xminigrid:MiniGrid-Empty-8x8", max_step=20)
 
 
@@ -124,7 +127,9 @@ def test_navix_errors() -> None:
     _peer_package(peers.NAVIX_PREFIX)
     with pytest.raises(ValueError, match=r"mean 'navix:Navix-Empty-8x8-v0'.*navix\.registry"):
         resolve_env("navix:Navix-Empty-8x8-v1")
-    with pytest.raises(ValueError, match=r"unknown argument\(s\) nosuch; allowed: .*max_steps"):
+    with pytest.raises(
+        ValueError, match=r'constructor: unknown field "nosuch"; allowed: .*max_steps'
+    ):
         resolve_env("navix:Navix-Empty-8x8-v0", nosuch=1)
     with pytest.raises(ValueError, match=r"navix\.make rejected"):
         resolve_env("navix:Navix-Empty-8x8-v0", height=5)  # fixed by navix's registered factory

@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import functools
-import json
-import subprocess
-import sys
-import textwrap
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import toy_envs  # noqa: F401  (registers ToyChain-v0)
 
-import scalegym
-from scalegym.agents.networks import RecurrentActorCritic, orthogonal
+from scalegym.agents.networks import orthogonal
 from scalegym.agents.normalization import init_obs_norm, update_obs_norm
-from scalegym.agents.ppo import (
-    PPOConfig,
-    Transition,
-    build_network,
-    calculate_gae,
-    make_apply,
-    make_ppo,
-    make_train,
-    ppo_loss,
-)
-from scalegym.agents.train import train_agent
-
-# A run small enough to compile in seconds: 3 updates of 4 envs x 16 steps.
-TINY = dict(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 3, num_minibatches=2)
-SMALL_REARRANGE = dict(height=5, width=5, wall_density=0.0)
+from scalegym.agents.policy import build_network, make_apply
+from scalegym.agents.ppo_config import PPOConfig, override_problems
+from scalegym.agents.ppo_loss import Transition, calculate_gae, ppo_loss
 
 
 def transition(**columns) -> Transition:
@@ -250,11 +232,20 @@ def test_orthogonal_is_deterministic_per_key() -> None:
 
 
 def test_config_replace_rejects_unknown_fields_listing_allowed() -> None:
-    with pytest.raises(ValueError, match="unknown PPO config field") as err:
+    with pytest.raises(ValueError, match="PPOConfig: unknown fields") as err:
         PPOConfig().replace(num_env=8, lr=1e-3)
     message = str(err.value)
-    assert "lr" in message and "num_env" in message
+    assert '"lr"' in message and '"num_env"' in message and 'did you mean "num_envs"' in message
     assert "allowed:" in message and "num_envs" in message and "learning_rate" in message
+
+
+def test_override_problems_name_each_field_and_kind() -> None:
+    problems = override_problems({"lr": 1e-3, "num_envs": "8", "total_timesteps": 5})
+    assert any('unknown field "lr"' in p for p in problems)
+    assert any("\"num_envs\" expects int like 4, got '8'" in p for p in problems)
+    assert any('"total_timesteps" is set by the step budget' in p for p in problems)
+    assert override_problems({"hidden": [32, 32], "learning_rate": 1, "anneal_lr": False}) == []
+    assert override_problems({"anneal_lr": 1}) != []  # an int is not a bool
 
 
 def test_config_replace_copies_and_validates() -> None:
@@ -318,189 +309,6 @@ def test_update_obs_norm_matches_moments_of_the_concatenation() -> None:
         # And, within the pseudo-count's weight, numpy's moments of the concatenation.
         np.testing.assert_allclose(norm.mean[name], x.mean(0), rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(norm.var[name], x.var(0), rtol=1e-4, atol=1e-4)
-
-
-# ---------------------------------------------------------------------------------------------
-# Whole runs: determinism, vmapped seeds, network kinds
-# ---------------------------------------------------------------------------------------------
-
-
-def test_make_train_is_deterministic_per_key() -> None:
-    env, params = scalegym.make("ToyChain-v0")
-    config = PPOConfig(**TINY)
-    run_a = jax.jit(make_train(env, params, config))
-    run_b = jax.jit(make_train(env, params, config))  # a fresh trace and compile
-    _, metrics_a = run_a(jax.random.key(3))
-    _, metrics_b = run_b(jax.random.key(3))
-    _, metrics_c = run_a(jax.random.key(4))
-    assert set(metrics_a) >= {"loss", "actor_loss", "value_loss", "entropy", "episodes"}
-    for name in metrics_a:
-        assert metrics_a[name].shape == (config.num_updates,)
-        np.testing.assert_array_equal(metrics_a[name], metrics_b[name], err_msg=name)
-    assert not np.array_equal(metrics_a["loss"], metrics_c["loss"])
-    assert float(metrics_a["episodes"].sum()) > 0  # ToyChain episodes are short
-
-
-VMAPPED_SEEDS = textwrap.dedent(
-    """
-    import json
-    import jax
-    import numpy as np
-    import scalegym
-    from scalegym.agents.ppo import PPOConfig, make_train
-
-    env, params = scalegym.make("Rearrange-v0", height=5, width=5, wall_density=0.0)
-    config = PPOConfig(
-        num_envs=4, num_steps=16, total_timesteps=4 * 16 * 3, num_minibatches=2, hidden=(32, 32)
-    )
-    keys = jax.random.split(jax.random.key(0), 2)
-    train = make_train(env, params, config)
-    _, batched = jax.block_until_ready(jax.jit(jax.vmap(train))(keys))
-    _, single = jax.block_until_ready(jax.jit(train)(keys[1]))
-    print(json.dumps({
-        "batched": {k: np.asarray(v).tolist() for k, v in batched.items()},
-        "single": {k: np.asarray(v).tolist() for k, v in single.items()},
-    }))
-    """
-)
-
-
-def test_vmapped_seeds_train_in_one_call_without_deadlock() -> None:
-    # A subprocess, so a regression to the batched-QR deadlock fails here instead of hanging.
-    proc = subprocess.run(
-        [sys.executable, "-c", VMAPPED_SEEDS], capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    batched = {k: np.asarray(v) for k, v in out["batched"].items()}
-    single = {k: np.asarray(v) for k, v in out["single"].items()}
-    assert batched["loss"].shape == (2, 3)
-    assert np.isfinite(batched["loss"]).all()
-    assert not np.allclose(batched["loss"][0], batched["loss"][1])  # seeds differ
-    # Seed 1 of the batch is the same run as training seed 1 alone.
-    for name, value in single.items():
-        np.testing.assert_allclose(batched[name][1], value, rtol=1e-4, atol=1e-5, err_msg=name)
-
-
-def test_recurrent_network_resets_its_carry_at_episode_starts() -> None:
-    network = RecurrentActorCritic(num_actions=3, hidden=(8,), memory=8)
-    t, b = 4, 3
-    obs = jax.random.normal(jax.random.key(0), (t, b, 5))
-    starts = np.zeros((t, b), bool)
-    starts[0, 0] = True  # lane 0 starts an episode at t=0
-    starts[2, 1] = True  # lane 1 at t=2; lane 2 continues throughout
-    starts = jnp.asarray(starts)
-    carry_a = jax.random.normal(jax.random.key(1), (b, 8))
-    carry_b = jax.random.normal(jax.random.key(2), (b, 8))
-    params = network.init(jax.random.key(3), carry_a, obs, starts)
-    end_a, logits_a, values_a = network.apply(params, carry_a, obs, starts)
-    end_b, logits_b, values_b = network.apply(params, carry_b, obs, starts)
-    assert logits_a.shape == (t, b, 3) and values_a.shape == (t, b)
-
-    def same(x, y) -> bool:
-        return bool(np.allclose(x, y, atol=1e-6))
-
-    # From a start on, outputs do not depend on the carry passed in.
-    assert same(values_a[:, 0], values_b[:, 0]) and same(logits_a[:, 0], logits_b[:, 0])
-    assert same(values_a[2:, 1], values_b[2:, 1]) and same(end_a[1], end_b[1])
-    # Before a start, and on a lane that never starts, they do.
-    assert not same(values_a[:2, 1], values_b[:2, 1])
-    assert not same(values_a[:, 2], values_b[:, 2]) and not same(end_a[2], end_b[2])
-    # A start resets to zeros: the same as passing a zero carry.
-    _, _, values_zero = network.apply(params, jnp.zeros((b, 8)), obs, starts)
-    assert same(values_zero[:, 0], values_a[:, 0])
-
-
-def test_gru_ppo_runs_on_toy_chain() -> None:
-    env, params = scalegym.make("ToyChain-v0")
-    config = PPOConfig(network="gru", memory=16, hidden=(16,), **TINY)
-    ppo = make_ppo(env, params, config)
-    runner, metrics = jax.jit(ppo.train)(jax.random.key(0))
-    assert runner.carry.shape == (4, 16)
-    assert int(runner.update) == 3
-    assert float(metrics["episodes"].sum()) > 0
-    for name in ("loss", "actor_loss", "value_loss", "entropy", "approx_kl"):
-        assert np.isfinite(metrics[name]).all(), name
-    assert "gru" in runner.train_state.params["params"]
-
-
-def test_cnn_ppo_runs_on_rearrange_dict_obs() -> None:
-    env, params = scalegym.make("Rearrange-v0", **SMALL_REARRANGE)
-    config = PPOConfig(network="cnn", hidden=(32,), activation="relu", **TINY)
-    ppo = make_ppo(env, params, config)
-    runner, metrics = jax.jit(ppo.train)(jax.random.key(0))
-    assert isinstance(runner.obs, dict) and "view" in runner.obs
-    torso = runner.train_state.params["params"]["actor_torso"]
-    assert {"Conv_0", "Conv_1"} <= set(torso)
-    for name in ("loss", "actor_loss", "value_loss", "entropy"):
-        assert np.isfinite(metrics[name]).all(), name
-
-
-# ---------------------------------------------------------------------------------------------
-# Checkpoint and resume (train_agent)
-# ---------------------------------------------------------------------------------------------
-
-CHECKPOINT_RUN = dict(
-    total_steps=16 * 16 * 6,  # 6 updates of 16 envs x 16 steps
-    env_overrides=SMALL_REARRANGE,
-    agent_overrides=dict(num_envs=16, num_steps=16),
-    progress=False,
-)
-
-
-class Interrupted(Exception):
-    pass
-
-
-def without_timing(curve: list[dict]) -> list[dict]:
-    return [{k: v for k, v in point.items() if k != "perf/sps"} for point in curve]
-
-
-def test_checkpoint_resume_continues_the_same_run(tmp_path) -> None:
-    whole = train_agent("Rearrange-v0", checkpoint_dir=tmp_path / "whole", **CHECKPOINT_RUN)
-    assert len(whole["curve"]) == 6
-    assert (tmp_path / "whole" / "state.msgpack").exists()
-    progress = json.loads((tmp_path / "whole" / "progress.json").read_text())
-    assert progress["updates"] == 6 and len(progress["curve"]) == 6
-
-    # Interrupt after 3 chunks: the log callback runs before that chunk's checkpoint is written.
-    def stop_at_third(step: int, scalars: dict) -> None:
-        if step >= 3 * 256:
-            raise Interrupted
-
-    with pytest.raises(Interrupted):
-        train_agent(
-            "Rearrange-v0", checkpoint_dir=tmp_path / "cut", log=stop_at_third, **CHECKPOINT_RUN
-        )
-    assert json.loads((tmp_path / "cut" / "progress.json").read_text())["updates"] == 2
-
-    resumed = train_agent(
-        "Rearrange-v0", checkpoint_dir=tmp_path / "cut", resume=True, **CHECKPOINT_RUN
-    )
-    # The restored runner (keys included) continues exactly where the interrupted run stopped.
-    assert [p["step"] for p in resumed["curve"]] == [256 * (i + 1) for i in range(6)]
-    assert without_timing(resumed["curve"]) == without_timing(whole["curve"])
-    assert resumed["final"]["success"] == whole["final"]["success"]
-    assert (tmp_path / "cut" / "state.msgpack").read_bytes() == (
-        tmp_path / "whole" / "state.msgpack"
-    ).read_bytes()
-
-    # Resuming a finished run does no more updates.
-    again = train_agent(
-        "Rearrange-v0", checkpoint_dir=tmp_path / "whole", resume=True, **CHECKPOINT_RUN
-    )
-    assert without_timing(again["curve"]) == without_timing(whole["curve"])
-    # It reports the finished run's numbers (saved with the checkpoint), not a fresh measurement.
-    assert again["final"] == whole["final"] and again["sps"] == whole["sps"]
-    assert again["compile_s"] == whole["compile_s"]
-    assert json.loads((tmp_path / "whole" / "progress.json").read_text())["updates"] == 6
-
-
-def test_resume_from_a_checkpoint_of_another_run_names_what_differs(tmp_path) -> None:
-    train_agent("Rearrange-v0", checkpoint_dir=tmp_path, **CHECKPOINT_RUN)
-    other = {**CHECKPOINT_RUN, "agent_overrides": dict(num_envs=32, num_steps=16)}
-    with pytest.raises(ValueError, match=r"config\.num_envs"):
-        train_agent("Rearrange-v0", checkpoint_dir=tmp_path, resume=True, **other)
 
 
 def test_obs_norm_handles_tuple_observations() -> None:

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from scalegym.agents.result import FinalMetrics, TrainResult
 from scalegym.cli import main
 from scalegym.suites.measures import CONSUMED
-from scalegym.suites.report import read_records
+from scalegym.suites.report import cell_summary, read_records
 from scalegym.suites.runner import append_record
 from scalegym.suites.tensorboard import read_scalars
 
@@ -65,7 +66,7 @@ class StandInTrainer:
         checkpoint_dir: Path | None = None,
         resume: bool = False,
         progress: bool = True,
-    ) -> dict[str, Any]:
+    ) -> TrainResult:
         if agent != "ppo":
             raise ValueError(f"unknown agent {agent!r}; allowed: ppo")
         self.calls.append(
@@ -96,18 +97,22 @@ class StandInTrainer:
         if checkpoint_dir is not None:
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
             (checkpoint_dir / "state.msgpack").write_bytes(b"\0")
-        final = {"return": 4.0, "success": 1.0, "per_seed_return": [3.5, 4.5][:num_seeds]}
-        return {
-            "env": env_id,
-            "agent": agent,
-            "steps": total_steps,
-            "sps": 1234.0,
-            "compile_s": 0.5,
-            "wall_s": 1.0,
-            "seeds": num_seeds,
-            "final": final,
-            "curve": curve,
-        }
+        final = FinalMetrics(
+            eval_return=4.0, eval_success=1.0, per_seed_return=[3.5, 4.5][:num_seeds]
+        )
+        return TrainResult(
+            env=env_id,
+            agent=agent,
+            path="jax",
+            steps=total_steps,
+            seeds=num_seeds,
+            sps=1234.0,
+            compile_s=0.5,
+            wall_s=1.0,
+            config={},
+            final=final,
+            curve=curve,
+        )
 
 
 @pytest.fixture
@@ -358,6 +363,12 @@ def test_smoke_train_cell_with_real_ppo(tmp_path: Path) -> None:
     assert record["status"] == "ok", record.get("traceback")
     result = record["result"]
     assert result["steps"] <= cell.steps and result["final"]["return"] is not None
+    # The shipped threshold (success >= 0.5 on a 5x5 open room) is met, and the verdict says so.
+    verdict = result["threshold"]
+    assert (verdict["metric"], verdict["value"]) == ("success", cell.threshold) == ("success", 0.5)
+    assert verdict["achieved"] == result["final"]["success"] and verdict["achieved"] >= 0.9
+    assert verdict["passed"] is True
+    assert "success ≥ 0.5: pass" in cell_summary(record)
     curves = read_scalars(tmp_path / "tb" / cell.name)
     steps = [step for step, _ in curves["train/return"]]
     assert steps == sorted(steps) and len(steps) > 3 and "perf/sps" in curves

@@ -1,4 +1,4 @@
-"""Tiny functional test envs (a 1-D chain) registered as `ToyChain-v0` and `ToyChainBox-v0`."""
+"""Tiny functional test envs (a 1-D chain): `ToyChain-v0`, `ToyChainBox-v0`, `ToyChainX64-v0`."""
 
 from __future__ import annotations
 
@@ -108,6 +108,12 @@ class ToyChain(Environment):
         return spaces.Dict({"pos": pos, "vec": spaces.Box(0.0, 1.0, (2,), jnp.float32)})
 
 
+class ToyChainX64(ToyChain):
+    """ToyChain declaring `requires_x64`: the hook `gymnasium.make` honours for float64 envs."""
+
+    requires_x64 = True
+
+
 def register_toy_envs() -> None:
     """Register the toy ids once per process (test modules share the registry)."""
     known = set(scalegym.list_envs())
@@ -115,6 +121,8 @@ def register_toy_envs() -> None:
         scalegym.register("ToyChain-v0", ToyChain)
     if "ToyChainBox-v0" not in known:
         scalegym.register("ToyChainBox-v0", ToyChain, env_kwargs={"box_obs": True})
+    if "ToyChainX64-v0" not in known:
+        scalegym.register("ToyChainX64-v0", ToyChainX64)
 
 
 register_toy_envs()

@@ -1,16 +1,18 @@
 """PPO on any gymnasium env: the env steps on the host, the policy and the learner are jitted.
 
-This is the path for environments that are not functional JAX envs (e.g. gymnasium's CartPole or a
-user's own Python env). Rollouts are collected from a gymnasium vector env with same-step
-autoreset; the last observation of each finished episode (`info["final_obs"]`) is valued for the
-truncation bootstrap exactly as on the jitted path, and the update is `ppo.make_learn`'s.
+This is the path for environments that are not functional JAX envs (e.g. gymnasium's CartPole or
+a user's own Python env). Each seed is a loop of named steps: `collect_host_rollout` (T steps of
+a same-step-autoreset vector env; each finished episode's last observation, `info["final_obs"]`,
+is valued for the truncation bootstrap exactly as on the jitted path), `learn` (the jitted path's
+`ppo_loss.make_learn`), and `chunk_log` between chunks of the same length as the jitted path's.
+Seeds run one after another; the curve and the live log are the first seed's.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium
 import jax
@@ -18,23 +20,266 @@ import jax.numpy as jnp
 import numpy as np
 from flax.training.train_state import TrainState
 
-from scalegym.agents.ppo import (
-    PPOConfig,
-    Transition,
-    build_network,
-    init_obs_norm,
-    make_apply,
-    make_learn,
-    make_optimizer,
-    normalize,
-    update_obs_norm,
+from scalegym.agents.evaluation import EVAL_SEED_OFFSET, eval_scalars, evaluate_host_policy
+from scalegym.agents.normalization import ObsNorm, init_obs_norm, normalize, update_obs_norm
+from scalegym.agents.policy import add_time, build_network, make_apply, sample_action
+from scalegym.agents.ppo_config import PPOConfig
+from scalegym.agents.ppo_loss import Transition, make_learn, make_optimizer
+from scalegym.agents.result import (
+    FinalMetrics,
+    Logger,
+    TrainResult,
+    evaluates_at,
+    updates_per_log,
 )
+from scalegym.progress import TrainingBar, training_bar
 
-Logger = Callable[[int, dict[str, float]], None]
-LOG_POINTS = 40
+VectorFactory = Callable[[int], gymnasium.vector.VectorEnv]
 
 
-def _with_final_obs(next_obs: Any, info: dict[str, Any], done: np.ndarray) -> Any:
+class HostPolicy(NamedTuple):
+    """The jitted pieces the host loop calls."""
+
+    act: Callable[..., tuple[jax.Array, jax.Array, jax.Array]]  # (params, norm, obs [E], key)
+    values: Callable[..., jax.Array]  # (params, norm, obs [T, E, ...]) -> [T, E]
+    learn: Callable[..., tuple[TrainState, dict[str, jax.Array]]]
+
+
+class EpisodeTracker:
+    """Returns and lengths of the episodes that finish while stepping, per env lane."""
+
+    def __init__(self, num_envs: int) -> None:
+        self.running_return = np.zeros(num_envs)
+        self.running_length = np.zeros(num_envs, np.int64)
+        self.returns: list[float] = []
+        self.lengths: list[int] = []
+
+    def record(self, reward: np.ndarray, done: np.ndarray) -> None:
+        self.running_return += reward
+        self.running_length += 1
+        self.returns.extend(self.running_return[done].tolist())
+        self.lengths.extend(self.running_length[done].tolist())
+        self.running_return[done] = 0.0
+        self.running_length[done] = 0
+
+    def take(self) -> tuple[list[float], list[int]]:
+        """The episodes finished since the last call."""
+        out = (self.returns, self.lengths)
+        self.returns, self.lengths = [], []
+        return out
+
+
+def make_host_policy(config: PPOConfig, network: Any) -> HostPolicy:
+    apply = make_apply(network, recurrent=False)
+    carry0 = jnp.zeros((config.num_envs, 1), jnp.float32)  # feed-forward: an unused carry
+
+    @jax.jit
+    def act(params: Any, norm: ObsNorm, obs: Any, key: jax.Array) -> tuple[jax.Array, ...]:
+        x = add_time(normalize(norm, obs, config.normalize_obs))
+        starts = jnp.zeros((1, jax.tree.leaves(obs)[0].shape[0]), bool)
+        _, logits, value = apply(params, carry0, x, starts)
+        action, log_prob = sample_action(key, logits[0])
+        return action, log_prob, value[0]
+
+    @jax.jit
+    def values(params: Any, norm: ObsNorm, obs: Any) -> jax.Array:
+        x = normalize(norm, obs, config.normalize_obs)
+        starts = jnp.zeros(jax.tree.leaves(x)[0].shape[:2], bool)
+        return apply(params, carry0, x, starts)[2]
+
+    return HostPolicy(act, values, jax.jit(make_learn(config, apply)))
+
+
+def train_host(
+    env_id: str,
+    make_vector: VectorFactory,
+    config: PPOConfig,
+    *,
+    num_seeds: int = 1,
+    seed: int = 0,
+    log: Logger | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train PPO on a host gymnasium env, seed after seed; the same result as the JAX path."""
+    if config.recurrent:
+        raise ValueError("the host path trains feed-forward networks only (network: mlp, cnn)")
+    start = time.perf_counter()
+    total = config.num_updates * config.batch_size
+    with training_bar(progress, f"ppo {env_id} (host)", total * num_seeds) as bar:
+        runs = [
+            _train_one(
+                env_id,
+                make_vector,
+                config,
+                seed + i,
+                log if i == 0 else None,
+                bar,
+                done_before=i * total,
+            )
+            for i in range(num_seeds)
+        ]
+    # The first update of each seed compiles; its steps are left out of the rate too.
+    timed_steps = (config.num_updates - 1) * config.batch_size * num_seeds
+    run_s = sum(r["run_s"] for r in runs)
+    evaluation = eval_scalars(
+        {k: np.array([r["eval"].get(k, 0.0) for r in runs]) for k in runs[0]["eval"]}
+    )
+    last_chunks = [r["curve"][-1] for r in runs]
+    return TrainResult(
+        env=env_id,
+        agent="ppo",
+        path="host",
+        steps=total,
+        seeds=num_seeds,
+        sps=timed_steps / run_s if run_s and timed_steps else None,
+        compile_s=sum(r["compile_s"] for r in runs),
+        wall_s=time.perf_counter() - start,
+        config=config.as_dict(),
+        final=FinalMetrics(
+            eval_return=evaluation["eval/return"],
+            eval_success=evaluation.get("eval/success"),
+            per_seed_return=evaluation["per_seed_return"],
+            per_seed_success=evaluation.get("per_seed_success"),
+            train_return=_mean_of(last_chunks, "train/return"),
+            train_success=_mean_of(last_chunks, "train/success"),
+        ),
+        curve=runs[0]["curve"],
+    )
+
+
+def collect_host_rollout(
+    envs: gymnasium.vector.VectorEnv,
+    policy: HostPolicy,
+    state: TrainState,
+    obs_norm: ObsNorm,
+    obs: Any,
+    key: jax.Array,
+    tracker: EpisodeTracker,
+    num_steps: int,
+) -> tuple[Transition, Any, jax.Array]:
+    """`num_steps` (T) steps of E host envs: (rollout [T, E] with final values, next obs, key)."""
+    rows: dict[str, list[Any]] = {
+        k: [] for k in ("obs", "act", "logp", "val", "rew", "term", "trunc", "final")
+    }
+    for _ in range(num_steps):
+        key, k_act = jax.random.split(key)
+        action, log_prob, value = policy.act(state.params, obs_norm, obs, k_act)
+        next_obs, reward, terminated, truncated, info = envs.step(np.asarray(action))
+        done = terminated | truncated
+        tracker.record(reward, done)
+        for name, item in (
+            ("obs", obs),
+            ("act", action),
+            ("logp", log_prob),
+            ("val", value),
+            ("rew", reward),
+            ("term", terminated),
+            ("trunc", truncated),
+            ("final", with_final_obs(next_obs, info, done)),
+        ):
+            rows[name].append(item)
+        obs = next_obs
+    stack = lambda items: jax.tree.map(lambda *x: jnp.stack([jnp.asarray(v) for v in x]), *items)
+    traj = Transition(
+        obs=stack(rows["obs"]),
+        starts=jnp.zeros((num_steps, envs.num_envs), bool),
+        action=stack(rows["act"]),
+        log_prob=stack(rows["logp"]),
+        value=stack(rows["val"]),
+        reward=stack(rows["rew"]).astype(jnp.float32),
+        terminated=stack(rows["term"]),
+        truncated=stack(rows["trunc"]),
+        final_value=policy.values(state.params, obs_norm, stack(rows["final"])),
+    )
+    return traj, obs, key
+
+
+def chunk_log(
+    losses: dict[str, jax.Array], tracker: EpisodeTracker, seconds: float, steps: int
+) -> dict[str, float]:
+    """Scalars of one chunk: its finished episodes, the last update's losses, and its SPS."""
+    scalars = {f"train/{k}": float(v) for k, v in losses.items()}
+    returns, lengths = tracker.take()
+    if returns:
+        scalars["train/return"] = float(np.mean(returns))
+        scalars["train/episode_length"] = float(np.mean(lengths))
+    scalars["perf/sps"] = steps / seconds if seconds > 0 else float("nan")
+    return scalars
+
+
+def _train_one(
+    env_id: str,
+    make_vector: VectorFactory,
+    config: PPOConfig,
+    seed: int,
+    log: Logger | None,
+    bar: TrainingBar | None,
+    done_before: int,
+) -> dict[str, Any]:
+    envs = make_vector(config.num_envs)
+    if not isinstance(envs.single_action_space, gymnasium.spaces.Discrete):
+        raise ValueError(f"{env_id}: PPO here needs a Discrete action space")
+    key = jax.random.key(seed)
+    obs, _ = envs.reset(seed=seed)
+    network = build_network(config, int(envs.single_action_space.n))
+    policy = make_host_policy(config, network)
+    key, k_init = jax.random.split(key)
+    state = TrainState.create(
+        apply_fn=network.apply, params=network.init(k_init, obs), tx=make_optimizer(config)
+    )
+    obs_norm = init_obs_norm(jax.tree.map(jnp.asarray, obs))
+    tracker = EpisodeTracker(config.num_envs)
+    chunk = updates_per_log(config.num_updates)
+    curve: list[dict[str, Any]] = []
+    compile_s = run_s = chunk_s = 0.0
+    chunk_steps = 0
+    evaluation: dict[str, float] = {}
+
+    def act(obs: Any, key: jax.Array) -> np.ndarray:
+        return np.asarray(policy.act(state.params, obs_norm, obs, key)[0])
+
+    def evaluate() -> dict[str, float]:
+        return evaluate_host_policy(act, make_vector, seed + EVAL_SEED_OFFSET)
+
+    try:
+        for update in range(config.num_updates):
+            t0 = time.perf_counter()
+            traj, obs, key = collect_host_rollout(
+                envs, policy, state, obs_norm, obs, key, tracker, config.num_steps
+            )
+            key, k_learn = jax.random.split(key)
+            carry0 = jnp.zeros((config.num_envs, 1), jnp.float32)
+            state, losses = policy.learn(state, traj, carry0, obs_norm, k_learn)
+            if config.normalize_obs:
+                obs_norm = update_obs_norm(obs_norm, traj.obs)
+            jax.block_until_ready(state.params)
+            elapsed = time.perf_counter() - t0
+            if update == 0:
+                compile_s = elapsed  # the first update compiles act, values and learn
+            else:
+                run_s += elapsed
+                chunk_s += elapsed
+                chunk_steps += config.batch_size
+            last = update + 1 == config.num_updates
+            if (update + 1) % chunk and not last:
+                continue
+            steps = (update + 1) * config.batch_size
+            scalars = chunk_log(losses, tracker, chunk_s, chunk_steps)
+            if evaluates_at(len(curve), last):
+                evaluation = evaluate()
+                scalars.update({k: v for k, v in eval_scalars(evaluation).items() if "/" in k})
+            curve.append({"step": steps, **scalars})
+            chunk_s, chunk_steps = 0.0, 0
+            if log is not None:
+                log(steps, scalars)
+            if bar is not None:
+                bar.update(done_before + steps, scalars)
+    finally:
+        envs.close()
+    return {"run_s": run_s, "compile_s": compile_s, "eval": evaluation, "curve": curve}
+
+
+def with_final_obs(next_obs: Any, info: dict[str, Any], done: np.ndarray) -> Any:
     """next_obs with each finished lane's entry replaced by its last real observation."""
     if not done.any():
         return next_obs
@@ -52,155 +297,6 @@ def _with_final_obs(next_obs: Any, info: dict[str, Any], done: np.ndarray) -> An
     return out
 
 
-def train_host(
-    env_id: str,
-    make_vector: Callable[[int], gymnasium.vector.VectorEnv],
-    config: PPOConfig,
-    *,
-    num_seeds: int = 1,
-    seed: int = 0,
-    log: Logger | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train PPO on a host gymnasium env, seed after seed; the same record as the JAX path."""
-    if config.recurrent:
-        raise ValueError("the host path trains feed-forward networks only (network: mlp, cnn)")
-    runs = [
-        _train_one(env_id, make_vector, config, seed + i, log if i == 0 else None)
-        for i in range(num_seeds)
-    ]
-    steps = config.num_updates * config.batch_size
-    run_s = sum(r["run_s"] for r in runs)
-    returns = [r["final_return"] for r in runs]
-    return {
-        "env": env_id,
-        "agent": "ppo",
-        "path": "host",
-        "steps": steps,
-        "seeds": num_seeds,
-        "sps": steps * num_seeds / run_s if run_s else None,
-        "compile_s": sum(r["compile_s"] for r in runs),
-        "wall_s": sum(r["wall_s"] for r in runs),
-        "config": config.as_dict(),
-        "final": {
-            "return": float(np.mean(returns)),
-            "success": None,
-            "train_return": float(np.mean(returns)),
-            "train_success": None,
-            "per_seed_return": returns,
-            "per_seed_success": None,
-        },
-        "curve": runs[0]["curve"],
-    }
-
-
-def _train_one(
-    env_id: str,
-    make_vector: Callable[[int], gymnasium.vector.VectorEnv],
-    config: PPOConfig,
-    seed: int,
-    log: Logger | None,
-) -> dict[str, Any]:
-    start = time.perf_counter()
-    envs = make_vector(config.num_envs)
-    if not isinstance(envs.single_action_space, gymnasium.spaces.Discrete):
-        raise ValueError(f"{env_id}: PPO here needs a Discrete action space")
-    key = jax.random.key(seed)
-    obs, _ = envs.reset(seed=seed)
-    network = build_network(config, int(envs.single_action_space.n))
-    apply = make_apply(network, recurrent=False)
-    key, k_init = jax.random.split(key)
-    state = TrainState.create(
-        apply_fn=network.apply, params=network.init(k_init, obs), tx=make_optimizer(config)
-    )
-    obs_norm = init_obs_norm(jax.tree.map(jnp.asarray, obs))
-    learn = jax.jit(make_learn(config, apply))
-    carry0 = jnp.zeros((config.num_envs, 1), jnp.float32)
-
-    @jax.jit
-    def act(params: Any, norm: Any, obs: Any, key: jax.Array) -> tuple[jax.Array, ...]:
-        x = jax.tree.map(lambda o: o[None], normalize(norm, obs, config.normalize_obs))
-        _, logits, value = apply(params, carry0, x, jnp.zeros((1, config.num_envs), bool))
-        action = jax.random.categorical(key, logits[0]).astype(jnp.int32)
-        log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits[0]), action[:, None], -1)[:, 0]
-        return action, log_prob, value[0]
-
-    @jax.jit
-    def values(params: Any, norm: Any, obs: Any) -> jax.Array:
-        x = normalize(norm, obs, config.normalize_obs)
-        starts = jnp.zeros(jax.tree.leaves(x)[0].shape[:2], bool)
-        return apply(params, carry0, x, starts)[2]
-
-    episode_return = np.zeros(config.num_envs)
-    finished: list[float] = []
-    curve: list[dict[str, Any]] = []
-    chunk = max(1, config.num_updates // LOG_POINTS)
-    compile_s = run_s = 0.0
-    for update in range(config.num_updates):
-        t0 = time.perf_counter()
-        rows: dict[str, list[Any]] = {
-            k: [] for k in ("obs", "act", "logp", "val", "rew", "term", "trunc", "final")
-        }
-        for _ in range(config.num_steps):
-            key, k_act = jax.random.split(key)
-            action, log_prob, value = act(state.params, obs_norm, obs, k_act)
-            next_obs, reward, terminated, truncated, info = envs.step(np.asarray(action))
-            done = terminated | truncated
-            episode_return += reward
-            finished.extend(episode_return[done].tolist())
-            episode_return[done] = 0.0
-            for name, item in (
-                ("obs", obs),
-                ("act", action),
-                ("logp", log_prob),
-                ("val", value),
-                ("rew", reward),
-                ("term", terminated),
-                ("trunc", truncated),
-                ("final", _with_final_obs(next_obs, info, done)),
-            ):
-                rows[name].append(item)
-            obs = next_obs
-        stack = lambda items: jax.tree.map(
-            lambda *x: jnp.stack([jnp.asarray(v) for v in x]), *items
-        )
-        final_obs = stack(rows["final"])
-        traj = Transition(
-            obs=stack(rows["obs"]),
-            starts=jnp.zeros((config.num_steps, config.num_envs), bool),
-            action=stack(rows["act"]),
-            log_prob=stack(rows["logp"]),
-            value=stack(rows["val"]),
-            reward=stack(rows["rew"]).astype(jnp.float32),
-            terminated=stack(rows["term"]),
-            truncated=stack(rows["trunc"]),
-            final_value=values(state.params, obs_norm, final_obs),
-        )
-        key, k_learn = jax.random.split(key)
-        state, losses = learn(state, traj, carry0, obs_norm, k_learn)
-        if config.normalize_obs:
-            obs_norm = update_obs_norm(obs_norm, traj.obs)
-        jax.block_until_ready(state.params)
-        elapsed = time.perf_counter() - t0
-        if update == 0:
-            compile_s = elapsed  # the first update compiles act, values and learn
-        else:
-            run_s += elapsed
-        if (update + 1) % chunk == 0 or update + 1 == config.num_updates:
-            steps = (update + 1) * config.batch_size
-            scalars = {f"train/{k}": float(v) for k, v in losses.items()}
-            if finished:
-                scalars["train/return"] = float(np.mean(finished[-100:]))
-            scalars["perf/sps"] = config.batch_size / elapsed
-            curve.append({"step": steps, **scalars})
-            if log is not None:
-                log(steps, scalars)
-    envs.close()
-    final_return = float(np.mean(finished[-100:])) if finished else float("nan")
-    return {
-        "run_s": run_s,
-        "compile_s": compile_s,
-        "wall_s": time.perf_counter() - start,
-        "final_return": final_return,
-        "curve": curve,
-    }
+def _mean_of(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [row[key] for row in rows if row.get(key) is not None]
+    return float(np.mean(values)) if values else None

@@ -57,10 +57,6 @@ def add_overrides(cmd: argparse.ArgumentParser, flag: str, dest: str, help_text:
     )
 
 
-def progress_enabled(flag: bool | None) -> bool:
-    return sys.stderr.isatty() if flag is None else flag
-
-
 def print_next_steps(run_dir: Path, *, to_stderr: bool) -> None:
     stream = sys.stderr if to_stderr else sys.stdout
     print(f"run directory: {run_dir}", file=stream)

@@ -7,7 +7,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scalegym.cli.common import (
     EXIT_FAILURE,
@@ -20,9 +20,12 @@ from scalegym.cli.common import (
     import_user_module,
     positive_int,
     print_next_steps,
-    progress_enabled,
     write_json,
 )
+from scalegym.progress import progress_enabled
+
+if TYPE_CHECKING:
+    from scalegym.agents.result import TrainResult
 
 # --------------------------------------------------------------------------------------------- run
 
@@ -130,9 +133,10 @@ def add_train_command(commands: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from scalegym.agents import AGENTS
+    from scalegym.agents.ppo_config import override_problems
     from scalegym.core.resolve import resolve_env
     from scalegym.suites.runner import DEFAULT_ROOT, new_run_dir
-    from scalegym.suites.spec import agent_param_problems
     from scalegym.suites.tensorboard import TensorBoardLogger
 
     for module in args.imports:
@@ -142,7 +146,9 @@ def _train(args: argparse.Namespace) -> int:
         resolve_env(args.env_id, **env_overrides)  # bad ids and params fail before any work
     except ValueError as err:
         raise UsageError(str(err)) from None
-    problems = agent_param_problems(args.agent, agent_overrides)
+    if args.agent not in AGENTS:
+        raise UsageError(f"--agent: unknown agent {args.agent!r}; allowed: {', '.join(AGENTS)}")
+    problems = override_problems(agent_overrides)
     if problems:
         raise UsageError(f"--agent-set: {'; '.join(problems)}")
     if args.resume and args.out is None:
@@ -173,15 +179,16 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     except (TypeError, RuntimeError, MemoryError) as err:
         return fail(f"train {args.env_id} failed: {type(err).__name__}: {err}", EXIT_FAILURE)
+    record = result.as_record()
     write_json(
-        run_dir / "result.json", {**result, "run_dir": str(run_dir), "command": args.command_line}
+        run_dir / "result.json", {**record, "run_dir": str(run_dir), "command": args.command_line}
     )
-    keys = ("env", "agent", "steps", "sps", "compile_s", "seeds", "final")
-    summary = {key: result.get(key) for key in keys} | {"run_dir": str(run_dir)}
+    keys = ("env", "agent", "path", "steps", "sps", "compile_s", "seeds", "final")
+    summary = {key: record[key] for key in keys} | {"run_dir": str(run_dir)}
     if args.json:
         print(json.dumps(summary, default=float))
     else:
-        _print_train_summary(summary, result.get("wall_s"))
+        _print_train_summary(result)
     print_next_steps(run_dir, to_stderr=args.json)
     return EXIT_OK
 
@@ -191,17 +198,23 @@ def _holds_training(out: Path) -> bool:
     return (out / "result.json").exists() or (checkpoint.is_dir() and any(checkpoint.iterdir()))
 
 
-def _print_train_summary(summary: dict[str, Any], wall_s: float | None) -> None:
-    final = summary.get("final") or {}
-    parts = [f"return {final.get('return', float('nan')):.3f}"]
-    if final.get("success") is not None:
-        parts.append(f"success {final['success']:.3f}")
+def _print_train_summary(result: TrainResult) -> None:
+    final = result.final
+    parts = [f"eval return {_fmt(final.eval_return)}"]
+    if final.eval_success is not None:
+        parts.append(f"eval success {_fmt(final.eval_success)}")
+    if final.train_return is not None:
+        parts.append(f"train return {_fmt(final.train_return)}")
+    sps = "–" if result.sps is None else f"{result.sps:,.0f}"
     print(
-        f"{summary['env']} {summary['agent']}: {summary['seeds']} seed(s) x "
-        f"{summary['steps']:,} env steps; final {', '.join(parts)}; "
-        f"{summary['sps']:,.0f} env steps/s (compile {summary['compile_s']:.1f} s"
-        + (f", wall {wall_s:.0f} s)" if wall_s is not None else ")")
+        f"{result.env} {result.agent} ({result.path}): {result.seeds} seed(s) x "
+        f"{result.steps:,} env steps; final {', '.join(parts)}; {sps} env steps/s "
+        f"(compile {result.compile_s:.1f} s, wall {result.wall_s:.0f} s)"
     )
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 # ------------------------------------------------------------------------------------------ report

@@ -1,9 +1,16 @@
 """The gymnax-1.0-compatible functional environment base: episode bookkeeping and auto-reset.
 
-An env subclass writes `reset_env`, `step_env` (no auto-reset) and `is_truncated`; this base class
-owns auto-reset, keeps `terminated` and `truncated` apart, and puts the last real observation of an
-episode in `info["final_observation"]`. All methods are pure: params and keys are passed in, never
-stored on the env or in its state.
+An env subclass writes `reset_env`, `step_env` (no auto-reset) and `get_obs`; this base class owns
+the episode rule (`transition`: `truncated` is `is_truncated` and not `terminated`), auto-reset
+(`step`), and puts the last real observation of an episode in `info["final_observation"]`. Every
+step without reset, here, in `EpisodeStatistics` and in the gymnasium adapters, goes through
+`transition`. All methods are pure: params and keys are passed in, never stored on the env or in
+its state.
+
+The step counter is the env's job, done one way: `step_env` returns the state with `time` one
+more than it was given (the conformance tests check it). Truncation causes live in one
+overridable place, `is_truncated`; the base rule is the time limit, and an env with another cause
+(ThreeBody's substep cap) returns `super().is_truncated(state, params) | its_cause`.
 
 An env whose observation is a function of its state alone sets `obs_from_state = True`; `step` then
 computes the observation once, from the state the agent continues from, instead of computing both
@@ -20,6 +27,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from scalegym.core import spaces
+from scalegym.core.fields import check_fields, dataclass_fields
 from scalegym.core.fusion import compute_once
 
 
@@ -48,6 +56,9 @@ class Environment(Generic[TEnvState, TEnvParams]):
     # True when `get_obs(state, params)` is the observation `step_env`/`reset_env` return, with no
     # key involved (not so for envs that emit noisy observations).
     obs_from_state: bool = False
+    # True for float64 envs (ThreeBody): `gymnasium.make` switches JAX's x64 mode on before it
+    # builds one, because a gymnasium user has no moment to do it in between.
+    requires_x64: bool = False
 
     @property
     def default_params(self) -> TEnvParams:
@@ -65,8 +76,9 @@ class Environment(Generic[TEnvState, TEnvParams]):
         if params is None:
             params = self.default_params
         key_step, key_reset = jax.random.split(key)
-        obs_st, state_st, reward, terminated, info = self.step_env(key_step, state, action, params)
-        truncated = jnp.logical_and(self.is_truncated(state_st, params), ~terminated)
+        obs_st, state_st, reward, terminated, truncated, info = self.transition(
+            key_step, state, action, params
+        )
         done = jnp.logical_or(terminated, truncated)
         obs_re, state_re = self.reset_env(key_reset, params)
         state = select_tree(done, state_re, state_st)
@@ -87,10 +99,26 @@ class Environment(Generic[TEnvState, TEnvParams]):
             params = self.default_params
         return self.reset_env(key, params)
 
+    def transition(
+        self, key: jax.Array, state: TEnvState, action: Any, params: TEnvParams
+    ) -> tuple[Any, TEnvState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+        """One step without reset: (obs, state, reward, terminated, truncated, info).
+
+        The episode rule, in its only place: `terminated` comes from `step_env`; `truncated` is
+        `is_truncated` of the new state and never set together with `terminated`.
+        """
+        obs, state, reward, terminated, info = self.step_env(key, state, action, params)
+        terminated = jnp.asarray(terminated, jnp.bool_)
+        truncated = jnp.logical_and(self.is_truncated(state, params), ~terminated)
+        return obs, state, reward, terminated, truncated, info
+
     def step_env(
         self, key: jax.Array, state: TEnvState, action: Any, params: TEnvParams
     ) -> tuple[Any, TEnvState, jax.Array, jax.Array, dict[str, Any]]:
-        """Env-specific transition without auto-reset: (obs, state, reward, terminated, info)."""
+        """Env-specific transition without auto-reset: (obs, state, reward, terminated, info).
+
+        The returned state's `time` is the given state's plus one.
+        """
         raise NotImplementedError
 
     def reset_env(self, key: jax.Array, params: TEnvParams) -> tuple[Any, TEnvState]:
@@ -101,7 +129,7 @@ class Environment(Generic[TEnvState, TEnvParams]):
         raise NotImplementedError
 
     def is_truncated(self, state: TEnvState, params: TEnvParams) -> jax.Array:
-        """Time limit reached (the base rule; envs may add their own truncation causes)."""
+        """Time limit reached; an env with more truncation causes ORs them in here."""
         return state.time >= params.max_steps_in_episode  # type: ignore[attr-defined]
 
     def validate_params(self, params: TEnvParams) -> None:
@@ -111,12 +139,7 @@ class Environment(Generic[TEnvState, TEnvParams]):
         """Default params with `overrides` applied and validated (the path `scalegym.make` uses)."""
         params = self.default_params
         if overrides:
-            unknown = sorted(set(overrides) - set(params.__dataclass_fields__))  # type: ignore[attr-defined]
-            if unknown:
-                allowed = ", ".join(sorted(params.__dataclass_fields__))  # type: ignore[attr-defined]
-                raise ValueError(
-                    f"{self.name}: unknown param(s) {', '.join(unknown)}; allowed: {allowed}"
-                )
+            check_fields(f"{self.name} params", overrides, dataclass_fields(params))
             params = params.replace(**overrides)  # type: ignore[attr-defined]
         self.validate_params(params)
         return params
@@ -134,3 +157,10 @@ class Environment(Generic[TEnvState, TEnvParams]):
 
     def observation_space(self, params: TEnvParams | None = None) -> spaces.Space:
         raise NotImplementedError
+
+
+def transition_of(env: Any) -> Any:
+    """`env.transition` for a scalegym env; the same rule applied to a gymnax env's `step_env`."""
+    if isinstance(env, Environment):
+        return env.transition
+    return partial(Environment.transition, env)

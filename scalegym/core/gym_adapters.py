@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium
 import jax
@@ -13,11 +12,12 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-if TYPE_CHECKING:
-    from scalegym.core.registry import EnvSpec
+from scalegym.core import registry
+from scalegym.core.environment import transition_of
+from scalegym.core.gym_registration import gymnasium_id, register_gymnasium
+from scalegym.core.gym_spaces import to_gymnasium_space, to_space_values
 
 __all__ = [
-    "GYMNASIUM_NAMESPACE",
     "FunctionalGymEnv",
     "FunctionalVectorEnv",
     "gymnasium_id",
@@ -29,38 +29,13 @@ __all__ = [
     "to_gymnasium_space",
 ]
 
-GYMNASIUM_NAMESPACE = "scalegym"
 RENDER_MODES = ("rgb_array", "ansi")
 _RENDER_METHODS = {"rgb_array": "render_rgb", "ansi": "render_text"}
 
 
-def gymnasium_id(env_id: str) -> str:
-    """The gymnasium id of a scalegym id: `Name-vN` -> `scalegym/Name-vN`.
-
-    An id that already names its own namespace (`team/Name-vN`) keeps it, because gymnasium ids
-    allow only one namespace.
-    """
-    return env_id if "/" in env_id else f"{GYMNASIUM_NAMESPACE}/{env_id}"
-
-
-def register_gymnasium(spec: EnvSpec) -> None:
-    """Register a scalegym spec in gymnasium with a single and a vector entry point (once)."""
-    gym_id = gymnasium_id(spec.id)
-    if gym_id in gymnasium.registry:
-        return
-    # partial of module-level functions: picklable (AsyncVectorEnv) and loads no env code now.
-    gymnasium.register(
-        id=gym_id,
-        entry_point=partial(make_gymnasium_env, spec.id),
-        vector_entry_point=partial(make_gymnasium_vector_env, spec.id),
-    )
-
-
 def _make_functional(env_id: str, overrides: dict[str, Any]) -> tuple[Any, Any]:
-    from scalegym.core import registry  # lazy: registry imports this module while registering
-
-    # Float64 envs (ThreeBody) declare it on the class; the gymnasium path must switch x64 on
-    # before any array is built, because users of gymnasium.make cannot do it in between.
+    # Float64 envs (ThreeBody) declare `requires_x64` on the class; the gymnasium path must switch
+    # x64 on before any array is built, because users of gymnasium.make cannot do it in between.
     if getattr(registry.spec(env_id).load(), "requires_x64", False):
         jax.config.update("jax_enable_x64", True)
     return registry.make(env_id, **overrides)
@@ -80,47 +55,6 @@ def make_gymnasium_vector_env(
     """gymnasium `vector_entry_point`: `num_envs` copies behind one jitted, vmapped step."""
     env, params = _make_functional(env_id, overrides)
     return FunctionalVectorEnv(env, params, num_envs=num_envs, render_mode=render_mode)
-
-
-def to_gymnasium_space(space: Any) -> gymnasium.spaces.Space:
-    """A gymnasium space for a scalegym space (`to_gymnasium()`) or a gymnax-style space.
-
-    gymnax spaces are recognised by their fields (Discrete: `n`; Box: `low`, `high`, `shape`,
-    `dtype`; Dict and Tuple: `spaces`), so envs built on gymnax's space classes convert too.
-    """
-    if isinstance(space, gymnasium.spaces.Space):
-        return space
-    if hasattr(space, "to_gymnasium"):
-        return space.to_gymnasium()
-    kind = type(space).__name__
-    if kind == "Discrete" and hasattr(space, "n"):
-        return gymnasium.spaces.Discrete(int(space.n))
-    if kind == "Box" and all(hasattr(space, a) for a in ("low", "high", "shape", "dtype")):
-        dtype = np.dtype(space.dtype)
-        shape = tuple(int(s) for s in space.shape)
-        low = np.broadcast_to(np.asarray(space.low), shape).astype(dtype)
-        high = np.broadcast_to(np.asarray(space.high), shape).astype(dtype)
-        return gymnasium.spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
-    sub = getattr(space, "spaces", None)
-    if kind == "Dict" and isinstance(sub, Mapping):
-        return gymnasium.spaces.Dict({k: to_gymnasium_space(s) for k, s in sub.items()})
-    if kind == "Tuple" and isinstance(sub, Sequence):
-        return gymnasium.spaces.Tuple(tuple(to_gymnasium_space(s) for s in sub))
-    raise TypeError(
-        f"cannot convert {space!r} to a gymnasium space: expected a scalegym space (with "
-        "to_gymnasium()) or a gymnax Discrete, Box, Dict or Tuple space"
-    )
-
-
-def _to_numpy(x: Any, space: gymnasium.spaces.Space) -> Any:
-    """Host values in exactly the structure and dtype `space` declares (fresh, writable arrays)."""
-    if isinstance(space, gymnasium.spaces.Dict):
-        return {k: _to_numpy(x[k], s) for k, s in space.spaces.items()}
-    if isinstance(space, gymnasium.spaces.Tuple):
-        return tuple(_to_numpy(v, s) for v, s in zip(x, space.spaces, strict=True))
-    if isinstance(space, gymnasium.spaces.Discrete):
-        return space.dtype.type(np.asarray(x).item())  # a scalar: what check_env asks for
-    return np.array(x, dtype=space.dtype)
 
 
 def _info_to_python(info: Mapping[str, Any]) -> dict[str, Any]:
@@ -205,6 +139,8 @@ class FunctionalGymEnv(gymnasium.Env):
         self._state: Any = None
         self._reset_key: jax.Array | None = None  # after an episode ends: its auto-reset key
 
+        transition = transition_of(env)  # the base class's episode rule, without the reset
+
         def reset_fn(key: jax.Array, params: Any) -> tuple[jax.Array, Any, Any]:
             key, key_reset = jax.random.split(key)
             obs, state = env.reset(key_reset, params)
@@ -215,9 +151,9 @@ class FunctionalGymEnv(gymnasium.Env):
             # so a SyncVectorEnv of these envs replays the vector env exactly.
             key, key_lane = jax.random.split(key)
             key_step, key_reset = jax.random.split(key_lane)
-            obs, state, reward, terminated, info = env.step_env(key_step, state, action, params)
-            terminated = jnp.asarray(terminated, jnp.bool_)
-            truncated = jnp.logical_and(env.is_truncated(state, params), ~terminated)
+            obs, state, reward, terminated, truncated, info = transition(
+                key_step, state, action, params
+            )
             out = (obs, jnp.asarray(reward, jnp.float32), terminated, truncated, info)
             return key, key_reset, state, out
 
@@ -240,7 +176,7 @@ class FunctionalGymEnv(gymnasium.Env):
                 self._key = seed_keys([int(self.np_random.integers(1 << 32))])[0]
             self._key, obs, self._state = self._reset_fn(self._key, self.params)
         self._reset_key = None
-        return _to_numpy(jax.device_get(obs), self.observation_space), {}
+        return to_space_values(jax.device_get(obs), self.observation_space), {}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         if self._state is None:
@@ -252,7 +188,7 @@ class FunctionalGymEnv(gymnasium.Env):
         obs, reward, terminated, truncated, info = jax.device_get(out)
         self._reset_key = reset_key if terminated or truncated else None
         return (
-            _to_numpy(obs, self.observation_space),
+            to_space_values(obs, self.observation_space),
             float(reward),
             bool(terminated),
             bool(truncated),
@@ -443,7 +379,7 @@ class FunctionalVectorEnv(gymnasium.vector.VectorEnv):
             )
         else:
             self._keys, self._obs, self._state = self._reset_fn(keys, self.params)
-        return _to_numpy(jax.device_get(self._obs), self.observation_space), {}
+        return to_space_values(jax.device_get(self._obs), self.observation_space), {}
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if self._state is None:
@@ -460,9 +396,9 @@ class FunctionalVectorEnv(gymnasium.vector.VectorEnv):
         )
         obs, reward, terminated, truncated, info, final_obs = jax.device_get(out)
         done = np.logical_or(terminated, truncated)
-        final_obs = _to_numpy(final_obs, self.observation_space) if done.any() else None
+        final_obs = to_space_values(final_obs, self.observation_space) if done.any() else None
         return (
-            _to_numpy(obs, self.observation_space),
+            to_space_values(obs, self.observation_space),
             np.array(reward),
             np.array(terminated),
             np.array(truncated),

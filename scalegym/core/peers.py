@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import difflib
 import importlib
 from typing import Any
@@ -13,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scalegym.core import spaces
+from scalegym.core.fields import check_fields, dataclass_fields
 
 XMINIGRID_PREFIX = "xminigrid:"
 NAVIX_PREFIX = "navix:"
@@ -165,12 +165,7 @@ def _make_xminigrid(env_id: str, overrides: dict[str, Any]) -> tuple[XMiniGridEn
         raise ValueError(_unknown_peer_message(env_id, XMINIGRID_PREFIX, known, _XMINIGRID_LIST))
     env, env_params = xminigrid.make(name)
     if overrides:
-        fields = sorted(env_params.__dataclass_fields__)
-        unknown = sorted(set(overrides) - set(fields))
-        if unknown:
-            raise ValueError(
-                f"{env_id}: unknown param(s) {', '.join(unknown)}; allowed: {', '.join(fields)}"
-            )
+        check_fields(f"{env_id} params", overrides, dataclass_fields(env_params))
         # Same as `xminigrid.make(name, **overrides)`: derived defaults such as max_steps are
         # not recomputed when height or width change.
         env_params = env_params.replace(**overrides)
@@ -186,12 +181,7 @@ def _make_navix(env_id: str, overrides: dict[str, Any]) -> tuple[NavixEnv, None]
     env = navix.make(name)
     if overrides:
         # `navix.make` passes keyword arguments through to the env's dataclass constructor.
-        fields = sorted(f.name for f in dataclasses.fields(env))
-        unknown = sorted(set(overrides) - set(fields))
-        if unknown:
-            raise ValueError(
-                f"{env_id}: unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(fields)}"
-            )
+        check_fields(f"{env_id} constructor", overrides, dataclass_fields(env))
         try:
             env = navix.make(name, **overrides)
         except TypeError as err:  # e.g. height, which the registered constructor already fixes

@@ -9,6 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from scalegym.core.fields import check_fields, dataclass_fields
+from scalegym.core.gym_registration import register_gymnasium
+
 ENV_ID_PATTERN = re.compile(r"^[A-Za-z][\w.]*-v\d+$")  # no namespace: gymnasium adds "scalegym/"
 GYMNAX_PREFIX = "gymnax:"
 
@@ -50,9 +53,7 @@ def register(
         raise ValueError(f"env id {id!r} is already registered; bump its version to change it")
     spec = EnvSpec(id, entry_point, dict(defaults), dict(env_kwargs or {}))
     _REGISTRY[id] = spec
-    from scalegym.core import gym_adapters  # late import: the adapters import this module
-
-    gym_adapters.register_gymnasium(spec)
+    register_gymnasium(id)
     return spec
 
 
@@ -96,11 +97,6 @@ def make_gymnax(name: str, **overrides: Any) -> tuple[Any, Any]:
         raise ValueError(f"unknown gymnax env {name!r}{hint}")
     env, params = gymnax.make(name)
     if overrides:
-        unknown = sorted(set(overrides) - set(params.__dataclass_fields__))
-        if unknown:
-            raise ValueError(
-                f"gymnax:{name}: unknown param(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(params.__dataclass_fields__))}"
-            )
+        check_fields(f"gymnax:{name} params", overrides, dataclass_fields(params))
         params = params.replace(**overrides)
     return env, params

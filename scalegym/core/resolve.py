@@ -13,6 +13,7 @@ import gymnasium
 
 from scalegym.core import peers, registry
 from scalegym.core.environment import Environment
+from scalegym.core.fields import check_fields, dataclass_fields
 
 SCALEGYM_NAMESPACE = "scalegym/"
 _FUNCTIONAL_METHODS = ("step_env", "reset_env", "default_params")
@@ -103,17 +104,13 @@ def _build_functional(
     ctor_names = _explicit_parameters(cls)
     env = cls(**{k: v for k, v in kwargs.items() if k in ctor_names})
     param_kwargs = {k: v for k, v in kwargs.items() if k not in ctor_names}
-    fields = getattr(env.default_params, "__dataclass_fields__", {})
+    fields = dataclass_fields(env.default_params)
     # gymnasium's `max_episode_steps` becomes the env's own episode limit when it has one.
     if time_limit is not None and "max_steps_in_episode" in fields:
         param_kwargs.setdefault("max_steps_in_episode", time_limit)
     if hasattr(env, "make_params"):
         return env, env.make_params(**param_kwargs)
-    unknown = sorted(set(param_kwargs) - set(fields))
-    if unknown:
-        raise ValueError(
-            f"{env_id}: unknown param(s) {', '.join(unknown)}; allowed: {', '.join(sorted(fields))}"
-        )
+    check_fields(f"{env_id} params", param_kwargs, fields)
     params = env.default_params
     return env, params.replace(**param_kwargs) if param_kwargs else params
 
@@ -138,13 +135,7 @@ def _check_constructor_kwargs(env_id: str, creator: Any, overrides: dict[str, An
         return
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
         return
-    allowed = _explicit_parameters(creator)
-    unknown = sorted(set(overrides) - allowed)
-    if unknown:
-        raise ValueError(
-            f"{env_id}: unknown argument(s) {', '.join(unknown)}; "
-            f"allowed: {', '.join(sorted(allowed)) or 'none'}"
-        )
+    check_fields(f"{env_id} constructor", overrides, _explicit_parameters(creator))
 
 
 def _unknown_id_message(env_id: str) -> str:

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from scalegym.core import spaces
-from scalegym.core.environment import Environment
+from scalegym.core.environment import Environment, transition_of
 
 __all__ = ["EpisodeStatistics", "EpisodeStatisticsState", "Wrapper"]
 
@@ -73,8 +73,18 @@ class Wrapper(Environment):
     def get_obs(self, state: Any, params: Any, key: jax.Array | None = None) -> Any:
         return self._env.get_obs(self._inner_state(state), params, key)
 
+    @property
+    def requires_x64(self) -> bool:  # type: ignore[override]
+        return bool(getattr(self._env, "requires_x64", False))
+
     def reset_env(self, key: jax.Array, params: Any) -> tuple[Any, Any]:
         return self._env.reset_env(key, params)
+
+    def transition(
+        self, key: jax.Array, state: Any, action: Any, params: Any
+    ) -> tuple[Any, Any, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+        # The inner env's own transition (its rule, or what a wrapper inside adds to it).
+        return transition_of(self._env)(key, state, action, params)
 
     def step_env(
         self, key: jax.Array, state: Any, action: Any, params: Any
@@ -131,15 +141,13 @@ class EpisodeStatistics(Wrapper):
         )
         return obs, state
 
-    def step_env(
+    def transition(
         self, key: jax.Array, state: EpisodeStatisticsState, action: Any, params: Any
-    ) -> tuple[Any, EpisodeStatisticsState, jax.Array, jax.Array, dict[str, Any]]:
-        obs, env_state, reward, terminated, info = self._env.step_env(
+    ) -> tuple[Any, EpisodeStatisticsState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+        """The inner env's transition, with the running episode's sums closed where it ends."""
+        obs, env_state, reward, terminated, truncated, info = transition_of(self._env)(
             key, state.env_state, action, params
         )
-        terminated = jnp.asarray(terminated, jnp.bool_)
-        # The same rule the base `step` applies, so stats close exactly where episodes do.
-        truncated = jnp.logical_and(self._env.is_truncated(env_state, params), ~terminated)
         done = jnp.logical_or(terminated, truncated)
         episode_returns = state.episode_returns + jnp.asarray(reward, jnp.float32)
         episode_lengths = state.episode_lengths + 1
@@ -168,6 +176,12 @@ class EpisodeStatistics(Wrapper):
         }
         if "success" in info:
             info["returned_episode_success"] = success
+        return obs, next_state, reward, terminated, truncated, info
+
+    def step_env(
+        self, key: jax.Array, state: EpisodeStatisticsState, action: Any, params: Any
+    ) -> tuple[Any, EpisodeStatisticsState, jax.Array, jax.Array, dict[str, Any]]:
+        obs, next_state, reward, terminated, _, info = self.transition(key, state, action, params)
         return obs, next_state, reward, terminated, info
 
     @partial(jax.jit, static_argnames=("self",))

@@ -11,14 +11,12 @@ deletes the observation as dead code and the figure measures a step no agent cou
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import os
 import platform
 import statistics
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium
@@ -27,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scalegym.core.resolve import ResolvedEnv
+from scalegym.progress import count_progress
 
 # Distributions whose versions go next to every number; the peers only where installed.
 _VERSIONED = (
@@ -72,7 +71,7 @@ def bench_jax_env(
     batch_reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
     sample_action = jax.vmap(jax.vmap(env.action_space(params).sample))
     records = []
-    with _progress_bar(len(batch_sizes), f"bench {env_name(env)}", progress) as advance:
+    with count_progress(len(batch_sizes), f"bench {env_name(env)}", progress) as advance:
         for batch_size in batch_sizes:
             # Raw uint32 keys: what gymnax-era envs expect.
             key = jax.random.fold_in(jax.random.PRNGKey(seed), batch_size)
@@ -159,7 +158,7 @@ def bench_host_env(
     """
     _check_sizes(batch_sizes, num_steps, repeats)
     records = []
-    with _progress_bar(len(batch_sizes), description, progress) as advance:
+    with count_progress(len(batch_sizes), description, progress) as advance:
         for batch_size in batch_sizes:
             start = time.perf_counter()
             vector_env = make_vector(batch_size)
@@ -289,24 +288,3 @@ def _check_sizes(batch_sizes: Sequence[int], num_steps: int, repeats: int) -> No
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-
-
-@contextlib.contextmanager
-def _progress_bar(
-    total: int, description: str, enabled: bool | None
-) -> Iterator[Callable[[], None]]:
-    """Yield `advance()`; draws a rich bar on stderr (never stdout, which may carry JSON)."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        yield lambda: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
-    with Progress(
-        *columns, TimeElapsedColumn(), console=Console(stderr=True), transient=True
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda: bar.advance(task)

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from scalegym.agents.result import TrainResult
+
 MANIFEST, RESULTS, SUMMARY, REPORT = "manifest.json", "results.jsonl", "summary.csv", "report.md"
 SUMMARY_COLUMNS = (
     "cell",
@@ -23,6 +25,7 @@ SUMMARY_COLUMNS = (
     "seeds",
     "final_return",
     "final_success",
+    "final_train_return",
     "threshold",
     "threshold_on",
     "passed",
@@ -108,18 +111,19 @@ def summary_rows(
                 sps=largest["sps"], batch_size=largest["batch_size"], compile_s=largest["compile_s"]
             )
         elif record["kind"] == "train" and result:
-            final = result.get("final") or {}
+            train = TrainResult.from_record(result)
             verdict = result.get("threshold") or {}
             row.update(
-                sps=result.get("sps"),
-                steps=result.get("steps"),
-                seeds=result.get("seeds"),
-                final_return=final.get("return"),
-                final_success=final.get("success"),
+                sps=train.sps,
+                steps=train.steps,
+                seeds=train.seeds,
+                final_return=train.final.eval_return,
+                final_success=train.final.eval_success,
+                final_train_return=train.final.train_return,
                 threshold=verdict.get("value"),
                 threshold_on=verdict.get("metric"),
                 passed=verdict.get("passed"),
-                compile_s=result.get("compile_s"),
+                compile_s=train.compile_s,
             )
         rows.append(row)
     return rows
@@ -165,26 +169,33 @@ def render_report(
             lines.append(_row([record["cell"], _env_label(record), *cells]))
     train = [r for r in latest.values() if r["kind"] == "train" and r["status"] == "ok"]
     if train:
-        header = ["cell", "env", "agent", "seeds", "env steps / seed", "final return"]
-        header += ["final success", "threshold", "SPS", "compile s", "wall s"]
-        lines += ["", "## Training (final metrics: mean ± std over seeds)", ""]
+        header = ["cell", "env", "agent", "seeds", "env steps / seed", "eval return"]
+        header += ["eval success", "train return", "threshold", "SPS", "compile s", "wall s"]
+        lines += ["", "## Training", ""]
+        lines += [
+            "Eval: each seed's policy on fresh envs, first episode of each (mean ± std over "
+            "seeds). Train return: episodes that ended during the last chunk. SPS: env steps "
+            "per second over all seeds, compile excluded.",
+            "",
+        ]
         lines += [_row(header), _rule(len(header))]
         for record in train:
-            result = record["result"]
-            final = result.get("final") or {}
+            result = TrainResult.from_record(record["result"])
+            final = result.final
             lines.append(
                 _row(
                     [
                         record["cell"],
                         _env_label(record),
-                        result.get("agent", ""),
-                        str(result.get("seeds", "")),
-                        f"{result.get('steps', 0):,}",
-                        _mean_std(final, "return"),
-                        _mean_std(final, "success"),
-                        _verdict(result.get("threshold")),
-                        _si(result.get("sps")),
-                        _num(result.get("compile_s"), 1),
+                        result.agent + (" (host)" if result.path == "host" else ""),
+                        str(result.seeds),
+                        f"{result.steps:,}",
+                        _mean_std(final.eval_return, final.per_seed_return),
+                        _mean_std(final.eval_success, final.per_seed_success),
+                        _num(final.train_return, 3),
+                        _verdict(record["result"].get("threshold")),
+                        _si(result.sps),
+                        _num(result.compile_s, 1),
                         _num(record.get("wall_s"), 0),
                     ]
                 )
@@ -209,14 +220,13 @@ def cell_summary(record: dict[str, Any]) -> str:
         best = max(result["results"], key=lambda r: r["batch_size"])
         return f"ok {head}: {_si(best['sps'])} env steps/s at batch {best['batch_size']:,}"
     if record["kind"] == "train":
-        final = result.get("final") or {}
-        success = final.get("success")
-        parts = [f"return {_num(final.get('return'), 3)}"]
-        if success is not None:
-            parts.append(f"success {_num(success, 3)}")
+        train = TrainResult.from_record(result)
+        parts = [f"eval return {_num(train.final.eval_return, 3)}"]
+        if train.final.eval_success is not None:
+            parts.append(f"eval success {_num(train.final.eval_success, 3)}")
         if result.get("threshold"):
             parts.append(_verdict(result["threshold"]))
-        parts.append(f"{_si(result.get('sps'))} env steps/s")
+        parts.append(f"{_si(train.sps)} env steps/s")
         return f"ok {head}: {', '.join(parts)}"
     return f"ok {head}"
 
@@ -253,16 +263,14 @@ def _env_label(record: dict[str, Any]) -> str:
     return f"{record['env']} ({', '.join(f'{k}={v}' for k, v in overrides.items())})"
 
 
-def _mean_std(final: dict[str, Any], metric: str) -> str:
-    mean = final.get(metric)
+def _mean_std(mean: float | None, per_seed: list[float] | None) -> str:
     if mean is None:
         return "–"
-    std = final.get(f"{metric}_std")
-    per_seed = final.get(f"per_seed_{metric}")
-    if std is None and isinstance(per_seed, list) and len(per_seed) > 1:
-        values = [float(v) for v in per_seed]
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-    return _num(mean, 3) if std is None else f"{_num(mean, 3)} ± {_num(std, 3)}"
+    if not per_seed or len(per_seed) < 2:
+        return _num(mean, 3)
+    values = [float(v) for v in per_seed]
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    return f"{_num(mean, 3)} ± {_num(std, 3)}"
 
 
 def _verdict(threshold: dict[str, Any] | None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -10,7 +9,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from scalegym.agents.result import TrainResult
+from scalegym.progress import cell_progress
 from scalegym.suites import report
 from scalegym.suites.spec import BenchCell, Cell, SuiteSpec, TrainCell
 from scalegym.suites.tensorboard import TensorBoardLogger
@@ -66,7 +67,7 @@ def run_suite(
     done = {r["cell"] for r in report.read_records(results) if r["status"] == "ok"}
     todo = [cell for cell in spec.cells if cell.name not in done]
     try:
-        with _cell_progress(len(spec.cells), len(spec.cells) - len(todo), progress) as bar:
+        with cell_progress(len(spec.cells), len(spec.cells) - len(todo), progress) as bar:
             for cell in todo:
                 bar.start(cell.name)
                 resuming = resume_dir is not None
@@ -174,17 +175,21 @@ def run_train_cell(cell: TrainCell, context: CellContext) -> dict[str, Any]:
             resume=resume,
             progress=False,  # the runner's own bar is live; rich allows one live display
         )
-    result = dict(result)
-    result["resumed_from_checkpoint"] = resume
+    record = {**result.as_record(), "resumed_from_checkpoint": resume}
     if cell.threshold is not None:
-        achieved = (result.get("final") or {}).get(cell.threshold_on)
-        result["threshold"] = {
-            "metric": cell.threshold_on,
-            "value": cell.threshold,
-            "achieved": achieved,
-            "passed": None if achieved is None else bool(achieved >= cell.threshold),
-        }
-    return result
+        record["threshold"] = threshold_verdict(result, cell.threshold_on, cell.threshold)
+    return record
+
+
+def threshold_verdict(result: TrainResult, metric: str, value: float) -> dict[str, Any]:
+    """Whether the final evaluation reached `value` on `metric` ("success" or "return")."""
+    achieved = {"success": result.final.eval_success, "return": result.final.eval_return}[metric]
+    return {
+        "metric": metric,
+        "value": value,
+        "achieved": achieved,
+        "passed": None if achieved is None else bool(achieved >= value),
+    }
 
 
 # Cell kind → runner; a later kind registers its runner here next to its spec in CELL_KINDS.
@@ -338,44 +343,3 @@ def _to_json(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return repr(obj)  # never lose a whole record to one odd value
-
-
-class _CellBar:
-    """Overall bar over cells plus a bar for the cell in flight; summary lines above them."""
-
-    def __init__(self, progress: Any, console: Any, total: int, completed: int) -> None:
-        self._progress, self._console = progress, console
-        self._cells = None
-        if progress is not None:
-            self._cells = progress.add_task("cells", total=total, completed=completed)
-        self._current: Any = None
-
-    def start(self, name: str) -> None:
-        if self._progress is not None:
-            self._current = self._progress.add_task(name, total=1.0)
-
-    def update(self, fraction: float) -> None:
-        if self._progress is not None and self._current is not None:
-            self._progress.update(self._current, completed=fraction)
-
-    def finish(self, line: str) -> None:
-        self._console.print(line, markup=False, highlight=False, soft_wrap=True)
-        if self._progress is not None:
-            if self._current is not None:
-                self._progress.remove_task(self._current)
-            self._progress.advance(self._cells)
-
-
-@contextlib.contextmanager
-def _cell_progress(total: int, completed: int, enabled: bool) -> Iterator[_CellBar]:
-    """Progress on stderr (stdout may carry JSON); with it off, only the summary lines."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    if not enabled:
-        yield _CellBar(None, console, total, completed)
-        return
-    columns = (*Progress.get_default_columns()[:1], BarColumn(), TaskProgressColumn())
-    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:
-        yield _CellBar(progress, progress.console, total, completed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 import tomllib
@@ -11,7 +10,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-AGENTS = ("ppo",)  # agents a train cell may name; search agents join in a later issue
+from scalegym.agents import AGENTS
+from scalegym.agents.ppo_config import override_problems
+from scalegym.core.fields import unknown_field_message
+
 THRESHOLD_METRICS = ("success", "return")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")  # cell and suite names become directory names
 _INHERIT = object()  # default meaning "the [suite] table's value of the same name"
@@ -260,8 +262,7 @@ def _check_table(
     """Checked values of `table` with defaults filled in; problems go to `errors`."""
     for key in table:
         if key not in rules:
-            allowed = ", ".join(rules)
-            errors.append(f'{where}: unknown field "{key}"; allowed: {allowed}')
+            errors.append(unknown_field_message(where, [key], rules))
     values: dict[str, Any] = {}
     for key, rule in rules.items():
         if key not in table:
@@ -337,34 +338,8 @@ def _where(index: int, name: str | None) -> str:
 
 
 def agent_param_problems(agent: str, params: dict[str, Any]) -> list[str]:
-    """Names and types of PPO config overrides checked against `PPOConfig`, where it imports."""
-    if agent != "ppo" or not params:
-        return []
-    try:
-        from scalegym.agents.ppo import PPOConfig
-    except Exception:  # agents are optional to validation; train_agent checks them again
-        return []
-    fields = {f.name: f for f in dataclasses.fields(PPOConfig)}
-    problems = []
-    for key, value in params.items():
-        if key == "total_timesteps":
-            problems.append('"total_timesteps" is set by the cell\'s "steps"; remove it here')
-        elif key not in fields:
-            problems.append(f'unknown PPO field "{key}"; allowed: {", ".join(sorted(fields))}')
-        else:
-            default = fields[key].default
-            if default is not dataclasses.MISSING and not _same_kind(default, value):
-                kind = type(default).__name__
-                problems.append(f'"{key}" expects {kind} like {default!r}, got {value!r}')
-    return problems
-
-
-def _same_kind(default: Any, value: Any) -> bool:
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(default, bool) and isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, int | float)
-    return isinstance(value, type(default))
+    """What is wrong with a train cell's `agent_params`, checked by the agent's own config."""
+    return override_problems(params) if agent == "ppo" else []
 
 
 def _env_problems(cell: Cell, where: str, cache: dict[str, str | None]) -> list[str]:

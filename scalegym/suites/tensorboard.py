@@ -11,25 +11,15 @@ from typing import Any
 import numpy as np
 
 
-def _writer_class() -> Any:
-    """tensorboard's own numpy-only writer; tensorboardX where a tensorboard lacks it."""
-    try:
-        from tensorboard.summary import Writer
-
-        return Writer
-    except ImportError:
-        from tensorboardX import SummaryWriter
-
-        return SummaryWriter
-
-
 class TensorBoardLogger:
     """Scalars against env steps in one log directory (`tb/<cell>/` of a run)."""
 
     def __init__(self, log_dir: str | Path) -> None:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._writer = _writer_class()(str(self.log_dir))
+        from tensorboard.summary import Writer  # numpy-only: no TensorFlow or PyTorch needed
+
+        self._writer = Writer(str(self.log_dir))
 
     def log_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
         """Write each finite number in `scalars` at `step`; anything else (None for an env
@@ -78,7 +68,7 @@ def read_scalars(log_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
     accumulator.Reload()
     tags = accumulator.Tags()
     found: dict[str, list[tuple[int, float]]] = {}
-    # tensorboard's Writer stores scalars as tensor summaries; tensorboardX as simple values.
+    # tensorboard's Writer stores scalars as tensor summaries; other writers as simple values.
     for tag in tags.get(ea.SCALARS, []):
         found[tag] = [(int(e.step), float(e.value)) for e in accumulator.Scalars(tag)]
     for tag in tags.get(ea.TENSORS, []):

@@ -1,0 +1,156 @@
+"""The chunked driver: a PPO run over K vmapped seeds in compiled chunks of updates.
+
+Between chunks the host logs scalars, advances the progress bar, evaluates on fresh envs (every
+`EVAL_EVERY` chunks and after the last) and checkpoints, so a killed run resumes where it was.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from scalegym.agents.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from scalegym.agents.evaluation import EVAL_SEED_OFFSET, eval_scalars, evaluate_policy
+from scalegym.agents.ppo import PPO, RunnerState
+from scalegym.agents.result import (
+    FinalMetrics,
+    Logger,
+    TrainResult,
+    evaluates_at,
+    updates_per_log,
+)
+from scalegym.progress import training_bar
+
+
+class ChunkedRun:
+    """One PPO run over K seeds, stepped in compiled chunks of updates."""
+
+    def __init__(
+        self,
+        env_id: str,
+        ppo: PPO,
+        num_seeds: int,
+        seed: int,
+        checkpoint_dir: Path | None = None,
+    ):
+        self.env_id, self.ppo, self.config = env_id, ppo, ppo.config
+        self.num_seeds, self.seed = num_seeds, seed
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.chunk = updates_per_log(self.config.num_updates)
+        self._compiled: dict[int, Any] = {}
+        evaluate = lambda r, k: evaluate_policy(ppo, r, k, ppo.env_params)
+        self._evaluate = jax.jit(jax.vmap(evaluate))
+
+    def compiled_chunk(self, length: int, runner: RunnerState) -> tuple[Any, float]:
+        """The compiled `length`-update chunk over all seeds, and the seconds compiling took."""
+        if length in self._compiled:
+            return self._compiled[length], 0.0
+        scan = lambda r: jax.lax.scan(lambda c, _: self.ppo.update(c), r, None, length=length)
+        start = time.perf_counter()
+        self._compiled[length] = jax.jit(jax.vmap(scan)).lower(runner).compile()
+        return self._compiled[length], time.perf_counter() - start
+
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed: env, seeds and the PPO config."""
+        return {
+            "env": self.env_id,
+            "seed": self.seed,
+            "num_seeds": self.num_seeds,
+            "config": self.config.as_dict(),
+        }
+
+    def evaluate(self, runner: RunnerState) -> dict[str, Any]:
+        keys = jax.random.split(jax.random.key(self.seed + EVAL_SEED_OFFSET), self.num_seeds)
+        return eval_scalars(self._evaluate(runner, keys))
+
+    def run(self, *, log: Logger | None, resume: bool, progress: bool) -> TrainResult:
+        config = self.config
+        keys = jax.random.split(jax.random.key(self.seed), self.num_seeds)
+        runner = jax.jit(jax.vmap(self.ppo.init))(keys)
+        saved: dict[str, Any] = {}
+        if resume and has_checkpoint(self.checkpoint_dir):
+            assert self.checkpoint_dir is not None
+            runner, saved = load_checkpoint(self.checkpoint_dir, runner, self.identity())
+        done_updates = int(saved.get("updates", 0))
+        curve: list[dict[str, Any]] = saved.get("curve", [])
+        compile_s, run_s = float(saved.get("compile_s", 0.0)), float(saved.get("run_s", 0.0))
+        start = time.perf_counter()
+        total = config.num_updates
+        with training_bar(progress, f"ppo {self.env_id}", total * config.batch_size) as bar:
+            while done_updates < total:
+                length = min(self.chunk, total - done_updates)
+                compiled, seconds = self.compiled_chunk(length, runner)
+                compile_s += seconds
+                t0 = time.perf_counter()
+                runner, metrics = jax.block_until_ready(compiled(runner))
+                elapsed = time.perf_counter() - t0
+                run_s += elapsed
+                done_updates += length
+                steps = done_updates * config.batch_size
+                scalars = chunk_scalars(metrics)
+                scalars["perf/sps"] = length * config.batch_size * self.num_seeds / elapsed
+                if evaluates_at(len(curve), done_updates >= total):
+                    scalars.update(self.evaluate(runner))
+                curve.append({"step": steps, **scalars})
+                if log is not None:
+                    log(steps, scalars)
+                if self.checkpoint_dir:
+                    progress_record = {
+                        **self.identity(),
+                        "updates": done_updates,
+                        "compile_s": compile_s,
+                        "run_s": run_s,
+                        "curve": curve,
+                    }
+                    save_checkpoint(self.checkpoint_dir, runner, progress_record)
+                if bar:
+                    bar.update(steps, scalars)
+        steps = total * config.batch_size
+        return TrainResult(
+            env=self.env_id,
+            agent="ppo",
+            path="jax",
+            steps=steps,
+            seeds=self.num_seeds,
+            sps=steps * self.num_seeds / run_s if run_s else None,
+            compile_s=compile_s,
+            wall_s=time.perf_counter() - start,
+            config=config.as_dict(),
+            final=final_metrics(curve),
+            curve=[{k: v for k, v in c.items() if not k.startswith("per_seed")} for c in curve],
+        )
+
+
+def final_metrics(curve: list[dict[str, Any]]) -> FinalMetrics:
+    """The last evaluation and the last chunk's training episodes of a curve."""
+    evaluated = [c for c in curve if "eval/return" in c]
+    last_eval = evaluated[-1] if evaluated else {}
+    last = curve[-1] if curve else {}
+    return FinalMetrics(
+        eval_return=last_eval.get("eval/return"),
+        eval_success=last_eval.get("eval/success"),
+        per_seed_return=last_eval.get("per_seed_return"),
+        per_seed_success=last_eval.get("per_seed_success"),
+        train_return=last.get("train/return"),
+        train_success=last.get("train/success"),
+    )
+
+
+def chunk_scalars(metrics: dict[str, jax.Array]) -> dict[str, float]:
+    """Mean over seeds of per-chunk means: episode return/length/success and losses."""
+    m = {k: np.asarray(v) for k, v in metrics.items()}  # each [K, updates]
+    episodes = m["episodes"].sum(1)  # [K]
+    out: dict[str, float] = {}
+    has = episodes > 0
+    if has.any():
+        out["train/return"] = float((m["return_sum"].sum(1)[has] / episodes[has]).mean())
+        out["train/episode_length"] = float((m["length_sum"].sum(1)[has] / episodes[has]).mean())
+        if "success_sum" in m:
+            out["train/success"] = float((m["success_sum"].sum(1)[has] / episodes[has]).mean())
+    for name in ("loss", "actor_loss", "value_loss", "entropy", "approx_kl", "clip_frac"):
+        out[f"train/{name}"] = float(m[name].mean())
+    return out

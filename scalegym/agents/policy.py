@@ -1,0 +1,66 @@
+"""The actor-critic as PPO calls it: one convention for feed-forward and recurrent networks.
+
+`make_apply` maps (params, carry, obs [T, E, ...], starts [T, E]) to (carry, logits [T, E, A],
+values [T, E]) for both kinds; `sample_action` draws actions [E] and their log-probabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from scalegym.agents.networks import ActorCritic, RecurrentActorCritic
+from scalegym.agents.ppo_config import PPOConfig
+
+
+def build_network(config: PPOConfig, num_actions: int) -> nn.Module:
+    conv = config.network == "cnn"
+    if config.recurrent:
+        return RecurrentActorCritic(
+            num_actions, config.hidden, config.activation, memory=config.memory
+        )
+    return ActorCritic(num_actions, config.hidden, config.activation, conv)
+
+
+def make_apply(network: nn.Module, recurrent: bool) -> Callable[..., Any]:
+    """One calling convention for both kinds: (params, carry, obs [T, E, ...], starts [T, E])
+    → (carry, logits [T, E, A], values [T, E])."""
+    if recurrent:
+        return lambda params, carry, obs, starts: network.apply(params, carry, obs, starts)
+
+    def apply(params: Any, carry: jax.Array, obs: Any, starts: jax.Array) -> tuple[jax.Array, ...]:
+        t, e = starts.shape
+        flat = jax.tree.map(lambda x: x.reshape(t * e, *x.shape[2:]), obs)
+        logits, values = network.apply(params, flat)
+        return carry, logits.reshape(t, e, -1), values.reshape(t, e)
+
+    return apply
+
+
+def make_value(network: nn.Module, recurrent: bool) -> Callable[..., jax.Array]:
+    """(params, carry, obs [E, ...]) → values [E] of observations that start no episode."""
+    if recurrent:
+        apply = make_apply(network, True)
+
+        def value(params: Any, carry: jax.Array, obs: Any) -> jax.Array:
+            starts = jnp.zeros((1, carry.shape[0]), bool)
+            return apply(params, carry, jax.tree.map(lambda x: x[None], obs), starts)[2][0]
+
+        return value
+    return lambda params, carry, obs: network.apply(params, obs, method="value")
+
+
+def sample_action(key: jax.Array, logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Actions [E] int32 sampled from logits [E, A], and their log-probabilities [E]."""
+    action = jax.random.categorical(key, logits).astype(jnp.int32)
+    log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], -1)[:, 0]
+    return action, log_prob
+
+
+def add_time(tree: Any) -> Any:
+    """A leading time axis of length 1 on every leaf: [E, ...] -> [1, E, ...]."""
+    return jax.tree.map(lambda x: x[None], tree)

@@ -1,0 +1,209 @@
+"""Whole PPO runs: determinism, seeds under vmap, the GRU and CNN policies learning, resume."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import scalegym
+from scalegym.agents.evaluation import evaluate_policy
+from scalegym.agents.networks import RecurrentActorCritic
+from scalegym.agents.ppo import make_ppo, make_train
+from scalegym.agents.ppo_config import PPOConfig
+from scalegym.agents.train import default_config, train_agent
+
+# A run small enough to compile in seconds: 3 updates of 4 envs x 16 steps.
+TINY = dict(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 3, num_minibatches=2)
+SMALL_REARRANGE = dict(height=5, width=5, wall_density=0.0)
+
+
+def test_make_train_is_deterministic_per_key() -> None:
+    env, params = scalegym.make("ToyChain-v0")
+    config = PPOConfig(**TINY)
+    run_a = jax.jit(make_train(env, params, config))
+    run_b = jax.jit(make_train(env, params, config))  # a fresh trace and compile
+    _, metrics_a = run_a(jax.random.key(3))
+    _, metrics_b = run_b(jax.random.key(3))
+    _, metrics_c = run_a(jax.random.key(4))
+    assert set(metrics_a) >= {"loss", "actor_loss", "value_loss", "entropy", "episodes"}
+    for name in metrics_a:
+        assert metrics_a[name].shape == (config.num_updates,)
+        np.testing.assert_array_equal(metrics_a[name], metrics_b[name], err_msg=name)
+    assert not np.array_equal(metrics_a["loss"], metrics_c["loss"])
+    assert float(metrics_a["episodes"].sum()) > 0  # ToyChain episodes are short
+
+
+def test_vmapped_seeds_train_in_one_call_as_each_seed_alone() -> None:
+    env, params = scalegym.make("Rearrange-v0", **SMALL_REARRANGE)
+    config = PPOConfig(hidden=(32, 32), **TINY)
+    keys = jax.random.split(jax.random.key(0), 2)
+    train = make_train(env, params, config)
+    batched_train = jax.jit(jax.vmap(train))
+    # The hang this guards against is jaxlib's batched LAPACK QR deadlocking on a 2-thread pool
+    # under vmap (networks.orthogonal). It is found by what the program contains, not by a clock:
+    # the compiled vmapped run must hold no QR at all.
+    hlo = batched_train.lower(keys).compile().as_text().lower()
+    assert not any(name in hlo for name in ("geqrf", "householder", "orgqr", "lapack")), [
+        line for line in hlo.splitlines() if "custom-call" in line
+    ][:5]
+    _, batched = jax.block_until_ready(batched_train(keys))
+    _, single = jax.block_until_ready(jax.jit(train)(keys[1]))
+    assert batched["loss"].shape == (2, 3)
+    assert np.isfinite(batched["loss"]).all()
+    assert not np.allclose(batched["loss"][0], batched["loss"][1])  # seeds differ
+    # Seed 1 of the batch is the same run as training seed 1 alone.
+    for name, value in single.items():
+        np.testing.assert_allclose(batched[name][1], value, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_recurrent_network_resets_its_carry_at_episode_starts() -> None:
+    network = RecurrentActorCritic(num_actions=3, hidden=(8,), memory=8)
+    t, b = 4, 3
+    obs = jax.random.normal(jax.random.key(0), (t, b, 5))
+    starts = np.zeros((t, b), bool)
+    starts[0, 0] = True  # lane 0 starts an episode at t=0
+    starts[2, 1] = True  # lane 1 at t=2; lane 2 continues throughout
+    starts = jnp.asarray(starts)
+    carry_a = jax.random.normal(jax.random.key(1), (b, 8))
+    carry_b = jax.random.normal(jax.random.key(2), (b, 8))
+    params = network.init(jax.random.key(3), carry_a, obs, starts)
+    end_a, logits_a, values_a = network.apply(params, carry_a, obs, starts)
+    end_b, logits_b, values_b = network.apply(params, carry_b, obs, starts)
+    assert logits_a.shape == (t, b, 3) and values_a.shape == (t, b)
+
+    def same(x, y) -> bool:
+        return bool(np.allclose(x, y, atol=1e-6))
+
+    # From a start on, outputs do not depend on the carry passed in.
+    assert same(values_a[:, 0], values_b[:, 0]) and same(logits_a[:, 0], logits_b[:, 0])
+    assert same(values_a[2:, 1], values_b[2:, 1]) and same(end_a[1], end_b[1])
+    # Before a start, and on a lane that never starts, they do.
+    assert not same(values_a[:2, 1], values_b[:2, 1])
+    assert not same(values_a[:, 2], values_b[:, 2]) and not same(end_a[2], end_b[2])
+    # A start resets to zeros: the same as passing a zero carry.
+    _, _, values_zero = network.apply(params, jnp.zeros((b, 8)), obs, starts)
+    assert same(values_zero[:, 0], values_a[:, 0])
+
+
+def eval_return(ppo, runner, env_params) -> float:
+    """Mean first-episode return of the sampled policy on 64 fresh envs (as train_agent does)."""
+    out = jax.jit(lambda r, k: evaluate_policy(ppo, r, k, env_params))(runner, jax.random.key(9))
+    return float(out["return_sum"]) / max(float(out["episodes"]), 1.0)
+
+
+def test_gru_ppo_learns_the_toy_chain() -> None:
+    # ToyChain: +1 at the right end, -0.1 a step. Going right from cells 0..2 returns 0.6..0.8
+    # (less slips); a fresh policy wanders and scores about 0.3. Measured at 0.7+ after training.
+    env, params = scalegym.make("ToyChain-v0")
+    config = PPOConfig(
+        network="gru",
+        memory=16,
+        hidden=(16,),
+        num_envs=16,
+        num_steps=16,
+        total_timesteps=16 * 16 * 40,
+        num_minibatches=4,
+        learning_rate=3e-3,
+    )
+    ppo = make_ppo(env, params, config)
+    before = eval_return(ppo, jax.jit(ppo.init)(jax.random.key(0)), params)
+    runner, metrics = jax.jit(ppo.train)(jax.random.key(0))
+    after = eval_return(ppo, runner, params)
+    assert runner.carry.shape == (16, 16) and "gru" in runner.train_state.params["params"]
+    assert np.isfinite(metrics["loss"]).all()
+    assert after > before + 0.2 and after > 0.55, (before, after)
+
+
+def test_cnn_ppo_learns_small_rearrange() -> None:
+    env, params = scalegym.make("Rearrange-v0", **SMALL_REARRANGE)
+    config = default_config("Rearrange-v0").replace(
+        network="cnn",
+        hidden=(64,),
+        num_envs=64,
+        num_steps=32,
+        total_timesteps=64 * 32 * 40,
+        num_minibatches=4,
+    )
+    ppo = make_ppo(env, params, config)
+    before = evaluate_success(ppo, jax.jit(ppo.init)(jax.random.key(0)), params)
+    runner, _ = jax.jit(ppo.train)(jax.random.key(0))
+    after = evaluate_success(ppo, runner, params)
+    torso = runner.train_state.params["params"]["actor_torso"]
+    assert {"Conv_0", "Conv_1"} <= set(torso)
+    assert after > before + 0.3, (before, after)
+
+
+def evaluate_success(ppo, runner, env_params) -> float:
+    out = jax.jit(lambda r, k: evaluate_policy(ppo, r, k, env_params))(runner, jax.random.key(9))
+    return float(out["success_sum"]) / max(float(out["episodes"]), 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoint and resume (train_agent)
+# ---------------------------------------------------------------------------------------------
+
+CHECKPOINT_RUN = dict(
+    total_steps=16 * 16 * 6,  # 6 updates of 16 envs x 16 steps
+    env_overrides=SMALL_REARRANGE,
+    agent_overrides=dict(num_envs=16, num_steps=16),
+    progress=False,
+)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def without_timing(curve: list[dict]) -> list[dict]:
+    return [{k: v for k, v in point.items() if k != "perf/sps"} for point in curve]
+
+
+def test_checkpoint_resume_continues_the_same_run(tmp_path) -> None:
+    whole = train_agent("Rearrange-v0", checkpoint_dir=tmp_path / "whole", **CHECKPOINT_RUN)
+    assert len(whole.curve) == 6
+    assert (tmp_path / "whole" / "state.msgpack").exists()
+    progress = json.loads((tmp_path / "whole" / "progress.json").read_text())
+    assert progress["updates"] == 6 and len(progress["curve"]) == 6
+
+    # Interrupt after 3 chunks: the log callback runs before that chunk's checkpoint is written.
+    def stop_at_third(step: int, scalars: dict) -> None:
+        if step >= 3 * 256:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train_agent(
+            "Rearrange-v0", checkpoint_dir=tmp_path / "cut", log=stop_at_third, **CHECKPOINT_RUN
+        )
+    assert json.loads((tmp_path / "cut" / "progress.json").read_text())["updates"] == 2
+
+    resumed = train_agent(
+        "Rearrange-v0", checkpoint_dir=tmp_path / "cut", resume=True, **CHECKPOINT_RUN
+    )
+    # The restored runner (keys included) continues exactly where the interrupted run stopped.
+    assert [p["step"] for p in resumed.curve] == [256 * (i + 1) for i in range(6)]
+    assert without_timing(resumed.curve) == without_timing(whole.curve)
+    assert resumed.final.eval_success == whole.final.eval_success
+    assert (tmp_path / "cut" / "state.msgpack").read_bytes() == (
+        tmp_path / "whole" / "state.msgpack"
+    ).read_bytes()
+
+    # Resuming a finished run does no more updates.
+    again = train_agent(
+        "Rearrange-v0", checkpoint_dir=tmp_path / "whole", resume=True, **CHECKPOINT_RUN
+    )
+    assert without_timing(again.curve) == without_timing(whole.curve)
+    # It reports the finished run's numbers (saved with the checkpoint), not a fresh measurement.
+    assert again.final == whole.final and again.sps == whole.sps
+    assert again.compile_s == whole.compile_s
+    assert json.loads((tmp_path / "whole" / "progress.json").read_text())["updates"] == 6
+
+
+def test_resume_from_a_checkpoint_of_another_run_names_what_differs(tmp_path) -> None:
+    train_agent("Rearrange-v0", checkpoint_dir=tmp_path, **CHECKPOINT_RUN)
+    other = {**CHECKPOINT_RUN, "agent_overrides": dict(num_envs=32, num_steps=16)}
+    with pytest.raises(ValueError, match=r"config\.num_envs"):
+        train_agent("Rearrange-v0", checkpoint_dir=tmp_path, resume=True, **other)
