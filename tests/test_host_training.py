@@ -1,8 +1,22 @@
 """PPO on the host path: a plain gymnasium env stepped in Python, policy and update jitted."""
 
+import gymnasium
+import jax
+import jax.numpy as jnp
 import numpy as np
+from flax.training.train_state import TrainState
 
-from scalegym.agents.host import with_final_obs
+from scalegym.agents.host import (
+    EpisodeTracker,
+    chunk_log,
+    collect_host_rollout,
+    make_host_policy,
+    with_final_obs,
+)
+from scalegym.agents.normalization import init_obs_norm
+from scalegym.agents.policy import build_network
+from scalegym.agents.ppo_config import PPOConfig
+from scalegym.agents.ppo_loss import make_optimizer
 from scalegym.agents.train import train_agent
 
 
@@ -42,3 +56,37 @@ def test_gymnasium_cartpole_learns_on_the_host_path():
     assert record.final.train_return is not None and record.final.per_seed_return is not None
     assert "eval/return" in logged[0][1] and "eval/return" in logged[-1][1]
     assert record.sps is not None and record.compile_s > 0
+
+
+def test_host_rollout_values_the_last_real_observation() -> None:
+    # ToyChain through gymnasium's vector API with a 3-step limit: episodes end every few steps.
+    config = PPOConfig(num_envs=6, num_steps=12, hidden=(8,))
+    envs = gymnasium.make_vec("scalegym/ToyChainBox-v0", num_envs=6, max_steps_in_episode=3)
+    obs, _ = envs.reset(seed=0)
+    network = build_network(config, 2)
+    policy = make_host_policy(config, network)
+    state = TrainState.create(
+        apply_fn=network.apply,
+        params=network.init(jax.random.key(0), obs),
+        tx=make_optimizer(config),
+    )
+    tracker = EpisodeTracker(6)
+    norm = init_obs_norm(jnp.asarray(obs))
+    traj, _, _ = collect_host_rollout(
+        envs, policy, state, norm, obs, jax.random.key(1), tracker, config.num_steps
+    )
+    assert traj.obs.shape == (12, 6, 1) and traj.final_value.shape == (12, 6)
+    done = np.asarray(traj.terminated | traj.truncated)
+    assert np.asarray(traj.truncated).any() and not (traj.terminated & traj.truncated).any()
+    value, final_value = np.asarray(traj.value), np.asarray(traj.final_value)
+    # A continuing step bootstraps from the next observation's value (the same network) ...
+    cont = ~done[:-1]
+    np.testing.assert_allclose(final_value[:-1][cont], value[1:][cont], rtol=1e-5, atol=1e-6)
+    # ... a finished one from its last real observation, not the reset observation after it.
+    assert not np.allclose(final_value[:-1][done[:-1]], value[1:][done[:-1]])
+    envs.close()
+
+    scalars = chunk_log({"loss": jnp.float32(0.5)}, tracker, seconds=2.0, steps=72)
+    assert scalars["train/loss"] == 0.5 and scalars["perf/sps"] == 36.0
+    assert scalars["train/episode_length"] <= 3.0 and "train/return" in scalars
+    assert tracker.take() == ([], [])  # chunk_log took this chunk's episodes

@@ -310,6 +310,7 @@ def test_train_command(
     assert set(summary) == {
         "env",
         "agent",
+        "path",
         "steps",
         "sps",
         "compile_s",

@@ -128,16 +128,7 @@ class ChunkedRun:
 def final_metrics(curve: list[dict[str, Any]]) -> FinalMetrics:
     """The last evaluation and the last chunk's training episodes of a curve."""
     evaluated = [c for c in curve if "eval/return" in c]
-    last_eval = evaluated[-1] if evaluated else {}
-    last = curve[-1] if curve else {}
-    return FinalMetrics(
-        eval_return=last_eval.get("eval/return"),
-        eval_success=last_eval.get("eval/success"),
-        per_seed_return=last_eval.get("per_seed_return"),
-        per_seed_success=last_eval.get("per_seed_success"),
-        train_return=last.get("train/return"),
-        train_success=last.get("train/success"),
-    )
+    return FinalMetrics.from_scalars({**(evaluated[-1] if evaluated else {}), **curve[-1]})
 
 
 def chunk_scalars(metrics: dict[str, jax.Array]) -> dict[str, float]:

@@ -135,13 +135,12 @@ def train_host(
         compile_s=sum(r["compile_s"] for r in runs),
         wall_s=time.perf_counter() - start,
         config=config.as_dict(),
-        final=FinalMetrics(
-            eval_return=evaluation["eval/return"],
-            eval_success=evaluation.get("eval/success"),
-            per_seed_return=evaluation["per_seed_return"],
-            per_seed_success=evaluation.get("per_seed_success"),
-            train_return=_mean_of(last_chunks, "train/return"),
-            train_success=_mean_of(last_chunks, "train/success"),
+        final=FinalMetrics.from_scalars(
+            {
+                **evaluation,
+                "train/return": _mean_of(last_chunks, "train/return"),
+                "train/success": _mean_of(last_chunks, "train/success"),
+            }
         ),
         curve=runs[0]["curve"],
     )

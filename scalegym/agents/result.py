@@ -41,25 +41,36 @@ class FinalMetrics:
     train_success: float | None = None
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "return": self.eval_return,
-            "success": self.eval_success,
-            "per_seed_return": self.per_seed_return,
-            "per_seed_success": self.per_seed_success,
-            "train_return": self.train_return,
-            "train_success": self.train_success,
-        }
+        return {key: getattr(self, name) for name, key in RECORD_KEYS.items()}
 
     @classmethod
     def from_record(cls, final: dict[str, Any]) -> FinalMetrics:
-        return cls(
-            eval_return=final.get("return"),
-            eval_success=final.get("success"),
-            per_seed_return=final.get("per_seed_return"),
-            per_seed_success=final.get("per_seed_success"),
-            train_return=final.get("train_return"),
-            train_success=final.get("train_success"),
-        )
+        return cls(**{name: final.get(key) for name, key in RECORD_KEYS.items()})
+
+    @classmethod
+    def from_scalars(cls, scalars: dict[str, Any]) -> FinalMetrics:
+        """From logged scalars: `eval/*` and `per_seed_*` of an evaluation, `train/*` of a chunk."""
+        return cls(**{name: scalars.get(key) for name, key in SCALAR_KEYS.items()})
+
+
+# FinalMetrics field -> its key in a JSON record ("return" and "success" are evaluation's).
+RECORD_KEYS = {
+    "eval_return": "return",
+    "eval_success": "success",
+    "per_seed_return": "per_seed_return",
+    "per_seed_success": "per_seed_success",
+    "train_return": "train_return",
+    "train_success": "train_success",
+}
+# FinalMetrics field -> the scalar it comes from in a training curve.
+SCALAR_KEYS = {
+    "eval_return": "eval/return",
+    "eval_success": "eval/success",
+    "per_seed_return": "per_seed_return",
+    "per_seed_success": "per_seed_success",
+    "train_return": "train/return",
+    "train_success": "train/success",
+}
 
 
 @dataclasses.dataclass(frozen=True)

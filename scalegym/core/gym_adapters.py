@@ -1,4 +1,10 @@
-"""Gymnasium adapters: functional (scalegym or gymnax) envs as NumPy `gymnasium.Env`/`VectorEnv`."""
+"""Gymnasium adapters: functional (scalegym or gymnax) envs as NumPy `gymnasium.Env`/`VectorEnv`.
+
+Kept in one module (a little over 400 lines) because the single env and the vector env must
+share one key schedule, render path and info layout: `SyncVectorEnv` over single envs replays the
+vector env step for step, and a test holds them to it. Registration and spaces live apart
+(`gym_registration.py`, `gym_spaces.py`).
+"""
 
 from __future__ import annotations
 
