@@ -90,3 +90,16 @@ def test_host_rollout_values_the_last_real_observation() -> None:
     assert scalars["train/loss"] == 0.5 and scalars["perf/sps"] == 36.0
     assert scalars["train/episode_length"] <= 3.0 and "train/return" in scalars
     assert tracker.take() == ([], [])  # chunk_log took this chunk's episodes
+
+
+def test_progress_bar_on_the_host_path(capsys) -> None:
+    result = train_agent(
+        "CartPole-v1",
+        total_steps=4 * 32 * 2,
+        agent_overrides={"num_steps": 32},
+        progress=True,
+    )
+    err = capsys.readouterr().err
+    assert "ppo CartPole-v1 (host)" in err and "eval.return=" in err
+    # Two updates: the first compiles, so one update's steps are timed.
+    assert result.path == "host" and result.steps == 256 and result.sps is not None

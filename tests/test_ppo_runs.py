@@ -40,7 +40,7 @@ def test_make_train_is_deterministic_per_key() -> None:
 
 
 def test_vmapped_seeds_train_in_one_call_as_each_seed_alone() -> None:
-    env, params = scalegym.make("Rearrange-v0", **SMALL_REARRANGE)
+    env, params = scalegym.make("ToyChain-v0")
     config = PPOConfig(hidden=(32, 32), **TINY)
     keys = jax.random.split(jax.random.key(0), 2)
     train = make_train(env, params, config)
@@ -133,9 +133,9 @@ def test_cnn_ppo_learns_small_rearrange() -> None:
 # Checkpoint and resume (train_agent)
 # ---------------------------------------------------------------------------------------------
 
+CHECKPOINT_ENV = "ToyChain-v0"  # the cheapest env to compile: these tests are about the driver
 CHECKPOINT_RUN = dict(
     total_steps=16 * 16 * 6,  # 6 updates of 16 envs x 16 steps
-    env_overrides=SMALL_REARRANGE,
     agent_overrides=dict(num_envs=16, num_steps=16),
     progress=False,
 )
@@ -150,7 +150,7 @@ def without_timing(curve: list[dict]) -> list[dict]:
 
 
 def test_checkpoint_resume_continues_the_same_run(tmp_path) -> None:
-    whole = train_agent("Rearrange-v0", checkpoint_dir=tmp_path / "whole", **CHECKPOINT_RUN)
+    whole = train_agent(CHECKPOINT_ENV, checkpoint_dir=tmp_path / "whole", **CHECKPOINT_RUN)
     assert len(whole.curve) == 6
     assert (tmp_path / "whole" / "state.msgpack").exists()
     progress = json.loads((tmp_path / "whole" / "progress.json").read_text())
@@ -163,12 +163,12 @@ def test_checkpoint_resume_continues_the_same_run(tmp_path) -> None:
 
     with pytest.raises(Interrupted):
         train_agent(
-            "Rearrange-v0", checkpoint_dir=tmp_path / "cut", log=stop_at_third, **CHECKPOINT_RUN
+            CHECKPOINT_ENV, checkpoint_dir=tmp_path / "cut", log=stop_at_third, **CHECKPOINT_RUN
         )
     assert json.loads((tmp_path / "cut" / "progress.json").read_text())["updates"] == 2
 
     resumed = train_agent(
-        "Rearrange-v0", checkpoint_dir=tmp_path / "cut", resume=True, **CHECKPOINT_RUN
+        CHECKPOINT_ENV, checkpoint_dir=tmp_path / "cut", resume=True, **CHECKPOINT_RUN
     )
     # The restored runner (keys included) continues exactly where the interrupted run stopped.
     assert [p["step"] for p in resumed.curve] == [256 * (i + 1) for i in range(6)]
@@ -180,7 +180,7 @@ def test_checkpoint_resume_continues_the_same_run(tmp_path) -> None:
 
     # Resuming a finished run does no more updates.
     again = train_agent(
-        "Rearrange-v0", checkpoint_dir=tmp_path / "whole", resume=True, **CHECKPOINT_RUN
+        CHECKPOINT_ENV, checkpoint_dir=tmp_path / "whole", resume=True, **CHECKPOINT_RUN
     )
     assert without_timing(again.curve) == without_timing(whole.curve)
     # It reports the finished run's numbers (saved with the checkpoint), not a fresh measurement.
@@ -190,7 +190,7 @@ def test_checkpoint_resume_continues_the_same_run(tmp_path) -> None:
 
 
 def test_resume_from_a_checkpoint_of_another_run_names_what_differs(tmp_path) -> None:
-    train_agent("Rearrange-v0", checkpoint_dir=tmp_path, **CHECKPOINT_RUN)
+    train_agent(CHECKPOINT_ENV, checkpoint_dir=tmp_path, **CHECKPOINT_RUN)
     other = {**CHECKPOINT_RUN, "agent_overrides": dict(num_envs=32, num_steps=16)}
     with pytest.raises(ValueError, match=r"config\.num_envs"):
-        train_agent("Rearrange-v0", checkpoint_dir=tmp_path, resume=True, **other)
+        train_agent(CHECKPOINT_ENV, checkpoint_dir=tmp_path, resume=True, **other)
