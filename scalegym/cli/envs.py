@@ -123,6 +123,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     except ImportError as err:
         return fail(str(err), EXIT_FAILURE)
+    # Failures at one batch size are kept in the report; what escapes is a bad argument.
     try:
         report = bench_report(
             resolved,
@@ -134,9 +135,8 @@ def _bench(args: argparse.Namespace) -> int:
             progress=args.progress,
             consume_obs=args.consume_obs,
         )
-    except (ValueError, TypeError, RuntimeError, MemoryError, ImportError) as err:
-        # Failures of the user's env or of the device (e.g. out of memory at a large batch).
-        return fail(f"bench {args.env_id} failed: {type(err).__name__}: {err}", EXIT_FAILURE)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     if args.json:
         print(json.dumps(report))
     else:
@@ -144,6 +144,14 @@ def _bench(args: argparse.Namespace) -> int:
     if args.out is not None:
         write_json(args.out, report)
         print(f"results: {args.out}", file=sys.stderr if args.json else sys.stdout)
+    for failure in report["failed"]:
+        print(
+            f"scalegym: batch size {failure['batch_size']:,} failed: {failure['error']}",
+            file=sys.stderr,
+        )
+    if report["failed"]:
+        sizes = ", ".join(f"{f['batch_size']:,}" for f in report["failed"])
+        return fail(f"bench {args.env_id}: batch size(s) {sizes} failed", EXIT_FAILURE)
     return EXIT_OK
 
 
@@ -163,6 +171,8 @@ def _print_bench_table(report: dict[str, Any]) -> None:
             f"{row['sps_min']:,.0f} – {row['sps_max']:,.0f}",
             f"{row['compile_s']:.2f}",
         )
+    for failure in report.get("failed", []):
+        table.add_row(f"{failure['batch_size']:,}", "failed", "see below", "–")
     console = Console()
     console.print(table)
     device = report["device"]

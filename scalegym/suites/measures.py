@@ -195,30 +195,25 @@ def bench_report(
     progress: bool | None = None,
     consume_obs: bool = True,
 ) -> dict[str, Any]:
-    """Benchmark a resolved env and return the JSON-ready report (`scalegym bench --json`)."""
-    if resolved.kind == "jax":
-        records = bench_jax_env(
-            resolved.env,
-            resolved.params,
-            batch_sizes,
-            num_steps,
-            repeats,
-            seed,
-            progress=progress,
-            consume_obs=consume_obs,
-        )
-    else:
-        assert resolved.make_vector is not None
-        records = bench_host_env(
-            resolved.make_vector,
-            batch_sizes,
-            num_steps,
-            repeats,
-            seed,
-            progress=progress,
-            description=f"bench {resolved.id}",
-            consume_obs=consume_obs,
-        )
+    """Benchmark a resolved env and return the JSON-ready report (`scalegym bench --json`).
+
+    Batch sizes run one at a time; one that fails (out of memory at a large batch, an env error)
+    is listed under "failed" with its error, and the sizes before and after it are kept.
+    """
+    _check_sizes(batch_sizes, num_steps, repeats)
+    records: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    with count_progress(len(batch_sizes), f"bench {resolved.id}", progress) as advance:
+        for batch_size in batch_sizes:
+            try:
+                records += _bench_one_size(
+                    resolved, batch_size, num_steps, repeats, seed, consume_obs
+                )
+            except Exception as err:  # kept in the report; the other sizes still run
+                failed.append(
+                    {"batch_size": int(batch_size), "error": f"{type(err).__name__}: {err}"}
+                )
+            advance()
     keep = ("batch_size", "sps", "sps_min", "sps_max", "compile_s")
     return {
         "env": resolved.id,
@@ -232,7 +227,39 @@ def bench_report(
         "num_steps": num_steps,
         "repeats": repeats,
         "results": [{k: r[k] for k in keep} for r in records],
+        "failed": failed,
     }
+
+
+def _bench_one_size(
+    resolved: ResolvedEnv,
+    batch_size: int,
+    num_steps: int,
+    repeats: int,
+    seed: int,
+    consume_obs: bool,
+) -> list[dict[str, Any]]:
+    if resolved.kind == "jax":
+        return bench_jax_env(
+            resolved.env,
+            resolved.params,
+            [batch_size],
+            num_steps,
+            repeats,
+            seed,
+            progress=False,
+            consume_obs=consume_obs,
+        )
+    assert resolved.make_vector is not None
+    return bench_host_env(
+        resolved.make_vector,
+        [batch_size],
+        num_steps,
+        repeats,
+        seed,
+        progress=False,
+        consume_obs=consume_obs,
+    )
 
 
 def device_info() -> dict[str, Any]:

@@ -31,6 +31,14 @@ class RunDirError(ValueError):
     """A run directory that cannot be used as asked (already holds a run, or is not a run)."""
 
 
+class PartialCellError(RuntimeError):
+    """A cell that failed after finishing part of its work; `result` holds that part."""
+
+    def __init__(self, message: str, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 @dataclass(frozen=True)
 class CellContext:
     """Where one cell writes, and how it reports the fraction of its work done."""
@@ -100,6 +108,8 @@ def run_cell(
     try:
         result = CELL_RUNNERS[cell.kind](cell, context)
         record.update(status="ok", result=result)
+    except PartialCellError as err:  # the finished part is kept in the record
+        record.update(status="failed", error=str(err), result=err.result)
     except Exception as err:  # one broken cell must not cost the others; KeyboardInterrupt ends
         record.update(
             status="failed",
@@ -117,7 +127,8 @@ def run_bench_cell(cell: BenchCell, context: CellContext) -> dict[str, Any]:
     from scalegym.suites.measures import bench_report
 
     resolved = resolve_env(cell.env, **cell.env_params)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
     _clear(context.tb_dir)
     with TensorBoardLogger(context.tb_dir) as logger:
         # One batch size at a time, so the progress bar moves and TensorBoard fills in as we go.
@@ -131,18 +142,24 @@ def run_bench_cell(cell: BenchCell, context: CellContext) -> dict[str, Any]:
                 overrides=dict(cell.env_params),
                 progress=False,
             )
-            row = one["results"][0]
-            rows.append(row)
-            logger.log_scalars(batch_size, {"perf/sps": row["sps"]})
+            failed += one["failed"]
+            for row in one["results"]:
+                rows.append(row)
+                logger.log_scalars(batch_size, {"perf/sps": row["sps"]})
             context.advance(done / len(cell.batch_sizes))
-    return {
+    result = {
         "env_kind": resolved.kind,
         "consumes": one["consumes"],
         "num_steps": cell.steps,
         "repeats": cell.repeats,
         "seed": cell.seed,
         "results": rows,
+        "failed": failed,
     }
+    if failed:
+        errors = "; ".join(f"B={f['batch_size']:,}: {f['error']}" for f in failed)
+        raise PartialCellError(errors, result)
+    return result
 
 
 def run_train_cell(cell: TrainCell, context: CellContext) -> dict[str, Any]:
