@@ -116,3 +116,29 @@ def _same_kind(default: Any, value: Any) -> bool:
     if isinstance(default, tuple):
         return isinstance(value, tuple | list)
     return isinstance(value, type(default))
+
+
+# Per-family PPO settings (documented in the README); anything else gets PPOConfig's defaults,
+# which are PureJaxRL's CartPole settings.
+FAMILY_CONFIGS: dict[str, dict[str, Any]] = {
+    "Rearrange": {
+        "num_envs": 256,
+        "num_steps": 64,
+        "update_epochs": 4,
+        "num_minibatches": 8,
+        "learning_rate": 5e-4,
+        "gamma": 0.99,
+        "ent_coef": 0.01,
+        "hidden": (128, 128),
+        "activation": "relu",
+    },
+}
+
+
+def default_config(env_id: str) -> PPOConfig:
+    """PPO defaults for an env id's family (its name without the version and namespace)."""
+    name = env_id.split(":")[-1].split("/")[-1].rsplit("-v", 1)[0]
+    for family, overrides in FAMILY_CONFIGS.items():
+        if name.startswith(family):
+            return PPOConfig(**overrides)
+    return PPOConfig()

@@ -8,6 +8,7 @@ import importlib
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,27 @@ def import_user_module(module: str) -> None:
         importlib.import_module(module)
     except ImportError as err:
         raise UsageError(f"--import {module}: {err}") from None
+
+
+def check_writable_dir(path: Path, flag: str) -> None:
+    """UsageError naming `path` unless files can be created in it, or where it would be created.
+
+    Tried for real (a temporary file in the nearest existing folder), so read-only mounts and
+    missing permissions are caught before any work, whoever runs the command.
+    """
+    existing = Path(path)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {path}: cannot write there ({existing} is not a folder)")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=existing, prefix=".scalegym-write-check-")
+    except OSError as err:
+        raise UsageError(
+            f"{flag} {path}: cannot write there ({err.strerror}: {existing})"
+        ) from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def write_json(path: Path, obj: dict[str, Any]) -> None:

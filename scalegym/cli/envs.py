@@ -17,6 +17,7 @@ from scalegym.cli.common import (
     add_overrides,
     add_progress,
     batch_sizes,
+    check_writable_dir,
     fail,
     import_user_module,
     positive_int,
@@ -116,6 +117,8 @@ def _bench(args: argparse.Namespace) -> int:
 
     for module in args.imports:
         import_user_module(module)
+    if args.out is not None:  # before measuring: a result that cannot be written is lost work
+        check_writable_dir(args.out.parent, "--out")
     overrides = dict(args.overrides)
     try:
         resolved = resolve_env(args.env_id, **overrides)

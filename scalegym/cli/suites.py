@@ -16,6 +16,7 @@ from scalegym.cli.common import (
     add_import,
     add_overrides,
     add_progress,
+    check_writable_dir,
     fail,
     import_user_module,
     positive_int,
@@ -59,7 +60,7 @@ def add_run_command(commands: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from scalegym.suites import report
-    from scalegym.suites.runner import SUITE_COPY, RunDirError, run_suite
+    from scalegym.suites.runner import DEFAULT_ROOT, SUITE_COPY, RunDirError, run_suite
     from scalegym.suites.spec import SuiteError, load_suite
 
     for module in args.imports:
@@ -70,6 +71,12 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--out starts a new run and --resume continues one; give only one")
     if args.resume is not None and not (args.resume / report.MANIFEST).is_file():
         raise UsageError(f"--resume {args.resume}: not a run directory (no {report.MANIFEST})")
+    if args.resume is not None:
+        check_writable_dir(args.resume, "--resume")
+    elif args.out is not None:
+        check_writable_dir(args.out, "--out")
+    else:
+        check_writable_dir(DEFAULT_ROOT, "results root")
     source = args.suite if args.suite is not None else args.resume / SUITE_COPY
     try:
         spec = load_suite(source)  # every cell validated before any work starts
@@ -134,13 +141,23 @@ def add_train_command(commands: Any) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from scalegym.agents import AGENTS
-    from scalegym.agents.ppo_config import override_problems
+    from scalegym.agents.ppo_config import default_config, override_problems
     from scalegym.core.resolve import resolve_env
     from scalegym.suites.runner import DEFAULT_ROOT, new_run_dir
     from scalegym.suites.tensorboard import TensorBoardLogger
 
     for module in args.imports:
         import_user_module(module)
+    if args.resume and args.out is None:
+        raise UsageError("--resume continues the run in --out DIR; give --out")
+    if args.resume and not _holds_training(args.out):
+        raise UsageError(
+            f"--resume: {args.out} holds no training run to continue (no checkpoint/ or "
+            "result.json); drop --resume to start one there"
+        )
+    if args.out is not None and not args.resume and _holds_training(args.out):
+        raise UsageError(f"{args.out} already holds a training run; add --resume or pick --out")
+    check_writable_dir(args.out if args.out is not None else DEFAULT_ROOT, "--out")
     env_overrides, agent_overrides = dict(args.overrides), dict(args.agent_overrides)
     try:
         resolve_env(args.env_id, **env_overrides)  # bad ids and params fail before any work
@@ -151,10 +168,10 @@ def _train(args: argparse.Namespace) -> int:
     problems = override_problems(agent_overrides)
     if problems:
         raise UsageError(f"--agent-set: {'; '.join(problems)}")
-    if args.resume and args.out is None:
-        raise UsageError("--resume continues the run in --out DIR; give --out")
-    if args.out is not None and not args.resume and _holds_training(args.out):
-        raise UsageError(f"{args.out} already holds a training run; add --resume or pick --out")
+    try:  # the whole config, as training will build it, before any folder is made
+        default_config(args.env_id).replace(total_timesteps=args.steps, **agent_overrides)
+    except ValueError as err:
+        raise UsageError(f"--agent-set: {err}") from None
     run_dir = args.out
     if run_dir is None:
         run_dir = new_run_dir(DEFAULT_ROOT / "train" / re.sub(r"[^A-Za-z0-9_.-]", "_", args.env_id))

@@ -16,24 +16,33 @@ class TensorBoardLogger:
 
     def __init__(self, log_dir: str | Path) -> None:
         self.log_dir = Path(log_dir)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        from tensorboard.summary import Writer  # numpy-only: no TensorFlow or PyTorch needed
+        self._writer: Any = None  # made with the first scalar: a run that fails early leaves none
 
-        self._writer = Writer(str(self.log_dir))
+    def _open(self) -> Any:
+        if self._writer is None:
+            from tensorboard.summary import Writer  # numpy-only: no TensorFlow or PyTorch needed
+
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._writer = Writer(str(self.log_dir))
+        return self._writer
 
     def log_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
         """Write each finite number in `scalars` at `step`; anything else (None for an env
         without success, per-seed lists) is skipped."""
-        for tag, value in scalars.items():
-            number = _as_number(value)
-            if number is not None and math.isfinite(number):
-                self._writer.add_scalar(tag, number, int(step))
+        points = [(tag, _as_number(value)) for tag, value in scalars.items()]
+        points = [(tag, n) for tag, n in points if n is not None and math.isfinite(n)]
+        if not points:
+            return
+        writer = self._open()
+        for tag, number in points:
+            writer.add_scalar(tag, number, int(step))
         # Logging happens once per jitted chunk, so flushing each time is cheap and lets a
         # running TensorBoard (and a killed run's directory) show every point written so far.
-        self._writer.flush()
+        writer.flush()
 
     def close(self) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
     def __enter__(self) -> TensorBoardLogger:
         return self

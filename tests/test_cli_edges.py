@@ -1,0 +1,93 @@
+"""Bad input and faults at the command line: refused before any work, in one line, no debris."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from scalegym.cli import main
+
+BENCH = ["bench", "ToyChain-v0", "--batch-sizes", "1", "--steps", "4", "--repeats", "1"]
+TRAIN = ["train", "ToyChain-v0", "--steps", "256", "--no-progress"]
+RUN_SUITE = """
+[suite]
+name = "edge"
+
+[[cell]]
+name = "bench"
+kind = "bench"
+env = "ToyChain-v0"
+batch_sizes = [1]
+steps = 4
+repeats = 1
+"""
+
+
+def unwritable_places(tmp_path: Path) -> list[Path]:
+    """Folders nothing can be written into: under a regular file (even root is refused there),
+    and, when not running as root, a folder without write permission."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    places = [blocker / "out"]
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        places.append(locked / "out")
+    return places
+
+
+def assert_one_line_refusal(capsys: pytest.CaptureFixture[str], code: int, needle: str) -> None:
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    assert err.count("scalegym: error:") == 1 and needle in err and "Traceback" not in err
+
+
+def test_unwritable_output_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scalegym.suites import measures
+
+    measured = []
+    monkeypatch.setattr(measures, "_bench_one_size", lambda *a: measured.append(a) or [])
+    suite = tmp_path / "edge.toml"
+    suite.write_text(RUN_SUITE)
+    for place in unwritable_places(tmp_path):
+        code = main([*BENCH, "--out", str(place / "bench.json")])
+        assert_one_line_refusal(capsys, code, str(place))
+        assert measured == []  # refused before measuring, not after
+        assert_one_line_refusal(capsys, main([*TRAIN, "--out", str(place)]), str(place))
+        code = main(["run", str(suite), "--out", str(place), "--no-progress"])
+        assert_one_line_refusal(capsys, code, str(place))
+    # The default results root, when the working folder cannot hold it.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").write_text("a file where results/ would go")
+    assert_one_line_refusal(capsys, main(["run", str(suite), "--no-progress"]), "results")
+
+
+@pytest.mark.parametrize("state", ["missing", "empty"])
+def test_train_resume_without_a_run_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], state: str
+) -> None:
+    out = tmp_path / "run"
+    if state == "empty":
+        out.mkdir()
+    code = main([*TRAIN, "--out", str(out), "--resume"])
+    assert_one_line_refusal(capsys, code, "holds no training run to continue")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ([] if state == "missing" else ["run"])
+
+
+def test_failed_validation_leaves_no_debris(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    # num_minibatches must divide num_envs * num_steps: only the whole config can tell.
+    bad = ["--agent-set", "num_envs=3", "--agent-set", "num_steps=5"]
+    assert_one_line_refusal(capsys, main([*TRAIN, *bad, "--out", str(out)]), "num_minibatches")
+    assert not out.exists()
+    assert_one_line_refusal(
+        capsys, main([*TRAIN, "--set", "length=1", "--out", str(out)]), "length"
+    )
+    assert not out.exists()
