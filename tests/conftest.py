@@ -15,6 +15,21 @@ import scalegym
 CONFORMANCE_MODULE = "test_conformance.py"
 
 
+@pytest.fixture
+def out_of_memory_at_batch_3(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bench_jax_env` raising as a device out of memory would, at batch size 3 only."""
+    from scalegym.suites import measures
+
+    real = measures.bench_jax_env
+
+    def bench(env, params, batch_sizes, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if list(batch_sizes) == [3]:
+            raise MemoryError("RESOURCE_EXHAUSTED: out of memory allocating the batch")
+        return real(env, params, batch_sizes, *args, **kwargs)
+
+    monkeypatch.setattr(measures, "bench_jax_env", bench)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     covered = {
         item.callspec.params["env_id"]

@@ -135,19 +135,10 @@ def test_console_script_help() -> None:
     assert "--batch-sizes" in done.stdout and "--set" in done.stdout
 
 
+@pytest.mark.usefixtures("out_of_memory_at_batch_3")
 def test_a_failed_batch_size_keeps_the_others(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from scalegym.suites import measures
-
-    real = measures.bench_jax_env
-
-    def out_of_memory_at_3(env, params, batch_sizes, *args, **kwargs):
-        if list(batch_sizes) == [3]:
-            raise MemoryError("RESOURCE_EXHAUSTED: out of memory allocating the batch")
-        return real(env, params, batch_sizes, *args, **kwargs)
-
-    monkeypatch.setattr(measures, "bench_jax_env", out_of_memory_at_3)
     out = tmp_path / "bench.json"
     args = ["--batch-sizes", "1,3,2", "--steps", "8", "--repeats", "1", "--out", str(out)]
     code = main(["bench", "ToyChain-v0", *args])

@@ -386,23 +386,15 @@ def test_new_commands_have_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert flag in capsys.readouterr().out
 
 
-def test_bench_cell_failing_at_one_size_keeps_the_rest(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from scalegym.suites import measures
+@pytest.mark.usefixtures("out_of_memory_at_batch_3")
+def test_bench_cell_failing_at_one_size_keeps_the_rest(tmp_path: Path) -> None:
     from scalegym.suites.runner import run_cell
     from scalegym.suites.spec import BenchCell
 
-    real = measures.bench_jax_env
-
-    def out_of_memory_at_3(env, params, batch_sizes, *args, **kwargs):
-        if list(batch_sizes) == [3]:
-            raise MemoryError("out of memory")
-        return real(env, params, batch_sizes, *args, **kwargs)
-
-    monkeypatch.setattr(measures, "bench_jax_env", out_of_memory_at_3)
     cell = BenchCell(0, "b", "ToyChain-v0", {}, batch_sizes=(1, 3, 2), steps=4, repeats=1, seed=0)
     record = run_cell(cell, tmp_path, advance=lambda fraction: None)
-    assert record["status"] == "failed" and "B=3: MemoryError: out of memory" in record["error"]
+    assert (
+        record["status"] == "failed" and "B=3: MemoryError: RESOURCE_EXHAUSTED" in record["error"]
+    )
     assert [row["batch_size"] for row in record["result"]["results"]] == [1, 2]
     assert [step for step, _ in read_scalars(tmp_path / "tb" / "b")["perf/sps"]] == [1, 2]

@@ -240,25 +240,11 @@ def _bench_one_size(
     consume_obs: bool,
 ) -> list[dict[str, Any]]:
     if resolved.kind == "jax":
-        return bench_jax_env(
-            resolved.env,
-            resolved.params,
-            [batch_size],
-            num_steps,
-            repeats,
-            seed,
-            progress=False,
-            consume_obs=consume_obs,
-        )
-    assert resolved.make_vector is not None
-    return bench_host_env(
-        resolved.make_vector,
-        [batch_size],
-        num_steps,
-        repeats,
-        seed,
-        progress=False,
-        consume_obs=consume_obs,
+        bench, env = bench_jax_env, (resolved.env, resolved.params)
+    else:
+        bench, env = bench_host_env, (resolved.make_vector,)
+    return bench(  # type: ignore[operator]
+        *env, [batch_size], num_steps, repeats, seed, progress=False, consume_obs=consume_obs
     )
 
 
