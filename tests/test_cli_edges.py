@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +94,53 @@ def test_failed_validation_leaves_no_debris(
         capsys, main([*TRAIN, "--set", "length=1", "--out", str(out)]), "length"
     )
     assert not out.exists()
+
+
+def test_a_run_directory_has_one_writer_at_a_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scalegym.suites.lock import hold_run_dir
+
+    suite = tmp_path / "edge.toml"
+    suite.write_text(RUN_SUITE)
+    run_dir = tmp_path / "run"
+    assert main(["run", str(suite), "--out", str(run_dir), "--no-progress"]) == 0
+    capsys.readouterr()
+    records = (run_dir / "results.jsonl").read_bytes()
+    with hold_run_dir(run_dir):  # as a second process resuming it would find it
+        code = main(["run", "--resume", str(run_dir), "--no-progress"])
+        assert_one_line_refusal(capsys, code, "in use by another scalegym process")
+    assert (run_dir / "results.jsonl").read_bytes() == records
+
+    train_dir = tmp_path / "train"
+    assert main([*TRAIN, "--out", str(train_dir)]) == 0
+    capsys.readouterr()
+    with hold_run_dir(train_dir):
+        code = main([*TRAIN, "--out", str(train_dir), "--resume"])
+        assert_one_line_refusal(capsys, code, "in use by another scalegym process")
+    assert len(list((train_dir / "tb").iterdir())) == 1  # one event file: one writer
+
+
+def test_a_killed_holder_does_not_leave_the_lock_stuck(tmp_path: Path) -> None:
+    from scalegym.suites.lock import RunDirBusy, hold_run_dir
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, pathlib; from scalegym.suites.lock import hold_run_dir\n"
+            f"with hold_run_dir(pathlib.Path({str(tmp_path)!r})):\n"
+            "    print('held', flush=True); time.sleep(3600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunDirBusy, match=f"pid {holder.pid}"), hold_run_dir(tmp_path):
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with hold_run_dir(tmp_path):  # the OS released the dead holder's lock
+        pass

@@ -60,6 +60,7 @@ def add_run_command(commands: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from scalegym.suites import report
+    from scalegym.suites.lock import RunDirBusy
     from scalegym.suites.runner import DEFAULT_ROOT, SUITE_COPY, RunDirError, run_suite
     from scalegym.suites.spec import SuiteError, load_suite
 
@@ -87,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
             progress=progress_enabled(args.progress),
             command=args.command_line,
         )
-    except (SuiteError, RunDirError) as err:  # the input, not the run, is wrong
+    except (SuiteError, RunDirError, RunDirBusy) as err:  # the input, not the run, is wrong
         raise UsageError(str(err)) from None
     latest = report.latest_records(report.read_records(run_dir / report.RESULTS))
     records = [latest[cell.name] for cell in spec.cells if cell.name in latest]
@@ -176,9 +177,10 @@ def _train(args: argparse.Namespace) -> int:
     if run_dir is None:
         run_dir = new_run_dir(DEFAULT_ROOT / "train" / re.sub(r"[^A-Za-z0-9_.-]", "_", args.env_id))
     from scalegym.agents.train import train_agent
+    from scalegym.suites.lock import RunDirBusy, hold_run_dir
 
     try:
-        with TensorBoardLogger(run_dir / "tb") as logger:
+        with hold_run_dir(run_dir), TensorBoardLogger(run_dir / "tb") as logger:
             result = train_agent(
                 args.env_id,
                 args.agent,
@@ -192,7 +194,7 @@ def _train(args: argparse.Namespace) -> int:
                 resume=args.resume,
                 progress=progress_enabled(args.progress),
             )
-    except ValueError as err:  # train_agent's verdict on the agent name or its config
+    except (ValueError, RunDirBusy) as err:  # the agent or its config, or a busy directory
         raise UsageError(str(err)) from None
     except (TypeError, RuntimeError, MemoryError) as err:
         return fail(f"train {args.env_id} failed: {type(err).__name__}: {err}", EXIT_FAILURE)

@@ -20,6 +20,7 @@ import numpy as np
 from scalegym.agents.result import TrainResult
 from scalegym.progress import cell_progress
 from scalegym.suites import report
+from scalegym.suites.lock import hold_run_dir
 from scalegym.suites.spec import BenchCell, Cell, SuiteSpec, TrainCell
 from scalegym.suites.tensorboard import TensorBoardLogger
 
@@ -65,12 +66,17 @@ def run_suite(
     goes on. summary.csv and report.md are rewritten at the end.
     """
     command = list(command if command is not None else sys.argv)
-    if resume_dir is not None:
-        run_dir = Path(resume_dir)
-        _resume_manifest(run_dir, spec, command)
-    else:
-        run_dir = _create_run_dir(spec, out_dir)
-        _write_manifest(run_dir, spec, command)
+    run_dir = Path(resume_dir) if resume_dir is not None else _create_run_dir(spec, out_dir)
+    with hold_run_dir(run_dir):
+        if resume_dir is not None:
+            _resume_manifest(run_dir, spec, command)
+        else:
+            _write_manifest(run_dir, spec, command)
+        _run_cells(spec, run_dir, resuming=resume_dir is not None, progress=progress)
+    return run_dir
+
+
+def _run_cells(spec: SuiteSpec, run_dir: Path, *, resuming: bool, progress: bool) -> None:
     results = run_dir / report.RESULTS
     done = {r["cell"] for r in report.read_records(results) if r["status"] == "ok"}
     todo = [cell for cell in spec.cells if cell.name not in done]
@@ -78,13 +84,11 @@ def run_suite(
         with cell_progress(len(spec.cells), len(spec.cells) - len(todo), progress) as bar:
             for cell in todo:
                 bar.start(cell.name)
-                resuming = resume_dir is not None
                 record = run_cell(cell, run_dir, resuming=resuming, advance=bar.update)
                 append_record(results, record)
                 bar.finish(report.cell_summary(record))
     finally:  # after Ctrl-C too: the report then lists the cells still to run
         report.write_outputs(run_dir)
-    return run_dir
 
 
 def run_cell(
