@@ -144,3 +144,37 @@ def test_a_killed_holder_does_not_leave_the_lock_stuck(tmp_path: Path) -> None:
         holder.wait()
     with hold_run_dir(tmp_path):  # the OS released the dead holder's lock
         pass
+
+
+@pytest.mark.parametrize(
+    ("env_id", "setting", "needle"),
+    [
+        ("Rearrange-v0", "step_penalty=abc", 'field "step_penalty" expects float like 0.01'),
+        ("Rearrange-v0", "height=7.5", 'field "height" expects int like 9'),
+        ("ToyChain-v0", "slip_prob='x'", 'field "slip_prob" expects float'),
+    ],
+)
+def test_a_bad_value_names_its_field(
+    capsys: pytest.CaptureFixture[str], env_id: str, setting: str, needle: str
+) -> None:
+    assert_one_line_refusal(capsys, main([*BENCH[:1], env_id, "--set", setting]), needle)
+
+
+def test_out_of_range_success_threshold_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "t.toml"
+    cell = '[[cell]]\nname = "t"\nkind = "train"\nenv = "ToyChain-v0"\nagent = "ppo"\n'
+    suite.write_text('[suite]\nname = "t"\n' + cell + "steps = 256\nthreshold = 2.0\n")
+    code = main(["run", str(suite), "--out", str(tmp_path / "run"), "--no-progress"])
+    assert_one_line_refusal(capsys, code, 'field "threshold": 2 can never be reached')
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_says_how_many_steps_it_will_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["train", "ToyChain-v0", "--steps", "10", "--out", str(tmp_path / "r")])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "note: --steps 10 trains 512 env steps per seed" in err and "at least one" in err

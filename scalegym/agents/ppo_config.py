@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from scalegym.agents.networks import NETWORKS
-from scalegym.core.fields import check_fields, unknown_field_message
+from scalegym.core.fields import check_fields, same_kind, unknown_field_message
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,21 +101,11 @@ def override_problems(overrides: dict[str, Any]) -> list[str]:
     for key, value in overrides.items():
         if key == "total_timesteps":
             problems.append('"total_timesteps" is set by the step budget (--steps, "steps")')
-        elif key in fields and not _same_kind(fields[key].default, value):
+        elif key in fields and not same_kind(fields[key].default, value):
             default = fields[key].default
             kind = type(default).__name__
             problems.append(f'PPOConfig "{key}" expects {kind} like {default!r}, got {value!r}')
     return problems
-
-
-def _same_kind(default: Any, value: Any) -> bool:
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(default, bool) and isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, int | float)
-    if isinstance(default, tuple):
-        return isinstance(value, tuple | list)
-    return isinstance(value, type(default))
 
 
 # Per-family PPO settings (documented in the README); anything else gets PPOConfig's defaults,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -170,9 +171,17 @@ def _train(args: argparse.Namespace) -> int:
     if problems:
         raise UsageError(f"--agent-set: {'; '.join(problems)}")
     try:  # the whole config, as training will build it, before any folder is made
-        default_config(args.env_id).replace(total_timesteps=args.steps, **agent_overrides)
+        config = default_config(args.env_id).replace(total_timesteps=args.steps, **agent_overrides)
     except ValueError as err:
         raise UsageError(f"--agent-set: {err}") from None
+    trained = config.num_updates * config.batch_size
+    if trained != args.steps:
+        print(
+            f"note: --steps {args.steps:,} trains {trained:,} env steps per seed: PPO runs whole "
+            f"updates of num_envs x num_steps = {config.num_envs} x {config.num_steps} "
+            f"= {config.batch_size:,} steps" + (", at least one" if args.steps < trained else ""),
+            file=sys.stderr,
+        )
     run_dir = args.out
     if run_dir is None:
         run_dir = new_run_dir(DEFAULT_ROOT / "train" / re.sub(r"[^A-Za-z0-9_.-]", "_", args.env_id))

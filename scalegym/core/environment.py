@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from scalegym.core import spaces
-from scalegym.core.fields import check_fields, dataclass_fields
+from scalegym.core.fields import check_fields, check_kinds, dataclass_fields
 from scalegym.core.fusion import compute_once
 
 
@@ -140,6 +140,7 @@ class Environment(Generic[TEnvState, TEnvParams]):
         params = self.default_params
         if overrides:
             check_fields(f"{self.name} params", overrides, dataclass_fields(params))
+            check_kinds(f"{self.name} params", overrides, params)
             params = params.replace(**overrides)  # type: ignore[attr-defined]
         self.validate_params(params)
         return params

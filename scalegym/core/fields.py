@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import numbers
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 def unknown_fields(given: Iterable[str], allowed: Iterable[str]) -> list[str]:
@@ -37,3 +39,41 @@ def check_fields(where: str, given: Iterable[str], allowed: Iterable[str]) -> No
 def dataclass_fields(obj: object) -> list[str]:
     """The field names of a (flax or standard) dataclass instance or class."""
     return list(getattr(obj, "__dataclass_fields__", {}))
+
+
+def same_kind(default: Any, value: Any) -> bool:
+    """Whether `value` can stand where `default` does: bools only for bools, any real number for
+    a float, a list for a tuple, else the default's own type (an int for an int)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, numbers.Real)
+    if isinstance(default, int):
+        return isinstance(value, numbers.Integral)
+    if isinstance(default, tuple):
+        return isinstance(value, tuple | list)
+    return isinstance(value, type(default))
+
+
+def kind_problems(where: str, values: Mapping[str, Any], defaults: object) -> list[str]:
+    """One line per value whose kind differs from the default's (field, expected, got)."""
+    problems = []
+    for name, value in values.items():
+        default = getattr(defaults, name, None)
+        if _is_plain(default) and not same_kind(default, value):
+            kind = type(default).__name__
+            problems.append(
+                f'{where}: field "{name}" expects {kind} like {default!r}, got {value!r}'
+            )
+    return problems
+
+
+def check_kinds(where: str, values: Mapping[str, Any], defaults: object) -> None:
+    """Raise ValueError listing every value of the wrong kind (see `kind_problems`)."""
+    problems = kind_problems(where, values, defaults)
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def _is_plain(value: Any) -> bool:
+    return isinstance(value, bool | int | float | str | tuple)

@@ -248,6 +248,14 @@ def _check_cell(
         if values[key] is _INHERIT:
             values[key] = suite.get(key, SUITE_RULES[key].default)
     if cls is TrainCell:
+        threshold = values["threshold"]
+        on_success = values["threshold_on"] == "success"
+        if on_success and threshold is not None and not 0.0 <= threshold <= 1.0:
+            errors.append(
+                f'{where}: field "threshold": {threshold:g} can never be reached or missed '
+                'by a success rate; allowed with threshold_on = "success": 0.0..1.0'
+            )
+            return None
         problems = agent_param_problems(values["agent"], values["agent_params"])
         errors.extend(f'{where}: field "agent_params": {p}' for p in problems)
         if problems:

@@ -11,7 +11,7 @@ import numpy as np
 
 from scalegym.core import spaces
 from scalegym.core.environment import Environment
-from scalegym.core.fields import check_fields
+from scalegym.core.fields import check_fields, check_kinds
 from scalegym.core.fusion import compute_once
 from scalegym.envs.rearrange import generator
 from scalegym.envs.rearrange.render import render_rgb, render_text
@@ -85,6 +85,7 @@ class Rearrange(Environment[RearrangeState, RearrangeParams]):
         """Validated params with the layout pool generated for the static fields."""
         fields = {f.name for f in dataclasses.fields(RearrangeParams)} - {"pool"}
         check_fields(f"{self.name} params", overrides, fields)
+        check_kinds(f"{self.name} params", overrides, RearrangeParams())
         params = RearrangeParams(**overrides)
         if "max_steps_in_episode" not in overrides:
             params = params.replace(max_steps_in_episode=4 * params.height * params.width)
