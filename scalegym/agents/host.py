@@ -42,7 +42,7 @@ class HostPolicy(NamedTuple):
 
     act: Callable[..., tuple[jax.Array, jax.Array, jax.Array]]  # (params, norm, obs [E], key)
     values: Callable[..., jax.Array]  # (params, norm, obs [T, E, ...]) -> [T, E]
-    learn: Callable[..., tuple[TrainState, dict[str, jax.Array]]]
+    learn: Callable[..., tuple[TrainState, dict[str, jax.Array]]]  # (state, traj, norm, key)
 
 
 class EpisodeTracker:
@@ -87,7 +87,10 @@ def make_host_policy(config: PPOConfig, network: Any) -> HostPolicy:
         starts = jnp.zeros(jax.tree.leaves(x)[0].shape[:2], bool)
         return apply(params, carry0, x, starts)[2]
 
-    return HostPolicy(act, values, jax.jit(make_learn(config, apply)))
+    learn = jax.jit(make_learn(config, apply))
+    return HostPolicy(
+        act, values, lambda state, traj, norm, key: learn(state, traj, carry0, norm, key)
+    )
 
 
 def train_host(
@@ -247,8 +250,7 @@ def _train_one(
                 envs, policy, state, obs_norm, obs, key, tracker, config.num_steps
             )
             key, k_learn = jax.random.split(key)
-            carry0 = jnp.zeros((config.num_envs, 1), jnp.float32)
-            state, losses = policy.learn(state, traj, carry0, obs_norm, k_learn)
+            state, losses = policy.learn(state, traj, obs_norm, k_learn)
             if config.normalize_obs:
                 obs_norm = update_obs_norm(obs_norm, traj.obs)
             jax.block_until_ready(state.params)
