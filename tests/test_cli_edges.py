@@ -178,3 +178,27 @@ def test_train_says_how_many_steps_it_will_run(
     assert code == 0
     err = capsys.readouterr().err
     assert "note: --steps 10 trains 512 env steps per seed" in err and "at least one" in err
+
+
+def test_unknown_gymnax_id_lists_the_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main([*BENCH[:1], "gymnax:NoSuch-v0"])
+    assert_one_line_refusal(capsys, code, "unknown gymnax env 'NoSuch-v0'")
+    assert_one_line_refusal(capsys, main([*BENCH[:1], "gymnax:NoSuch-v0"]), "CartPole-v1")
+
+
+@pytest.mark.parametrize("command", ["bench", "train"])
+def test_a_missing_extra_is_one_line_with_the_install_command(
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "gymnax", None)  # `import gymnax` fails as if not installed
+    argv = [command, "gymnax:CartPole-v1", "--steps", "256", "--out", str(tmp_path / "out")]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "gymnax:CartPole-v1 needs the gymnax package" in err
+    assert "pip install 'scalegym[peers]'" in err
+    assert not (tmp_path / "out").exists()

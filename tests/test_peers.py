@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from scalegym.core import peers, spaces
+from scalegym.core.extras import MissingExtraError
 from scalegym.core.resolve import resolve_env
 from scalegym.suites.measures import bench_jax_env
 
@@ -138,7 +139,7 @@ def test_navix_errors() -> None:
 def test_missing_package_and_bad_ids(monkeypatch: pytest.MonkeyPatch) -> None:
     # A None entry makes `import xminigrid` fail as if the package were not installed.
     monkeypatch.setitem(sys.modules, "xminigrid", None)
-    with pytest.raises(ValueError, match=r"needs the xminigrid package: pip install 'scalegym"):
+    with pytest.raises(MissingExtraError, match=r"needs the xminigrid package.*pip install 'scal"):
         resolve_env("xminigrid:MiniGrid-Empty-8x8")
     with pytest.raises(ValueError, match="peer ids start with"):
         peers.make_peer("gymnax:CartPole-v1")

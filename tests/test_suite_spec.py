@@ -174,6 +174,26 @@ def test_every_problem_is_reported(tmp_path: Path) -> None:
     assert all(e.startswith("many.toml: cell[") for e in caught.value.errors)
 
 
+def test_schema_env_and_range_mistakes_in_one_pass() -> None:
+    # A typo'd field, an unknown env id and an out-of-range threshold, in three cells: all three
+    # are reported at once (the env check used to run only once the schema was clean).
+    text = (
+        HEADER
+        + BENCH
+        + "repeat = 3\n"
+        + TRAIN.replace('name = "x"', 'name = "y"').replace("Rearrange-v0", "Rearange-v0")
+        + TRAIN.replace('name = "x"', 'name = "z"')
+        + 'threshold = 2.0\nthreshold_on = "success"\n'
+    )
+    with pytest.raises(SuiteError) as caught:
+        parse_suite(text.encode(), "three.toml")
+    errors = caught.value.errors
+    assert len(errors) == 3, errors
+    assert '"repeat"' in errors[0] and "repeats" in errors[0]
+    assert any('cell[1] "y": field "env"' in e and "Rearrange-v0" in e for e in errors)
+    assert any('cell[2] "z": field "threshold"' in e for e in errors)
+
+
 def test_unknown_suite_name_lists_shipped(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "smok"]) == 2
     err = capsys.readouterr().err

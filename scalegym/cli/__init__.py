@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from scalegym.cli.common import EXIT_USAGE, UsageError, fail
+from scalegym.cli.common import EXIT_FAILURE, EXIT_USAGE, UsageError, fail
 from scalegym.cli.envs import add_bench_command, add_list_command
 from scalegym.cli.suites import (
     add_report_command,
@@ -14,6 +14,7 @@ from scalegym.cli.suites import (
     add_tb_command,
     add_train_command,
 )
+from scalegym.core.extras import MissingExtraError
 
 __all__ = ["main"]
 
@@ -48,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except UsageError as err:
         return fail(str(err), EXIT_USAGE)
+    except MissingExtraError as err:  # an optional package: one line with the install command
+        return fail(str(err), EXIT_FAILURE)
     except KeyboardInterrupt:
         return fail("interrupted", 130)
     finally:

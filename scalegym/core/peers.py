@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import importlib
 from typing import Any
 
 import jax
@@ -12,11 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from scalegym.core import spaces
+from scalegym.core.extras import import_extra
 from scalegym.core.fields import check_fields, dataclass_fields
 
 XMINIGRID_PREFIX = "xminigrid:"
 NAVIX_PREFIX = "navix:"
-_INSTALL_HINT = "pip install 'scalegym[peers]'"
 # Where unknown-id errors send the user for the full list of each peer's ids.
 _XMINIGRID_LIST = "python -c 'import xminigrid; print(xminigrid.registered_environments())'"
 _NAVIX_LIST = "python -c 'import navix; print(sorted(navix.registry()))'"
@@ -199,12 +198,7 @@ def _peer_precision() -> contextlib.AbstractContextManager[Any]:
 
 def _import_peer(package: str, env_id: str) -> Any:
     """Import a peer package on first use, so scalegym itself never needs it."""
-    try:
-        return importlib.import_module(package)
-    except ModuleNotFoundError as err:
-        if err.name != package:  # the package is there but broken: show the real error
-            raise
-        raise ValueError(f"{env_id} needs the {package} package: {_INSTALL_HINT}") from None
+    return import_extra(package, env_id)
 
 
 def _unknown_peer_message(env_id: str, prefix: str, known: tuple[str, ...], how: str) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from scalegym.core.extras import import_extra
 from scalegym.core.fields import check_fields, dataclass_fields
 from scalegym.core.gym_registration import register_gymnasium
 
@@ -87,14 +88,14 @@ def make(id: str, **overrides: Any) -> tuple[Any, Any]:
 
 def make_gymnax(name: str, **overrides: Any) -> tuple[Any, Any]:
     """A gymnax env and params, e.g. `make_gymnax("CartPole-v1")`."""
-    try:
-        import gymnax
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(f"'gymnax:{name}' needs gymnax: pip install 'scalegym[peers]'") from err
+    gymnax = import_extra("gymnax", f"{GYMNAX_PREFIX}{name}")
     if name not in gymnax.registered_envs:
-        close = difflib.get_close_matches(name, gymnax.registered_envs, n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join('gymnax:' + c for c in close)}?" if close else ""
-        raise ValueError(f"unknown gymnax env {name!r}{hint}")
+        known = list(gymnax.registered_envs)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(GYMNAX_PREFIX + c for c in close)}?" if close else ""
+        raise ValueError(
+            f"unknown gymnax env {name!r}{hint} (gymnax has: {', '.join(sorted(known))})"
+        )
     env, params = gymnax.make(name)
     if overrides:
         check_fields(f"gymnax:{name} params", overrides, dataclass_fields(params))

@@ -186,14 +186,12 @@ def parse_suite(source: bytes, path: str, *, check_envs: bool = True) -> SuiteSp
         cell = _check_cell(table, index, suite, path, errors, first_use)
         if cell is not None:
             cells.append(cell)
-    if errors:
-        raise SuiteError(errors)
-    if check_envs:
+    if check_envs:  # also when other cells had problems: one pass reports every error found
         cache: dict[str, str | None] = {}
         for cell in cells:
             errors.extend(_env_problems(cell, f"{path}: {_where(cell.index, cell.name)}", cache))
-        if errors:
-            raise SuiteError(errors)
+    if errors:
+        raise SuiteError(errors)
     return SuiteSpec(
         name=suite["name"],
         description=suite["description"],
@@ -214,7 +212,11 @@ def _check_cell(
     errors: list[str],
     first_use: dict[str, int],
 ) -> Cell | None:
-    """The cell of one [[cell]] table, or None after appending its problems to `errors`."""
+    """The cell of one [[cell]] table, or None when its fields cannot make one.
+
+    Problems go to `errors`. A cell whose fields all parse is returned even when a value is out
+    of range (threshold, agent_params), so that its env is still checked in the same pass.
+    """
     name = table.get("name") if isinstance(table, dict) else None
     where = f"{path}: {_where(index, name if isinstance(name, str) else None)}"
     if not isinstance(table, dict):
@@ -255,11 +257,8 @@ def _check_cell(
                 f'{where}: field "threshold": {threshold:g} can never be reached or missed '
                 'by a success rate; allowed with threshold_on = "success": 0.0..1.0'
             )
-            return None
         problems = agent_param_problems(values["agent"], values["agent_params"])
         errors.extend(f'{where}: field "agent_params": {p}' for p in problems)
-        if problems:
-            return None
     values.pop("kind")
     return cls(index=index, **values)
 
