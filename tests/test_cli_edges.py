@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -202,3 +203,39 @@ def test_a_missing_extra_is_one_line_with_the_install_command(
     assert "gymnax:CartPole-v1 needs the gymnax package" in err
     assert "pip install 'scalegym[peers]'" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_x64_only_for_an_env_that_declares_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import jax
+
+    from scalegym.agents import train
+
+    assert not jax.config.jax_enable_x64
+    for env_id, x64 in [("ToyChain-v0", False), ("ToyChainX64-v0", True), ("ToyChain-v0", False)]:
+        assert main([*BENCH[:1], env_id, *BENCH[2:], "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["x64"] is x64, env_id
+        assert not jax.config.jax_enable_x64  # and switched back off afterwards
+
+    seen: dict[str, bool] = {}
+
+    def fake_train(env_id: str, *args: object, **kwargs: object) -> None:
+        seen[env_id] = jax.config.jax_enable_x64
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(train, "train_agent", fake_train)
+    for env_id in ("ToyChain-v0", "ToyChainX64-v0"):
+        assert main(["train", env_id, "--steps", "256", "--out", str(tmp_path / env_id)]) == 1
+    assert seen == {"ToyChain-v0": False, "ToyChainX64-v0": True}
+
+    suite = tmp_path / "mixed.toml"
+    suite.write_text(
+        RUN_SUITE
+        + RUN_SUITE.split("\n\n", 1)[1]
+        .replace('"bench"\nkind', '"b64"\nkind')
+        .replace("ToyChain-v0", "ToyChainX64-v0")
+    )
+    assert main(["run", str(suite), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    records = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").open()]
+    assert {r["cell"]: r["result"]["x64"] for r in records} == {"bench": False, "b64": True}

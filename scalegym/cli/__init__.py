@@ -39,12 +39,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     # Recorded in a run's manifest so the run can be repeated.
     args.command_line = ["scalegym", *(sys.argv[1:] if argv is None else argv)]
-    import jax  # after parsing, so `--help` and usage errors answer without loading JAX
-
-    # Float64 envs need x64 before any env is built. Restored afterwards so that calling main()
-    # in-process (tests, notebooks) leaves the caller's JAX configuration as it was.
-    x64_before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
     try:
         return args.handler(args)
     except UsageError as err:
@@ -53,8 +47,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(err), EXIT_FAILURE)
     except KeyboardInterrupt:
         return fail("interrupted", 130)
-    finally:
-        jax.config.update("jax_enable_x64", x64_before)
 
 
 def build_parser() -> argparse.ArgumentParser:

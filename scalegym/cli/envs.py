@@ -112,34 +112,14 @@ def add_bench_command(commands: Any) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from scalegym.core.resolve import resolve_env
-    from scalegym.suites.measures import bench_report
+    from scalegym.core.resolve import env_precision
 
     for module in args.imports:
         import_user_module(module)
     if args.out is not None:  # before measuring: a result that cannot be written is lost work
         check_writable_dir(args.out.parent, "--out")
-    overrides = dict(args.overrides)
-    try:
-        resolved = resolve_env(args.env_id, **overrides)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    except ImportError as err:
-        return fail(str(err), EXIT_FAILURE)
-    # Failures at one batch size are kept in the report; what escapes is a bad argument.
-    try:
-        report = bench_report(
-            resolved,
-            args.batch_sizes,
-            args.steps,
-            args.repeats,
-            args.seed,
-            overrides=overrides,
-            progress=args.progress,
-            consume_obs=args.consume_obs,
-        )
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    with env_precision(args.env_id):  # x64 only for an env that declares float64 physics
+        report = _measure(args)
     if args.json:
         print(json.dumps(report))
     else:
@@ -156,6 +136,31 @@ def _bench(args: argparse.Namespace) -> int:
         sizes = ", ".join(f"{f['batch_size']:,}" for f in report["failed"])
         return fail(f"bench {args.env_id}: batch size(s) {sizes} failed", EXIT_FAILURE)
     return EXIT_OK
+
+
+def _measure(args: argparse.Namespace) -> dict[str, Any]:
+    from scalegym.core.resolve import resolve_env
+    from scalegym.suites.measures import bench_report
+
+    overrides = dict(args.overrides)
+    try:
+        resolved = resolve_env(args.env_id, **overrides)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    # Failures at one batch size are kept in the report; what escapes is a bad argument.
+    try:
+        return bench_report(
+            resolved,
+            args.batch_sizes,
+            args.steps,
+            args.repeats,
+            args.seed,
+            overrides=overrides,
+            progress=args.progress,
+            consume_obs=args.consume_obs,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def _print_bench_table(report: dict[str, Any]) -> None:

@@ -144,7 +144,7 @@ def add_train_command(commands: Any) -> None:
 def _train(args: argparse.Namespace) -> int:
     from scalegym.agents import AGENTS
     from scalegym.agents.ppo_config import default_config, override_problems
-    from scalegym.core.resolve import resolve_env
+    from scalegym.core.resolve import env_precision, resolve_env
     from scalegym.suites.runner import DEFAULT_ROOT, new_run_dir
     from scalegym.suites.tensorboard import TensorBoardLogger
 
@@ -161,8 +161,9 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.out} already holds a training run; add --resume or pick --out")
     check_writable_dir(args.out if args.out is not None else DEFAULT_ROOT, "--out")
     env_overrides, agent_overrides = dict(args.overrides), dict(args.agent_overrides)
-    try:
-        resolve_env(args.env_id, **env_overrides)  # bad ids and params fail before any work
+    try:  # x64 only for an env that declares float64 physics, here and for training below
+        with env_precision(args.env_id):
+            resolve_env(args.env_id, **env_overrides)  # bad ids and params fail before any work
     except ValueError as err:
         raise UsageError(str(err)) from None
     if args.agent not in AGENTS:
@@ -189,7 +190,11 @@ def _train(args: argparse.Namespace) -> int:
     from scalegym.suites.lock import RunDirBusy, hold_run_dir
 
     try:
-        with hold_run_dir(run_dir), TensorBoardLogger(run_dir / "tb") as logger:
+        with (
+            env_precision(args.env_id),
+            hold_run_dir(run_dir),
+            TensorBoardLogger(run_dir / "tb") as logger,
+        ):
             result = train_agent(
                 args.env_id,
                 args.agent,

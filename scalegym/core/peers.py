@@ -190,7 +190,8 @@ def _make_navix(env_id: str, overrides: dict[str, Any]) -> tuple[NavixEnv, None]
 
 def _peer_precision() -> contextlib.AbstractContextManager[Any]:
     """JAX's default 32-bit mode, the one both peers are written for and benchmark in."""
-    # The scalegym CLI turns x64 on for its float64 envs. Under x64 navix's step fails to trace
+    # A caller may have x64 on (a notebook, or a process that ran a float64 env before) and the
+    # peers must not inherit it: under x64 navix's step fails to trace
     # (int32 vs int64 `cond` branches) and xminigrid's state widens to 64 bits, which would time
     # a configuration its authors never run.
     return jax.enable_x64(False)

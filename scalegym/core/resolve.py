@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import inspect
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import gymnasium
+import jax
 
 from scalegym.core import peers, registry
 from scalegym.core.environment import Environment
@@ -63,6 +65,49 @@ def resolve_env(env_id: str, **overrides: Any) -> ResolvedEnv:
     if env_id in gymnasium.registry:
         return _resolve_gymnasium(env_id, overrides)
     raise ValueError(_unknown_id_message(env_id))
+
+
+def declares_x64(env_id: str) -> bool:
+    """Whether the env behind `env_id` declares float64 physics (`requires_x64`), unbuilt.
+
+    Follows the rules of `resolve_env`; peers and host envs never do. An id that cannot be
+    looked up answers False and is left for `resolve_env` to explain.
+    """
+    if env_id.startswith(registry.GYMNAX_PREFIX) or peers.is_peer_id(env_id):
+        return False
+    if env_id.startswith(SCALEGYM_NAMESPACE):
+        env_id = env_id[len(SCALEGYM_NAMESPACE) :]
+    if env_id in registry.list_envs():
+        return bool(getattr(registry.spec(env_id).load(), "requires_x64", False))
+    if ":" in env_id:
+        module, _, name = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return False
+        return declares_x64(name)
+    if env_id in gymnasium.registry:
+        entry = gymnasium.spec(env_id).entry_point
+        try:
+            creator = (
+                gymnasium.envs.registration.load_env_creator(entry)
+                if isinstance(entry, str)
+                else entry
+            )
+        except (ImportError, AttributeError):
+            return False
+        return is_functional_env_class(creator) and bool(getattr(creator, "requires_x64", False))
+    return False
+
+
+def env_precision(env_id: str) -> contextlib.AbstractContextManager[Any]:
+    """JAX's x64 mode switched on while inside, for an env that declares float64 physics.
+
+    Any other env runs under JAX's setting as it is (32-bit by default): x64 for every command
+    would slow down float32 work, peers' PPO included, and bias every comparison. Build the env
+    and run everything that uses it inside the same block.
+    """
+    return jax.enable_x64(True) if declares_x64(env_id) else contextlib.nullcontext()
 
 
 def is_functional_env_class(obj: Any) -> bool:

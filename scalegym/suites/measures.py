@@ -223,6 +223,7 @@ def bench_report(
         "seed": seed,
         "device": device_info(),
         "jax": jax.__version__,
+        "x64": bool(jax.config.jax_enable_x64),  # float64 mode, on only for envs that declare it
         "versions": versions(),
         "num_steps": num_steps,
         "repeats": repeats,

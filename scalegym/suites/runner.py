@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from scalegym.agents.result import TrainResult
+from scalegym.core.resolve import env_precision
 from scalegym.progress import cell_progress
 from scalegym.suites import report
 from scalegym.suites.lock import hold_run_dir
@@ -110,7 +111,8 @@ def run_cell(
         "env_params": dict(cell.env_params),
     }
     try:
-        result = CELL_RUNNERS[cell.kind](cell, context)
+        with env_precision(cell.env):  # x64 only for an env that declares float64 physics
+            result = CELL_RUNNERS[cell.kind](cell, context)
         record.update(status="ok", result=result)
     except PartialCellError as err:  # the finished part is kept in the record
         record.update(status="failed", error=str(err), result=err.result)
@@ -154,6 +156,7 @@ def run_bench_cell(cell: BenchCell, context: CellContext) -> dict[str, Any]:
     result = {
         "env_kind": resolved.kind,
         "consumes": one["consumes"],
+        "x64": one["x64"],
         "num_steps": cell.steps,
         "repeats": cell.repeats,
         "seed": cell.seed,

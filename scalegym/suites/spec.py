@@ -351,13 +351,14 @@ def agent_param_problems(agent: str, params: dict[str, Any]) -> list[str]:
 
 def _env_problems(cell: Cell, where: str, cache: dict[str, str | None]) -> list[str]:
     """Build the cell's env with its params (as the runner will) and report why it fails."""
-    from scalegym.core.resolve import resolve_env
+    from scalegym.core.resolve import env_precision, resolve_env
 
     def failure(env_params: dict[str, Any]) -> str | None:
         key = repr((cell.env, sorted(env_params.items())))
         if key not in cache:
             try:
-                resolve_env(cell.env, **env_params)
+                with env_precision(cell.env):
+                    resolve_env(cell.env, **env_params)
                 cache[key] = None
             except (ValueError, TypeError, ImportError) as err:
                 cache[key] = str(err)
