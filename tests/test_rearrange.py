@@ -1,5 +1,6 @@
 """Known-answer tests for Rearrange: scripted moves against expected grids, oracle vs plain BFS."""
 
+import dataclasses
 from collections import deque
 
 import jax
@@ -354,3 +355,35 @@ def test_reset_cells_are_distinct_free_and_cover_the_pool():
     assert len(np.unique(np.asarray(s.agent_pos))) > 40
     assert len(np.unique(np.asarray(s.layout))) > 240  # of 256: different keys, different layouts
     assert set(np.unique(np.asarray(s.agent_dir))) == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"height": 7}, "height=7, but the layout pool was built for height=9"),
+        ({"width": 11}, "width=11"),
+        ({"obs_mode": "symbolic"}, "obs_mode/view_size=symbolic/5"),
+        ({"view_size": 3}, "wall views 5x5"),
+        ({"num_objects": 2}, "num_objects=2"),
+        ({"wall_density": 0.0}, "wall_density=0.0"),
+        ({"pool_size": 8}, "pool_size=8"),
+        ({"layout_seed": 1}, "layout_seed=1"),
+    ],
+)
+def test_static_params_cannot_drift_from_the_pool(change: dict, needle: str) -> None:
+    _, params = scalegym.make("Rearrange-v0")
+    with pytest.raises(ValueError, match=r"env\.make_params") as caught:
+        params.replace(**change)
+    assert needle in str(caught.value)
+    with pytest.raises(ValueError, match=r"env\.make_params"):
+        dataclasses.replace(params, **change)  # the flax `replace` is this one
+
+
+def test_tunable_params_still_replace_and_trace() -> None:
+    env, params = scalegym.make("Rearrange-v0")
+    cheaper = params.replace(step_penalty=0.5, max_steps_in_episode=7)
+    _, state = env.reset(jax.random.key(0), cheaper)
+    _, _, reward, _, _, _ = jax.jit(env.step)(jax.random.key(1), state, 5, cheaper)  # noop
+    assert float(reward) == pytest.approx(-0.5)
+    rebuilt = env.make_params(height=7, width=7)  # the way to change a static field
+    assert rebuilt.pool.walls.shape == (rebuilt.pool_size, 49)

@@ -8,6 +8,7 @@ Cells are flat indices `row * width + col`. Facing: 0 north (row - 1), 1 east, 2
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -30,6 +31,10 @@ class LayoutPool:
     num_free: jnp.ndarray  # [P] int32
     dist: jnp.ndarray  # [P, N, N] int16 shortest-path steps between cells (walls block)
     wall_view: jnp.ndarray  # [P, N, 4, V*V] bool egocentric wall channel (V=0 when unused)
+    # What the pool was built for, as (name, value) pairs: height, width, view, pool_size, and for
+    # generated pools wall_density, layout_seed and min_free. RearrangeParams checks it against
+    # its static fields, so a pool cannot silently outlive a change of them.
+    built_for: tuple[tuple[str, Any], ...] = struct.field(pytree_node=False, default=())
 
 
 def pool_bytes(height: int, width: int, view_size: int, pool_size: int) -> int:
@@ -154,7 +159,9 @@ def generate_pool(
                 f"and at least {min_free} free cells; lower wall_density or enlarge the grid"
             )
         layouts.append(walls)
-    return pool_from_walls(np.stack(layouts), view_size)
+    pool = pool_from_walls(np.stack(layouts), view_size)
+    generated = (("wall_density", wall_density), ("layout_seed", layout_seed))
+    return pool.replace(built_for=(*pool.built_for, *generated, ("min_free", min_free)))
 
 
 def pool_from_walls(walls: np.ndarray, view_size: int) -> LayoutPool:
@@ -180,6 +187,12 @@ def pool_from_walls(walls: np.ndarray, view_size: int) -> LayoutPool:
         num_free=jnp.asarray(num_free),
         dist=jnp.asarray(dist_all),
         wall_view=jnp.asarray(views),
+        built_for=(
+            ("height", height),
+            ("width", width),
+            ("view", view_size),
+            ("pool_size", pool_size),
+        ),
     )
 
 

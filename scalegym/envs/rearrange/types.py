@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 from flax import struct
 
@@ -45,3 +47,55 @@ class RearrangeParams:
     wall_density: float = struct.field(pytree_node=False, default=0.2)
     pool_size: int = struct.field(pytree_node=False, default=256)
     layout_seed: int = struct.field(pytree_node=False, default=0)
+
+    def __post_init__(self) -> None:
+        # Runs on every construction, `replace` included: a static field changed after the pool
+        # was built would keep the old layouts (and shapes) without a word.
+        drift = pool_drift(self)
+        if drift:
+            wanted = ", ".join(f"{name}={value}" for name, value, _ in drift)
+            built = ", ".join(f"{name}={value}" for name, _, value in drift)
+            raise ValueError(
+                f"RearrangeParams: {wanted}, but the layout pool was built for {built}. Fields "
+                f"that shape the pool ({', '.join(POOL_FIELDS)}) are fixed when params are made: "
+                "build new ones with env.make_params(...) or scalegym.make(id, ...) instead of "
+                "params.replace(...)"
+            )
+
+
+POOL_FIELDS = (
+    "height",
+    "width",
+    "num_objects",
+    "view_size",
+    "obs_mode",
+    "wall_density",
+    "pool_size",
+    "layout_seed",
+)
+
+
+def pool_drift(params: RearrangeParams) -> list[tuple[str, Any, Any]]:
+    """(name, value the params need, value the pool was built for) for each mismatch."""
+    built = dict(getattr(params.pool, "built_for", ()))
+    view = params.view_size if params.obs_mode == "egocentric" else 0
+    need = {
+        "height": params.height,
+        "width": params.width,
+        "view": view,
+        "pool_size": params.pool_size,
+        "wall_density": params.wall_density,
+        "layout_seed": params.layout_seed,
+    }
+    drift = [(k, v, built[k]) for k, v in need.items() if k in built and built[k] != v]
+    # The pool holds egocentric wall views of size `view` (0 when obs_mode is symbolic).
+    drift = [
+        ("obs_mode/view_size", f"{params.obs_mode}/{params.view_size}", f"wall views {b}x{b}")
+        if k == "view"
+        else (k, v, b)
+        for k, v, b in drift
+    ]
+    min_free = 2 * params.num_objects + 1  # cells for the agent, objects and goals
+    if "min_free" in built and built["min_free"] < min_free:
+        drift.append(("num_objects", params.num_objects, (built["min_free"] - 1) // 2))
+    return drift
