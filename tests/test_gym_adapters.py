@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import toy_envs
+from gymnasium.envs.classic_control import CartPoleEnv
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
 
@@ -167,7 +168,7 @@ def test_gymnasium_make_and_make_vec_forward_params() -> None:
 def test_registration_is_idempotent_and_lazy() -> None:
     spec = registry.spec("ToyChain-v0")
     gym_spec = gymnasium.spec(TOY)
-    gym_adapters.register_gymnasium(spec.id)  # a second call is a no-op
+    gym_adapters.register_scalegym_id(spec.id)  # a second call is a no-op
     assert gymnasium.spec(TOY) is gym_spec
     assert gym_spec.vector_entry_point is not None
     assert gym_adapters.gymnasium_id("team/Thing-v1") == "team/Thing-v1"
@@ -332,3 +333,26 @@ def test_requires_x64_switches_x64_on_for_gymnasium_make() -> None:
         assert EpisodeStatistics(env.unwrapped.functional_env).requires_x64  # wrappers forward it
     finally:
         jax.config.update("jax_enable_x64", before)
+
+
+def test_register_gymnasium_puts_a_jax_class_behind_make_and_make_vec() -> None:
+    from scalegym.core.resolve import resolve_env
+
+    gym_id = "testns/Chain-v3"
+    try:
+        scalegym.register_gymnasium(gym_id, toy_envs.ToyChain, box_obs=True, slip_prob=0.0)
+        env = gymnasium.make(gym_id, slip_prob=0.5)  # constructor and params, from both places
+        inner = env.unwrapped.functional_env
+        assert isinstance(inner, toy_envs.ToyChain) and inner.box_obs
+        assert float(env.unwrapped.params.slip_prob) == 0.5
+        envs = gymnasium.make_vec(gym_id, num_envs=3)
+        obs, _ = envs.reset(seed=0)
+        assert obs.shape[0] == 3
+        resolved = resolve_env(gym_id)  # bench and suites take the jitted path
+        assert resolved.kind == "jax" and isinstance(resolved.env, toy_envs.ToyChain)
+        assert float(resolved.params.slip_prob) == 0.0
+    finally:
+        gymnasium.registry.pop(gym_id, None)
+    with pytest.raises(ValueError, match=r"not a JAX env class.*gymnasium\.register instead"):
+        scalegym.register_gymnasium("testns/Cart-v0", CartPoleEnv)
+    assert "testns/Cart-v0" not in gymnasium.registry

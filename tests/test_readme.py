@@ -53,6 +53,25 @@ def test_custom_jax_env_and_plain_gymnasium_env_are_benchmarked(tmp_path, monkey
         )
 
 
+def test_custom_jax_env_through_gymnasium_make_and_make_vec(tmp_path, monkeypatch):
+    blocks = python_blocks()
+    module = next(b for b in blocks if b.startswith("# my_envs.py"))
+    usage = blocks[blocks.index(module) + 1]
+    (tmp_path / "my_envs.py").write_text(module)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_envs", raising=False)
+    if "Walk-v0" in gymnasium.registry:
+        del gymnasium.registry["Walk-v0"]
+    namespace: dict = {}
+    exec(compile(usage, "README gymnasium.make of a custom env", "exec"), namespace)
+    assert namespace["reward"] == 1.0 and namespace["obs"].shape == (64, 1)
+    assert namespace["rewards"].shape == namespace["terminated"].shape == (64,)
+    assert namespace["env"].unwrapped.functional_env.__class__.__name__ == "Walk"
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(gymnasium.make("Walk-v0").unwrapped, skip_render_check=True)
+
+
 @pytest.mark.parametrize("command", ["make run", "make test"])
 def test_readme_opens_with_the_two_commands(command):
     head = README.read_text().split("## Quickstart")[0]

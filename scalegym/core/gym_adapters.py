@@ -20,7 +20,12 @@ from gymnasium.vector.utils import batch_space
 
 from scalegym.core import registry
 from scalegym.core.environment import transition_of
-from scalegym.core.gym_registration import gymnasium_id, register_gymnasium
+from scalegym.core.functional import build_functional, load_env_class
+from scalegym.core.gym_registration import (
+    gymnasium_id,
+    register_gymnasium,
+    register_scalegym_id,
+)
 from scalegym.core.gym_spaces import to_gymnasium_space, to_space_values
 
 __all__ = [
@@ -30,6 +35,7 @@ __all__ = [
     "make_gymnasium_env",
     "make_gymnasium_vector_env",
     "register_gymnasium",
+    "register_scalegym_id",
     "same_step_info",
     "seed_keys",
     "to_gymnasium_space",
@@ -39,27 +45,51 @@ RENDER_MODES = ("rgb_array", "ansi")
 _RENDER_METHODS = {"rgb_array": "render_rgb", "ansi": "render_text"}
 
 
-def _make_functional(env_id: str, overrides: dict[str, Any]) -> tuple[Any, Any]:
+def _make_functional(
+    env_id: str | None, env_class: str | type | None, overrides: dict[str, Any]
+) -> tuple[Any, Any]:
+    """The env and params behind a scalegym id (`env_id`) or a JAX env class (`env_class`)."""
+    if (env_id is None) == (env_class is None):
+        raise TypeError("give exactly one of env_id (a scalegym id) or env_class (a JAX env class)")
+    if env_class is not None:
+        cls = load_env_class(env_class, "register_gymnasium")
+        name = getattr(cls, "__name__", str(env_class))
+    else:
+        cls, name = registry.spec(env_id).load(), env_id
     # Float64 envs (ThreeBody) declare `requires_x64` on the class; the gymnasium path must switch
     # x64 on before any array is built, because users of gymnasium.make cannot do it in between.
-    if getattr(registry.spec(env_id).load(), "requires_x64", False):
+    if getattr(cls, "requires_x64", False):
         jax.config.update("jax_enable_x64", True)
+    if env_class is not None:
+        return build_functional(name, cls, overrides)
     return registry.make(env_id, **overrides)
 
 
 def make_gymnasium_env(
-    env_id: str, render_mode: str | None = None, **overrides: Any
+    env_id: str | None = None,
+    render_mode: str | None = None,
+    *,
+    env_class: str | type | None = None,
+    **overrides: Any,
 ) -> FunctionalGymEnv:
-    """gymnasium `entry_point`: the single NumPy env of a scalegym id (`overrides` are params)."""
-    env, params = _make_functional(env_id, overrides)
+    """gymnasium `entry_point`: the single NumPy env of a scalegym id or a JAX env class.
+
+    `overrides` are constructor arguments and params (see `register_gymnasium`).
+    """
+    env, params = _make_functional(env_id, env_class, overrides)
     return FunctionalGymEnv(env, params, render_mode=render_mode)
 
 
 def make_gymnasium_vector_env(
-    env_id: str, num_envs: int = 1, render_mode: str | None = None, **overrides: Any
+    env_id: str | None = None,
+    num_envs: int = 1,
+    render_mode: str | None = None,
+    *,
+    env_class: str | type | None = None,
+    **overrides: Any,
 ) -> FunctionalVectorEnv:
     """gymnasium `vector_entry_point`: `num_envs` copies behind one jitted, vmapped step."""
-    env, params = _make_functional(env_id, overrides)
+    env, params = _make_functional(env_id, env_class, overrides)
     return FunctionalVectorEnv(env, params, num_envs=num_envs, render_mode=render_mode)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from scalegym.core.extras import import_extra
 from scalegym.core.fields import check_fields, dataclass_fields
-from scalegym.core.gym_registration import register_gymnasium
+from scalegym.core.gym_registration import register_scalegym_id
 
 ENV_ID_PATTERN = re.compile(r"^[A-Za-z][\w.]*-v\d+$")  # no namespace: gymnasium adds "scalegym/"
 GYMNAX_PREFIX = "gymnax:"
@@ -54,7 +54,7 @@ def register(
         raise ValueError(f"env id {id!r} is already registered; bump its version to change it")
     spec = EnvSpec(id, entry_point, dict(defaults), dict(env_kwargs or {}))
     _REGISTRY[id] = spec
-    register_gymnasium(id)
+    register_scalegym_id(id)
     return spec
 
 

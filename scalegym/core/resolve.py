@@ -14,11 +14,16 @@ import gymnasium
 import jax
 
 from scalegym.core import peers, registry
-from scalegym.core.environment import Environment
-from scalegym.core.fields import check_fields, dataclass_fields
+from scalegym.core.fields import check_fields
+from scalegym.core.functional import (
+    build_functional,
+    explicit_parameters,
+    is_functional_env_class,
+    load_env_class,
+)
+from scalegym.core.gym_registration import ENTRY_POINT
 
 SCALEGYM_NAMESPACE = "scalegym/"
-_FUNCTIONAL_METHODS = ("step_env", "reset_env", "default_params")
 
 
 @dataclass(frozen=True)
@@ -87,16 +92,15 @@ def declares_x64(env_id: str) -> bool:
             return False
         return declares_x64(name)
     if env_id in gymnasium.registry:
-        entry = gymnasium.spec(env_id).entry_point
+        gym_spec = gymnasium.spec(env_id)
+        scalegym_id = gym_spec.kwargs.get("env_id") if _is_adapter_entry(gym_spec) else None
+        if scalegym_id is not None:
+            return declares_x64(scalegym_id)
         try:
-            creator = (
-                gymnasium.envs.registration.load_env_creator(entry)
-                if isinstance(entry, str)
-                else entry
-            )
-        except (ImportError, AttributeError):
+            functional = _functional_class(gym_spec)
+        except ValueError:  # a broken entry point: resolve_env explains it
             return False
-        return is_functional_env_class(creator) and bool(getattr(creator, "requires_x64", False))
+        return functional is not None and bool(getattr(functional[0], "requires_x64", False))
     return False
 
 
@@ -110,23 +114,23 @@ def env_precision(env_id: str) -> contextlib.AbstractContextManager[Any]:
     return jax.enable_x64(True) if declares_x64(env_id) else contextlib.nullcontext()
 
 
-def is_functional_env_class(obj: Any) -> bool:
-    """True for a scalegym `Environment` subclass or a gymnax-style class (duck-typed)."""
-    if not isinstance(obj, type):
-        return False
-    return issubclass(obj, Environment) or all(hasattr(obj, m) for m in _FUNCTIONAL_METHODS)
-
-
 def _resolve_gymnasium(env_id: str, overrides: dict[str, Any]) -> ResolvedEnv:
     gym_spec = gymnasium.spec(env_id)
+    scalegym_id = gym_spec.kwargs.get("env_id") if _is_adapter_entry(gym_spec) else None
+    if scalegym_id is not None:  # registered by scalegym.register under another gymnasium id
+        env, params = registry.make(scalegym_id, **overrides)
+        return ResolvedEnv(env_id, "jax", env=env, params=params)
+    functional = _functional_class(gym_spec)
+    if functional is not None:
+        cls, kwargs = functional
+        env, params = build_functional(
+            env_id, cls, {**kwargs, **overrides}, gym_spec.max_episode_steps
+        )
+        return ResolvedEnv(env_id, "jax", env=env, params=params)
     entry = gym_spec.entry_point
     creator = (
         gymnasium.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
     )
-    if is_functional_env_class(creator):
-        kwargs = {**gym_spec.kwargs, **overrides}
-        env, params = _build_functional(env_id, creator, kwargs, gym_spec.max_episode_steps)
-        return ResolvedEnv(env_id, "jax", env=env, params=params)
     _check_constructor_kwargs(env_id, creator, overrides)
 
     def make_vector(num_envs: int) -> gymnasium.vector.VectorEnv:
@@ -142,32 +146,33 @@ def _resolve_gymnasium(env_id: str, overrides: dict[str, Any]) -> ResolvedEnv:
     return ResolvedEnv(env_id, "host", make_vector=make_vector)
 
 
-def _build_functional(
-    env_id: str, cls: type, kwargs: dict[str, Any], time_limit: int | None
-) -> tuple[Any, Any]:
-    """Instantiate a functional env; kwargs its constructor names go there, the rest to params."""
-    ctor_names = _explicit_parameters(cls)
-    env = cls(**{k: v for k, v in kwargs.items() if k in ctor_names})
-    param_kwargs = {k: v for k, v in kwargs.items() if k not in ctor_names}
-    fields = dataclass_fields(env.default_params)
-    # gymnasium's `max_episode_steps` becomes the env's own episode limit when it has one.
-    if time_limit is not None and "max_steps_in_episode" in fields:
-        param_kwargs.setdefault("max_steps_in_episode", time_limit)
-    if hasattr(env, "make_params"):
-        return env, env.make_params(**param_kwargs)
-    check_fields(f"{env_id} params", param_kwargs, fields)
-    params = env.default_params
-    return env, params.replace(**param_kwargs) if param_kwargs else params
+def _is_adapter_entry(gym_spec: Any) -> bool:
+    """True when gymnasium builds this id through scalegym's adapter (`register_gymnasium`)."""
+    entry = gym_spec.entry_point
+    if isinstance(entry, str):
+        return entry == ENTRY_POINT
+    return getattr(entry, "__module__", None) == ENTRY_POINT.partition(":")[0]
 
 
-def _explicit_parameters(fn: Callable[..., Any]) -> set[str]:
-    """Names a callable accepts by keyword (empty when it cannot be inspected)."""
+def _functional_class(gym_spec: Any) -> tuple[type, dict[str, Any]] | None:
+    """The JAX env class behind a gymnasium id and the kwargs it is registered with, if any.
+
+    Either the entry point is the class itself (`gymnasium.register(id, entry_point=Walk)`) or
+    scalegym's adapter with `env_class` (`scalegym.register_gymnasium(id, "my_envs:Walk")`).
+    """
+    kwargs = dict(gym_spec.kwargs)
+    if _is_adapter_entry(gym_spec):
+        if "env_class" not in kwargs:
+            return None
+        return load_env_class(kwargs.pop("env_class"), gym_spec.id), kwargs
+    entry = gym_spec.entry_point
     try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return set()
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return {p.name for p in signature.parameters.values() if p.kind in kinds}
+        creator = (
+            gymnasium.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+        )
+    except (ImportError, AttributeError):
+        return None
+    return (creator, kwargs) if is_functional_env_class(creator) else None
 
 
 def _check_constructor_kwargs(env_id: str, creator: Any, overrides: dict[str, Any]) -> None:
@@ -180,7 +185,7 @@ def _check_constructor_kwargs(env_id: str, creator: Any, overrides: dict[str, An
         return
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
         return
-    check_fields(f"{env_id} constructor", overrides, _explicit_parameters(creator))
+    check_fields(f"{env_id} constructor", overrides, explicit_parameters(creator))
 
 
 def _unknown_id_message(env_id: str) -> str:
