@@ -16,12 +16,8 @@ from gymnasium.vector import AutoresetMode
 
 import scalegym
 from scalegym.core import gym_adapters, registry, spaces
-from scalegym.core.gym_adapters import (
-    FunctionalGymEnv,
-    FunctionalVectorEnv,
-    same_step_info,
-    to_gymnasium_space,
-)
+from scalegym.core.gym_adapters import FunctionalGymEnv, to_gymnasium_space
+from scalegym.core.gym_vector import FunctionalVectorEnv, same_step_info
 from scalegym.core.wrappers import EpisodeStatistics
 
 TOY = "scalegym/ToyChain-v0"
@@ -356,3 +352,53 @@ def test_register_gymnasium_puts_a_jax_class_behind_make_and_make_vec() -> None:
     with pytest.raises(ValueError, match=r"not a JAX env class.*gymnasium\.register instead"):
         scalegym.register_gymnasium("testns/Cart-v0", CartPoleEnv)
     assert "testns/Cart-v0" not in gymnasium.registry
+
+
+def test_next_step_autoreset_under_gymnasiums_vector_wrappers() -> None:
+    from gymnasium.wrappers.vector import FlattenObservation, RecordEpisodeStatistics
+
+    # Slip-free chain from cell 0, always right: every episode is 4 steps and returns 0.6.
+    kwargs = {"slip_prob": 0.0, "start_max": 0, "num_envs": 3}
+    envs = gymnasium.make_vec(TOY, autoreset_mode=AutoresetMode.NEXT_STEP, **kwargs)
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    envs = RecordEpisodeStatistics(FlattenObservation(envs), buffer_length=100)
+    obs, _ = envs.reset(seed=0)
+    assert obs.shape == (3, 3)  # pos (1) + vec (2), flattened
+    rewards, dones = [], []
+    for _ in range(20):  # 4 episodes per lane, each followed by its reset step
+        obs, reward, terminated, truncated, _ = envs.step(np.ones(3, np.int64))
+        assert obs.shape == (3, 3)
+        rewards.append(reward)
+        dones.append(terminated | truncated)
+    assert envs.episode_count == 12
+    assert list(envs.length_queue) == [4] * 12
+    np.testing.assert_allclose(list(envs.return_queue), [0.6] * 12, rtol=1e-6)
+    # The step after an ending is the reset: reward 0, not done, and the observation is the start.
+    ended = np.array(dones[:-1])
+    assert (np.array(rewards[1:])[ended] == 0.0).all() and not np.array(dones[1:])[ended].any()
+
+    same = gymnasium.make_vec(TOY, **kwargs)  # the default stays SAME_STEP, recorded short
+    assert same.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    same = RecordEpisodeStatistics(same, buffer_length=100)
+    same.reset(seed=0)
+    for _ in range(16):
+        same.step(np.ones(3, np.int64))
+    assert list(same.length_queue)[3:] == [3] * (len(same.length_queue) - 3)  # gymnasium's view
+
+
+def test_next_step_final_observation_and_masked_reset() -> None:
+    envs = gymnasium.make_vec(
+        TOY, num_envs=2, slip_prob=0.0, start_max=0, autoreset_mode="next_step"
+    )
+    envs.reset(seed=1)
+    for _ in range(3):
+        obs, *_ = envs.step(np.ones(2, np.int64))
+    obs, reward, terminated, _, info = envs.step(np.ones(2, np.int64))
+    assert terminated.all() and obs["pos"][:, 0].tolist() == [1.0, 1.0]  # the last obs itself
+    assert info["success"].all()
+    envs.reset(options={"reset_mask": np.array([True, False])})  # lane 0 reset by hand
+    obs, reward, terminated, _, info = envs.step(np.ones(2, np.int64))
+    assert obs["pos"][:, 0].tolist() == [0.25, 0.0]  # lane 0 stepped, lane 1 showed its reset
+    assert reward[1] == 0.0 and not terminated.any()
+    with pytest.raises(ValueError, match="autoreset_mode='disabled' is not supported; allowed"):
+        gymnasium.make_vec(TOY, num_envs=2, autoreset_mode="disabled")

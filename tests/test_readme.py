@@ -32,6 +32,18 @@ def test_gymnasium_block_runs():
     assert namespace["reward"].shape == (8,)
 
 
+def test_next_step_block_runs_under_gymnasiums_wrappers():
+    block = next(b for b in python_blocks() if "AutoresetMode.NEXT_STEP" in b)
+    namespace: dict = {}
+    exec(compile(block, "README next-step autoreset", "exec"), namespace)
+    envs = namespace["envs"]
+    obs, _ = envs.reset(seed=0)
+    assert obs.ndim == 2 and obs.shape[0] == 16  # flattened dict observation
+    for _ in range(5):
+        obs, *_ = envs.step(envs.action_space.sample())
+    assert obs.shape[0] == 16
+
+
 def test_custom_jax_env_and_plain_gymnasium_env_are_benchmarked(tmp_path, monkeypatch, capsys):
     module = next(b for b in python_blocks() if b.startswith("# my_envs.py"))
     (tmp_path / "my_envs.py").write_text(module)

@@ -13,7 +13,8 @@ from gymnasium.utils.env_checker import check_env
 
 import scalegym
 from scalegym.core import Environment, registry
-from scalegym.core.gym_adapters import FunctionalGymEnv, FunctionalVectorEnv
+from scalegym.core.gym_adapters import FunctionalGymEnv
+from scalegym.core.gym_vector import FunctionalVectorEnv
 from scalegym.core.wrappers import EpisodeStatistics, EpisodeStatisticsState
 
 

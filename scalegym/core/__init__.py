@@ -3,7 +3,8 @@
 from scalegym.core import spaces
 from scalegym.core.environment import Environment, EnvParams, EnvState, select_tree
 from scalegym.core.fusion import compute_once
-from scalegym.core.gym_adapters import FunctionalGymEnv, FunctionalVectorEnv
+from scalegym.core.gym_adapters import FunctionalGymEnv
+from scalegym.core.gym_vector import FunctionalVectorEnv
 from scalegym.core.registry import list_envs, make, register, spec
 from scalegym.core.wrappers import EpisodeStatistics
 

@@ -24,7 +24,7 @@ __all__ = [
 GYMNASIUM_NAMESPACE = "scalegym"
 _ADAPTERS = "scalegym.core.gym_adapters"
 ENTRY_POINT = f"{_ADAPTERS}:make_gymnasium_env"
-VECTOR_ENTRY_POINT = f"{_ADAPTERS}:make_gymnasium_vector_env"
+VECTOR_ENTRY_POINT = "scalegym.core.gym_vector:make_gymnasium_vector_env"
 
 
 def gymnasium_id(env_id: str) -> str:
