@@ -25,6 +25,7 @@ from scalegym.core.gym_registration import (
     register_scalegym_id,
 )
 from scalegym.core.gym_spaces import to_gymnasium_space, to_space_values
+from scalegym.core.host_transfer import BytePacker
 
 __all__ = [
     "FunctionalGymEnv",
@@ -176,9 +177,18 @@ class FunctionalGymEnv(gymnasium.Env):
             out = (obs, jnp.asarray(reward, jnp.float32), terminated, truncated, info)
             return key, key_reset, state, out
 
+        def packed_step_fn(
+            key: jax.Array, state: Any, action: Any, params: Any
+        ) -> tuple[jax.Array, jax.Array, Any, jax.Array]:
+            # Everything the host reads, as one byte buffer: one copy per step, not one per leaf.
+            key, key_reset, state, out = step_fn(key, state, action, params)
+            return key, key_reset, state, self._packer.pack(out)
+
         self._reset_fn = jax.jit(reset_fn)
         self._env_reset_fn = jax.jit(env.reset)
         self._step_fn = jax.jit(step_fn)
+        self._packed_step_fn = jax.jit(packed_step_fn)
+        self._packer: BytePacker | None = None  # built at the first step, from its output shapes
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -201,10 +211,13 @@ class FunctionalGymEnv(gymnasium.Env):
         if self._state is None:
             raise gymnasium.error.ResetNeeded("call reset() before step()")
         action = cast_actions(action, self._action_dtype)
-        self._key, reset_key, self._state, out = self._step_fn(
+        if self._packer is None:
+            shapes = jax.eval_shape(self._step_fn, self._key, self._state, action, self.params)
+            self._packer = BytePacker(shapes[3])
+        self._key, reset_key, self._state, packed = self._packed_step_fn(
             self._key, self._state, action, self.params
         )
-        obs, reward, terminated, truncated, info = jax.device_get(out)
+        obs, reward, terminated, truncated, info = self._packer.unpack(np.asarray(packed))
         self._reset_key = reset_key if terminated or truncated else None
         return (
             to_space_values(obs, self.observation_space),
