@@ -49,13 +49,13 @@ def main() -> None:
     actions = np.random.default_rng(0).integers(0, 6, 10**6)
     rows = {
         env_id: gym_step_us(env_id, actions)
-        for env_id in ("scalegym/Rearrange-v0", "scalegym/RearrangePick-v0", "CartPole-v1")
+        for env_id in ("scalegym/Rearrange-v1", "scalegym/RearrangePick-v1", "CartPole-v1")
     }
-    env = gymnasium.make("scalegym/Rearrange-v0").unwrapped
+    env = gymnasium.make("scalegym/Rearrange-v1").unwrapped
     env.reset(seed=0)
     env.step(0)
     action = np.int32(0)
-    rows["Rearrange-v0 compiled step alone"] = per_call_us(
+    rows["Rearrange-v1 compiled step alone"] = per_call_us(
         lambda: jax.block_until_ready(env._packed_step_fn(env._key, env._state, action, env.params))
     )
     add_one = jax.jit(lambda x: x + 1)

@@ -150,8 +150,8 @@ def test_a_killed_holder_does_not_leave_the_lock_stuck(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env_id", "setting", "needle"),
     [
-        ("Rearrange-v0", "step_penalty=abc", 'field "step_penalty" expects float like 0.01'),
-        ("Rearrange-v0", "height=7.5", 'field "height" expects int like 9'),
+        ("Rearrange-v1", "step_penalty=abc", 'field "step_penalty" expects float like 0.01'),
+        ("Rearrange-v1", "height=7.5", 'field "height" expects int like 9'),
         ("ToyChain-v0", "slip_prob='x'", 'field "slip_prob" expects float'),
     ],
 )

@@ -160,10 +160,10 @@ def test_truncation_at_exactly_the_limit(env_and_params):
 
 
 def test_unknown_id_suggests_the_close_one():
-    with pytest.raises(ValueError, match="Rearrange-v0"):
+    with pytest.raises(ValueError, match="Rearrange-v1"):
         scalegym.make("Rearange-v0")
 
 
 def test_duplicate_registration_is_refused():
     with pytest.raises(ValueError, match="already registered"):
-        scalegym.register("Rearrange-v0", "scalegym.envs.rearrange.env:Rearrange")
+        scalegym.register("Rearrange-v1", "scalegym.envs.rearrange.env:Rearrange")

@@ -38,7 +38,7 @@ def test_compute_once_passes_keys_and_refuses_complex() -> None:
         compute_once(jnp.ones(2, jnp.complex64))
 
 
-@pytest.mark.parametrize("env_id", ["Rearrange-v0", "RearrangePick-v0"])
+@pytest.mark.parametrize("env_id", ["Rearrange-v1", "RearrangePick-v1"])
 def test_obs_from_state_matches_the_selected_observations(env_id: str) -> None:
     """The one-observation path returns what the reset/step select returned, lane by lane."""
     env, params = scalegym.make(env_id, max_steps_in_episode=12)

@@ -35,7 +35,7 @@ def test_pack_unpack_round_trips_dtypes_shapes_and_structure() -> None:
 def test_a_gymnasium_step_is_one_compiled_call_and_one_host_copy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    env = gymnasium.make("scalegym/Rearrange-v0")
+    env = gymnasium.make("scalegym/Rearrange-v1")
     env.reset(seed=0)
     env.step(0)  # the first step builds the packer and compiles
     inner = env.unwrapped

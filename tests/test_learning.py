@@ -5,7 +5,7 @@ against the same env's untrained policy so that a learner that does nothing fail
 
 | run                                 | steps | final eval (seeds)           | untrained | bar   |
 |-------------------------------------|-------|------------------------------|-----------|-------|
-| Rearrange-v0 5x5, no walls, success | 300k  | 1.00 (7 of 7 seeds)          | ~0.03     | ≥ 0.9 |
+| Rearrange-v1 5x5, no walls, success | 300k  | 1.00 (7 of 7 seeds)          | ~0.03     | ≥ 0.9 |
 | gymnax:CartPole-v1, return          | 100k  | 226-305 (8 seeds)            | ~20       | > 150 |
 """
 
@@ -38,7 +38,7 @@ def untrained_eval(env_id: str, **env_overrides) -> dict[str, float]:
 
 def test_ppo_learns_small_rearrange() -> None:
     result = train_agent(
-        "Rearrange-v0",
+        "Rearrange-v1",
         total_steps=300_000,
         env_overrides=SMALL_REARRANGE,
         num_seeds=1,
@@ -47,7 +47,7 @@ def test_ppo_learns_small_rearrange() -> None:
     final = result.final
     assert final.eval_success >= 0.9, result.curve
     assert final.train_success >= 0.9, result.curve
-    untrained = untrained_eval("Rearrange-v0", **SMALL_REARRANGE)
+    untrained = untrained_eval("Rearrange-v1", **SMALL_REARRANGE)
     assert untrained["success"] <= 0.3, untrained
     assert final.eval_return > untrained["return"] + 5.0  # the 10-point success bonus, mostly
 

@@ -9,7 +9,7 @@ def test_plots_for_finished_cells_only(tmp_path):
     records = {
         "bench": {
             "kind": "bench",
-            "env": "Rearrange-v0",
+            "env": "Rearrange-v1",
             "status": "ok",
             "result": {
                 "results": [
@@ -20,7 +20,7 @@ def test_plots_for_finished_cells_only(tmp_path):
         },
         "ppo": {
             "kind": "train",
-            "env": "Rearrange-v0",
+            "env": "Rearrange-v1",
             "status": "ok",
             "result": {
                 "curve": [
@@ -30,7 +30,7 @@ def test_plots_for_finished_cells_only(tmp_path):
                 + [{"step": 1100, "eval/return": 10.0, "eval/success": 1.0}]
             },
         },
-        "broken": {"kind": "train", "env": "Rearrange-v0", "status": "failed", "result": None},
+        "broken": {"kind": "train", "env": "Rearrange-v1", "status": "failed", "result": None},
     }
     paths = write_plots(tmp_path, records)
     assert sorted(p.name for p in paths) == ["bench.png", "ppo.png"]

@@ -120,10 +120,10 @@ def test_gru_ppo_learns_the_toy_chain() -> None:
 
 def test_cnn_ppo_learns_small_rearrange() -> None:
     # 10k steps on a 5x5 open room: success of the sampled policy rose from 0.03 to 1.0 (seed 0).
-    config = default_config("Rearrange-v0").replace(
+    config = default_config("Rearrange-v1").replace(
         network="cnn", hidden=(32,), learning_rate=1e-3, **LEARN
     )
-    runner, _, (_, before), (_, after) = train_and_evaluate("Rearrange-v0", SMALL_REARRANGE, config)
+    runner, _, (_, before), (_, after) = train_and_evaluate("Rearrange-v1", SMALL_REARRANGE, config)
     torso = runner.train_state.params["params"]["actor_torso"]
     assert {"Conv_0", "Conv_1"} <= set(torso)
     assert before < 0.2 and after > 0.8, (before, after)

@@ -37,7 +37,7 @@ def cell(row: int, col: int, width: int = 7) -> int:
 
 def room_env(task: str = "place"):
     env, params = scalegym.make(
-        "Rearrange-v0" if task == "place" else "RearrangePick-v0", height=7, width=7, pool_size=1
+        "Rearrange-v1" if task == "place" else "RearrangePick-v1", height=7, width=7, pool_size=1
     )
     pool = generator.pool_from_walls(generator.walls_from_ascii(ROOM)[None], params.view_size)
     return env, params.replace(pool=pool)
@@ -99,8 +99,10 @@ def test_scripted_pick_and_place_grids_and_rewards():
             "held: -  t: 7",
         ]
     )
-    # −0.01 per step; +1 per cell closer (shortest path); +1 first pick; +10 success.
-    np.testing.assert_allclose(rewards, [0.99, 0.99, 0.99, -0.01, 0.99, 0.99, 9.99], atol=1e-6)
+    # −0.01 per step; +1 per cell less to walk or carry (shortest path); +1 first pick; +10
+    # success. Φ = −(walk + carry): −(3 + 4) at the start. The pick takes Φ from −(1 + 4) to −3
+    # (the goal is 3 from the agent, who carries the object now): +2. The place, from −1 to 0: +1.
+    np.testing.assert_allclose(rewards, [0.99, 0.99, 2.99, -0.01, 0.99, 0.99, 10.99], atol=1e-6)
     assert terms == [False] * 6 + [True]
 
 
@@ -133,7 +135,8 @@ def test_pick_task_succeeds_on_pick():
     env, params = room_env("pick")
     state = room_state(agent=(1, 3), facing=1, obj=(1, 4), goal=(4, 3))
     _, _, rewards, terms = run_script(env, params, state, [PICK])
-    np.testing.assert_allclose(rewards, [10.99], atol=1e-6)
+    # The pick task's Φ is minus the walk to the object: −1 → 0 once it is held.
+    np.testing.assert_allclose(rewards, [11.99], atol=1e-6)
     assert terms == [True]
 
 
@@ -174,7 +177,7 @@ def reference_view(env, state, params) -> np.ndarray:
 
 def test_egocentric_view_matches_painted_grid_on_random_states():
     """All four channels, with several objects, held ones and ones resting on their goals."""
-    env, params = scalegym.make("Rearrange-v0", height=9, width=9, num_objects=3, pool_size=8)
+    env, params = scalegym.make("Rearrange-v1", height=9, width=9, num_objects=3, pool_size=8)
     rng = np.random.default_rng(0)
     get_obs = jax.jit(env.get_obs)
     checked_on_goal = checked_held = 0
@@ -265,7 +268,7 @@ def states_on_every_layout(params, rng) -> RearrangeState:
     )
 
 
-@pytest.mark.parametrize("env_id", ["Rearrange-v0", "RearrangePick-v0"])
+@pytest.mark.parametrize("env_id", ["Rearrange-v1", "RearrangePick-v1"])
 def test_oracle_solves_1000_layouts_in_bfs_optimal_steps(env_id):
     batch = 1000
     env, params = scalegym.make(env_id, pool_size=batch, layout_seed=11)
@@ -290,7 +293,7 @@ def test_oracle_solves_1000_layouts_in_bfs_optimal_steps(env_id):
     done, steps = rollout(states)
     predicted = jax.jit(jax.vmap(lambda s: optimal_steps(env, s, params)))(states)
     assert bool(jnp.all(done)), "oracle success must be 1.0"
-    task = "pick" if env_id == "RearrangePick-v0" else "place"
+    task = "pick" if env_id == "RearrangePick-v1" else "place"
     reference = [
         bfs_optimal_steps(env.render_text(jax.tree.map(lambda x, i=i: x[i], states), params), task)
         for i in range(batch)
@@ -315,12 +318,12 @@ def test_oracle_solves_1000_layouts_in_bfs_optimal_steps(env_id):
 )
 def test_invalid_params_raise_at_make(overrides, field):
     with pytest.raises(ValueError, match=field):
-        scalegym.make("Rearrange-v0", **overrides)
+        scalegym.make("Rearrange-v1", **overrides)
 
 
 def test_invalid_view_size_names_allowed_range():
     with pytest.raises(ValueError, match=r"view_size=4 .*odd integers 3\.\.9"):
-        scalegym.make("Rearrange-v0", view_size=4)
+        scalegym.make("Rearrange-v1", view_size=4)
 
 
 def test_generated_layouts_are_walled_connected_and_seeded():
@@ -343,7 +346,7 @@ def test_generated_layouts_are_walled_connected_and_seeded():
 
 
 def test_reset_cells_are_distinct_free_and_cover_the_pool():
-    env, params = scalegym.make("Rearrange-v0", num_objects=3)
+    env, params = scalegym.make("Rearrange-v1", num_objects=3)
     keys = jax.random.split(jax.random.key(1), 2000)
     _, s = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
     cells = np.concatenate(
@@ -371,7 +374,7 @@ def test_reset_cells_are_distinct_free_and_cover_the_pool():
     ],
 )
 def test_static_params_cannot_drift_from_the_pool(change: dict, needle: str) -> None:
-    _, params = scalegym.make("Rearrange-v0")
+    _, params = scalegym.make("Rearrange-v1")
     with pytest.raises(ValueError, match=r"env\.make_params") as caught:
         params.replace(**change)
     assert needle in str(caught.value)
@@ -380,7 +383,7 @@ def test_static_params_cannot_drift_from_the_pool(change: dict, needle: str) -> 
 
 
 def test_tunable_params_still_replace_and_trace() -> None:
-    env, params = scalegym.make("Rearrange-v0")
+    env, params = scalegym.make("Rearrange-v1")
     cheaper = params.replace(step_penalty=0.5, max_steps_in_episode=7)
     _, state = env.reset(jax.random.key(0), cheaper)
     _, _, reward, _, _, _ = jax.jit(env.step)(jax.random.key(1), state, 5, cheaper)  # noop

@@ -10,7 +10,7 @@ from gymnasium.utils.env_checker import check_env
 import scalegym  # noqa: F401  (registers the scalegym/ ids)
 
 
-@pytest.mark.parametrize("env_id", ["scalegym/Rearrange-v0", "scalegym/RearrangePick-v0"])
+@pytest.mark.parametrize("env_id", ["scalegym/Rearrange-v1", "scalegym/RearrangePick-v1"])
 @pytest.mark.parametrize("render_mode", ["rgb_array", "ansi"])
 def test_check_env_passes(env_id, render_mode):
     env = gymnasium.make(env_id, render_mode=render_mode)
@@ -26,14 +26,14 @@ def test_check_env_passes(env_id, render_mode):
 
 
 def test_symbolic_obs_through_gymnasium():
-    env = gymnasium.make("scalegym/Rearrange-v0", obs_mode="symbolic", num_objects=2)
+    env = gymnasium.make("scalegym/Rearrange-v1", obs_mode="symbolic", num_objects=2)
     obs, _ = env.reset(seed=3)
     assert obs.shape == (20,) and obs.dtype == np.float32
     assert env.observation_space.contains(obs)
 
 
 def test_make_vec_1024_steps_with_same_step_autoreset():
-    envs = gymnasium.make_vec("scalegym/Rearrange-v0", num_envs=1024, max_steps_in_episode=4)
+    envs = gymnasium.make_vec("scalegym/Rearrange-v1", num_envs=1024, max_steps_in_episode=4)
     assert envs.metadata["autoreset_mode"] == gymnasium.vector.AutoresetMode.SAME_STEP
     obs, _ = envs.reset(seed=0)
     assert obs["view"].shape == (1024, 5, 5, 4)

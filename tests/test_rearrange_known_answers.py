@@ -47,9 +47,9 @@ SNAKE = [
 
 
 def hand_env(rows: list[str], **overrides: Any) -> tuple[Rearrange, RearrangeParams]:
-    """Rearrange-v0 (K=2, symbolic) whose single pool layout is the hand-drawn `rows`."""
+    """Rearrange-v1 (K=2, symbolic) whose single pool layout is the hand-drawn `rows`."""
     env, params = scalegym.make(
-        "Rearrange-v0",
+        "Rearrange-v1",
         height=len(rows),
         width=len(rows[0]),
         num_objects=2,
@@ -204,18 +204,19 @@ def test_scripted_two_object_episode_targets_rewards_and_termination() -> None:
         7, agent=(1, 2), facing=WEST, objects=[(1, 4), (5, 5)], goals=[(3, 3), (5, 2)]
     )
     assert int(current_target(state)) == 0
-    # (action, reward, target after the step). Shaping is −Δ(path distance) to a (free) or from
-    # the carried object to its goal; it is skipped on pick/place steps (the stage changes).
+    # (action, reward, target after the step). Shaping is Φ(s') − Φ(s), Φ = −(cells of the rest
+    # of the tour: carry the held object home, then walk to and carry each object off its goal in
+    # index order). Φ starts at −(2 + 3 + 4 + 3) = −12: agent→a, a→A, A→b, b→B.
     script = [
         (FORWARD, S - 1, 0),  # (1,1): 2 → 3 cells from a, a step away
         (RIGHT, S, 0),  # facing north
         (RIGHT, S, 0),  # facing east
         (FORWARD, S + 1, 0),  # (1,2): 3 → 2
         (FORWARD, S + 1, 0),  # (1,3): 2 → 1
-        (PICK, S + B, 0),  # a picked for the first time
+        (PICK, S + B + 2, 0),  # a's first pick: Φ −(1 + 3 + 7) → −(2 + 7), A 2 from the agent
         (RIGHT, S, 0),  # facing south; carried a is 2 from A
         (FORWARD, S + 1, 0),  # (2,3): 2 → 1
-        (PLACE, S, 1),  # a on A; b becomes the target, no success yet
+        (PLACE, S, 1),  # a on A; b becomes the target, no success yet; Φ −(1 + 7) → −(5 + 3)
         (LEFT, S, 1),  # facing east; b is 5 from (2,3)
         (FORWARD, S + 1, 1),  # (2,4): 5 → 4
         (RIGHT, S, 1),  # facing south
@@ -223,11 +224,11 @@ def test_scripted_two_object_episode_targets_rewards_and_termination() -> None:
         (FORWARD, S + 1, 1),  # (4,4): 3 → 2
         (FORWARD, S + 1, 1),  # (5,4): 2 → 1
         (LEFT, S, 1),  # facing east, b ahead
-        (PICK, S + B, 1),  # b picked for the first time; carried b is 2 from B
+        (PICK, S + B + 2, 1),  # b's first pick: Φ −(1 + 3) → −2, carried b is 2 from B
         (RIGHT, S, 1),  # facing south
         (RIGHT, S, 1),  # facing west
         (FORWARD, S + 1, 1),  # (5,3): 2 → 1
-        (PLACE, S + G, 0),  # b on B: success (the target of a solved state is 0)
+        (PLACE, S + G + 1, 0),  # b on B: success, Φ −1 → 0 (a solved state's target is 0)
     ]
     state, records = run(env, params, state, [a for a, _, _ in script])
     np.testing.assert_allclose(
@@ -251,16 +252,17 @@ def test_non_target_object_can_be_placed_first_and_target_stays_object_0() -> No
     assert int(current_target(state)) == 0
     # Any object in front may be picked; the held object is the target while carried, and once
     # b rests on B the target falls back to a, the lowest-index object off its goal.
+    # Φ starts at −17: agent→a 4, a→A 8, A→b 3, b→B 2.
     script = [
-        (PICK, S + B, 1),  # b's first pick: bonus; target 0 → 1, so no shaping
+        (PICK, S + B + 3, 1),  # b's first pick: carry b home (1), then B→a→A (5 + 8): Φ −14
         (RIGHT, S, 1),  # facing south onto B
-        (PLACE, S, 0),  # b on B: not a success while a is off A; target back to a
+        (PLACE, S + 2, 0),  # b on B: not a success while a is off A; target back to a; Φ −12
         (FORWARD, S, 0),  # blocked by b on (4,3): no move, a stays 4 away
-        (PICK, S, 1),  # re-picking b from its goal: no second bonus
-        (PLACE, S, 0),  # b back on B
+        (PICK, S - 2, 1),  # re-picking b from its goal: no second bonus, Φ −14 again
+        (PLACE, S + 2, 0),  # b back on B: the re-pick/place cycle's shaping sums to 0
         (LEFT, S, 0),  # facing east
         (LEFT, S, 0),  # facing north
-        (FORWARD, S + 1, 0),  # (2,3): shaping follows a (4 → 3), not b
+        (FORWARD, S + 1, 0),  # (2,3): the walk to a shrinks (4 → 3)
     ]
     _, records = run(env, params, state, [a for a, _, _ in script])
     np.testing.assert_allclose(

@@ -27,7 +27,7 @@ seeds = 2
 [[cell]]
 name = "bench-tiny"
 kind = "bench"
-env = "Rearrange-v0"
+env = "Rearrange-v1"
 env_params = { height = 5, width = 5, wall_density = 0.0, pool_size = 4 }
 batch_sizes = [1, 4]
 steps = 8
@@ -36,7 +36,7 @@ repeats = 1
 [[cell]]
 name = "train-tiny"
 kind = "train"
-env = "Rearrange-v0"
+env = "Rearrange-v1"
 env_params = { height = 5, width = 5 }
 agent = "ppo"
 steps = 1000
@@ -287,7 +287,7 @@ def test_train_command(
     out_dir = tmp_path / "train"
     args = [
         "train",
-        "Rearrange-v0",
+        "Rearrange-v1",
         "--steps",
         "400",
         "--seeds",
@@ -348,7 +348,7 @@ def test_train_usage_errors(
     needle: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "Rearrange-v0", "--steps", "100", "--no-progress", *extra]) == 2
+    assert main(["train", "Rearrange-v1", "--steps", "100", "--no-progress", *extra]) == 2
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
 

@@ -21,14 +21,14 @@ BENCH = """
 [[cell]]
 name = "b"
 kind = "bench"
-env = "Rearrange-v0"
+env = "Rearrange-v1"
 batch_sizes = [1, 4]
 """
 TRAIN = """
 [[cell]]
 name = "x"
 kind = "train"
-env = "Rearrange-v0"
+env = "Rearrange-v1"
 agent = "ppo"
 steps = 1000
 """
@@ -42,7 +42,7 @@ def test_shipped_suites_load() -> None:
     assert kinds == ["bench", "train"]
     rearrange = load_suite("rearrange")
     train = [c for c in rearrange.cells if isinstance(c, TrainCell)]
-    assert {c.env for c in train} == {"Rearrange-v0", "RearrangePick-v0"}
+    assert {c.env for c in train} == {"Rearrange-v1", "RearrangePick-v1"}
     assert all(c.seeds == 3 and c.threshold == 0.9 for c in train)  # seeds from [suite]
 
 
@@ -50,7 +50,7 @@ def test_sps_suite_benches_scalegym_envs_beside_the_peers() -> None:
     sps = load_suite("sps")
     assert {cell.kind for cell in sps.cells} == {"bench"}
     envs = {cell.env for cell in sps.cells}
-    assert {"Rearrange-v0", "RearrangePick-v0", "xminigrid:MiniGrid-DoorKey-8x8"} <= envs
+    assert {"Rearrange-v1", "RearrangePick-v1", "xminigrid:MiniGrid-DoorKey-8x8"} <= envs
     assert {"navix:Navix-Empty-8x8-v0", "gymnax:FourRooms-misc"} <= envs
     assert all(4096 in cell.batch_sizes for cell in sps.cells)
 
@@ -103,8 +103,8 @@ BAD_CASES = {
         ['field "batch_sizes"', ">= 1"],
     ),
     "unknown env id": (
-        HEADER + TRAIN.replace("Rearrange-v0", "Rearange-v0"),
-        ['cell[0] "x"', 'field "env"', "Rearange-v0", "did you mean", "Rearrange-v0"],
+        HEADER + TRAIN.replace("Rearrange-v1", "Rearange-v0"),
+        ['cell[0] "x"', 'field "env"', "Rearange-v0", "did you mean", "Rearrange-v1"],
     ),
     "bad env param": (
         HEADER + TRAIN + "env_params = { height = 2 }\n",
@@ -181,7 +181,7 @@ def test_schema_env_and_range_mistakes_in_one_pass() -> None:
         HEADER
         + BENCH
         + "repeat = 3\n"
-        + TRAIN.replace('name = "x"', 'name = "y"').replace("Rearrange-v0", "Rearange-v0")
+        + TRAIN.replace('name = "x"', 'name = "y"').replace("Rearrange-v1", "Rearange-v0")
         + TRAIN.replace('name = "x"', 'name = "z"')
         + 'threshold = 2.0\nthreshold_on = "success"\n'
     )
@@ -190,7 +190,7 @@ def test_schema_env_and_range_mistakes_in_one_pass() -> None:
     errors = caught.value.errors
     assert len(errors) == 3, errors
     assert '"repeat"' in errors[0] and "repeats" in errors[0]
-    assert any('cell[1] "y": field "env"' in e and "Rearrange-v0" in e for e in errors)
+    assert any('cell[1] "y": field "env"' in e and "Rearrange-v1" in e for e in errors)
     assert any('cell[2] "z": field "threshold"' in e for e in errors)
 
 

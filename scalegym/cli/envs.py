@@ -85,7 +85,7 @@ def add_bench_command(commands: Any) -> None:
             "navix:, module: or gymnasium env id."
         ),
     )
-    cmd.add_argument("env_id", metavar="ENV_ID", help="e.g. Rearrange-v0, gymnax:CartPole-v1")
+    cmd.add_argument("env_id", metavar="ENV_ID", help="e.g. Rearrange-v1, gymnax:CartPole-v1")
     cmd.add_argument(
         "--batch-sizes",
         type=batch_sizes,

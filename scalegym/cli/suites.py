@@ -117,7 +117,7 @@ def add_train_command(commands: Any) -> None:
             "<out>/result.json."
         ),
     )
-    cmd.add_argument("env_id", metavar="ENV_ID", help="e.g. Rearrange-v0, gymnax:CartPole-v1")
+    cmd.add_argument("env_id", metavar="ENV_ID", help="e.g. Rearrange-v1, gymnax:CartPole-v1")
     cmd.add_argument("--agent", default="ppo", help="the agent (default ppo)")
     cmd.add_argument(
         "--steps", type=positive_int, default=1_000_000, help="env steps per seed (default 1M)"

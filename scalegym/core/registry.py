@@ -38,6 +38,12 @@ class EnvSpec:
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
+_RETIRED: dict[str, str] = {}  # old id -> why, and which id replaces it
+
+
+def retire(id: str, replacement: str, why: str) -> None:
+    """Mark `id` as replaced by `replacement`: asking for it explains why instead of "unknown"."""
+    _RETIRED[id] = f"{id} was replaced by {replacement}: {why}"
 
 
 def register(
@@ -49,7 +55,7 @@ def register(
 ) -> EnvSpec:
     """Register an env class (or factory) under `id`; `defaults` are param overrides."""
     if not ENV_ID_PATTERN.match(id):
-        raise ValueError(f"env id {id!r} must look like 'Name-vN' (e.g. 'Rearrange-v0')")
+        raise ValueError(f"env id {id!r} must look like 'Name-vN' (e.g. 'Rearrange-v1')")
     if id in _REGISTRY:
         raise ValueError(f"env id {id!r} is already registered; bump its version to change it")
     spec = EnvSpec(id, entry_point, dict(defaults), dict(env_kwargs or {}))
@@ -65,6 +71,8 @@ def list_envs() -> list[str]:
 
 def spec(id: str) -> EnvSpec:
     """The registered spec of `id`; unknown ids get a 'did you mean' list."""
+    if id in _RETIRED:
+        raise ValueError(f"env id {id!r} is retired; {_RETIRED[id]}")
     if id not in _REGISTRY:
         close = difflib.get_close_matches(id, list(_REGISTRY), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -74,7 +82,7 @@ def spec(id: str) -> EnvSpec:
 
 
 def make(id: str, **overrides: Any) -> tuple[Any, Any]:
-    """Build a functional env and its validated params: `env, params = make("Rearrange-v0")`.
+    """Build a functional env and its validated params: `env, params = make("Rearrange-v1")`.
 
     `gymnax:<Name>` ids build the gymnax environment of that name (needs the `peers` extra).
     """

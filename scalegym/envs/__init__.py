@@ -1,10 +1,18 @@
 """The built-in env families, registered on import of scalegym."""
 
-from scalegym.core.registry import list_envs, register
+from scalegym.core.registry import list_envs, register, retire
 
 BUILTIN_ENVS: dict[str, tuple[str, dict]] = {
-    "Rearrange-v0": ("scalegym.envs.rearrange.env:Rearrange", {"task": "place"}),
-    "RearrangePick-v0": ("scalegym.envs.rearrange.env:Rearrange", {"task": "pick"}),
+    "Rearrange-v1": ("scalegym.envs.rearrange.env:Rearrange", {"task": "place"}),
+    "RearrangePick-v1": ("scalegym.envs.rearrange.env:Rearrange", {"task": "pick"}),
+}
+_V0_REWARD = (
+    "v0's shaping skipped stage changes, so a place/re-pick cycle could be farmed; v1 shapes "
+    "with one potential over the whole task"
+)
+RETIRED_ENVS: dict[str, tuple[str, str]] = {
+    "Rearrange-v0": ("Rearrange-v1", _V0_REWARD),
+    "RearrangePick-v0": ("RearrangePick-v1", _V0_REWARD),
 }
 
 
@@ -14,3 +22,5 @@ def register_builtin_envs() -> None:
     for env_id, (entry_point, env_kwargs) in BUILTIN_ENVS.items():
         if env_id not in known:
             register(env_id, entry_point, env_kwargs=env_kwargs)
+    for old_id, (replacement, why) in RETIRED_ENVS.items():
+        retire(old_id, replacement, why)

@@ -45,16 +45,18 @@ class Rearrange(Environment[RearrangeState, RearrangeParams]):
     |             |   centre facing up; vector: holding, target (ahead, right)/max(H, W),     |
     |             |   its goal (ahead, right)/max(H, W), steps-left fraction                  |
     |             | symbolic: float32[8 + 6K] positions only (see `symbolic_obs`)             |
-    | reward      | −step_penalty; +Δ shortest-path distance to the target object (not        |
-    |             | holding) or from the held object to its goal; +pick_bonus on each         |
+    | reward      | −step_penalty; + Φ(next state) − Φ(state), Φ = −(shortest-path cells of |
+    |             | the rest of the task, see `shaping_potential`); +pick_bonus on each       |
     |             | object's first pick; +success_bonus on success                            |
     | terminated  | success: every object on its goal ("place"), holding object 0 ("pick")    |
     | truncated   | time ≥ max_steps_in_episode (default 4·H·W)                               |
     | info        | success: bool                                                             |
 
     Objects block movement and placing; goals do not. The target is the held object, else the
-    lowest-index object not on its goal. Shaping counts only while the target and the holding flag
-    stay the same, so stage changes add no jump.
+    lowest-index object not on its goal. The shaping is potential-based over the whole task: one
+    potential covers every stage and is applied on every step, so the shaping terms of any cycle
+    of actions that returns to a state sum to zero and cannot be farmed (v0 skipped shaping at
+    stage changes; "place, walk round, re-pick, walk back" earned +1.86 per 14 steps there).
     """
 
     obs_from_state = True  # get_obs reads only the state: `step` computes one observation
@@ -224,14 +226,12 @@ class Rearrange(Environment[RearrangeState, RearrangeParams]):
             held=jnp.where(picks, pick_idx, jnp.where(places, -1, state.held)),
             picked=state.picked | (picks & (objects == pick_idx)),
         )
-        target, potential = self.shaping_potential(state, params)
-        next_target, next_potential = self.shaping_potential(next_state, params)
-        same_stage = (target == next_target) & (holding == (next_state.held >= 0))
+        shaping = self.shaping_potential(next_state, params) - self.shaping_potential(state, params)
         success = self.is_success(next_state, params)
         f32 = lambda x: jnp.asarray(x, jnp.float32)
         reward = (
             -f32(params.step_penalty)
-            + jnp.where(same_stage, next_potential - potential, f32(0.0))
+            + shaping
             + f32(params.pick_bonus) * first_pick
             + f32(params.success_bonus) * success
         )
@@ -243,16 +243,37 @@ class Rearrange(Environment[RearrangeState, RearrangeParams]):
             return state.held == 0
         return jnp.all(objects_on_goal(state)) & (state.held < 0)
 
-    def shaping_potential(
-        self, state: RearrangeState, params: RearrangeParams
-    ) -> tuple[jax.Array, jax.Array]:
-        """(target object, −shortest-path distance of the current stage) for one state."""
-        target = current_target(state)
+    def shaping_potential(self, state: RearrangeState, params: RearrangeParams) -> jax.Array:
+        """Φ(s) float32 []: minus the shortest-path cells of the rest of the task, whole task.
+
+        For "place", the rest of the task is the tour that first carries the held object (if
+        any) to its goal, then, in index order, walks to each object resting off its goal and
+        carries it to its goal. Φ is 0 once every object rests on its goal. It depends on the
+        state alone, so the shaping Φ(s') − Φ(s) of the steps of any cycle back to a state sums
+        to zero; and by the triangle inequality a pick or a place never lowers Φ. For "pick" it
+        is the walk to object 0 until it is held.
+        """
+        dist = params.pool.dist  # [P, N, N]; scalar gathers below, never a row copy under vmap
+        layout = state.layout
+        held = jnp.maximum(state.held, 0)
         holding = state.held >= 0
-        other = jnp.where(holding, state.goal_pos[target], state.obj_pos[target])
-        # One scalar gather: indexing the [N, N] table first would copy it per env under vmap.
-        dist = params.pool.dist[state.layout, state.agent_pos, other]
-        return target, -dist.astype(jnp.float32)
+        if self.task == "pick":  # the task ends with the pick: only the walk to object 0 is left
+            walk = dist[layout, state.agent_pos, state.obj_pos[0]].astype(jnp.int32)
+            return -jnp.where(holding, 0, walk).astype(jnp.float32)
+        # Where the tour stands once the held object is delivered, and what delivering it costs.
+        here = jnp.where(holding, state.goal_pos[held], state.agent_pos)
+        cells = jnp.where(holding, dist[layout, state.agent_pos, state.goal_pos[held]], 0)
+        cells = cells.astype(jnp.int32)
+        objects = jnp.arange(state.obj_pos.shape[-1], dtype=jnp.int32)
+        resting_off = (objects != state.held) & (state.obj_pos != state.goal_pos)  # [K]
+        for k in range(state.obj_pos.shape[-1]):  # K is static and small
+            leg = (
+                dist[layout, here, state.obj_pos[k]]
+                + dist[layout, state.obj_pos[k], state.goal_pos[k]]
+            )
+            cells = cells + jnp.where(resting_off[k], leg.astype(jnp.int32), 0)
+            here = jnp.where(resting_off[k], state.goal_pos[k], here)
+        return -cells.astype(jnp.float32)
 
     # ----------------------------------------------------------------- observations
 
