@@ -89,6 +89,7 @@ def test_host_rollout_values_the_last_real_observation() -> None:
     scalars = chunk_log({"loss": jnp.float32(0.5)}, tracker, seconds=2.0, steps=72)
     assert scalars["train/loss"] == 0.5 and scalars["perf/sps"] == 36.0
     assert scalars["train/episode_length"] <= 3.0 and "train/return" in scalars
+    assert scalars["train/episodes"] >= 1  # the count the train/* means are taken over
     assert tracker.take() == ([], [])  # chunk_log took this chunk's episodes
 
 

@@ -38,3 +38,80 @@ def test_plots_for_finished_cells_only(tmp_path):
         data = path.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5_000
     assert not (tmp_path / "plots" / "broken.png").exists()
+
+
+def _draw(fig):
+    fig.canvas.draw()
+    return fig.canvas.get_renderer()
+
+
+def _labels_apart(ax, renderer) -> bool:
+    boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+    return len(boxes) >= 2 and all(
+        not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :]
+    )
+
+
+def test_curve_figure_draws_eval_success_legend_outside_and_ticks_apart() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scalegym.suites.plots import curve_figure
+
+    # Early chunks: only the successes have finished, so train/success reads 1.0 throughout;
+    # the evaluation on fresh envs shows the learning as it is.
+    curve = []
+    for i in range(1, 41):
+        point = {"step": 75_000 * i, "train/return": 15.0, "train/success": 1.0}
+        point["train/episodes"] = 10.0 * i
+        if i % 5 == 0 or i == 1:
+            point.update({"eval/return": i / 4, "eval/success": i / 40})
+        curve.append(point)
+    fig = curve_figure(plt, "ppo-rearrange", "Rearrange-v1", curve)
+    renderer = _draw(fig)
+    ax, twin = fig.axes
+    lines = {line.get_label(): line for a in (ax, twin) for line in a.get_lines()}
+    assert set(lines) == {
+        "return, training episodes",
+        "return, eval on fresh envs",
+        "success, eval",
+    }
+    evals = [p for p in curve if "eval/success" in p]
+    assert list(lines["success, eval"].get_ydata()) == [p["eval/success"] for p in evals]
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert not legend.overlaps(ax.get_window_extent(renderer))  # it hides no curve
+    assert _labels_apart(ax, renderer)
+    assert any(t.get_text().endswith("M") for t in ax.get_xticklabels())  # 3M, not 3000000
+    plt.close(fig)
+
+
+def test_eval_success_is_drawn_even_without_training_curves() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scalegym.suites.plots import curve_figure
+
+    fig = curve_figure(plt, "x", "E-v0", [{"step": 10, "eval/return": 1.0, "eval/success": 0.5}])
+    assert [line.get_label() for a in fig.axes for line in a.get_lines()] == [
+        "return, eval on fresh envs",
+        "success, eval",
+    ]
+    plt.close(fig)
+
+
+def test_sps_figure_tick_labels_stay_apart() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scalegym.suites.plots import sps_figure
+
+    rows = [{"batch_size": 4**k, "sps": 1e4 * 4**k} for k in range(8)]
+    fig = sps_figure(plt, "bench", "Rearrange-v1", rows)
+    assert _labels_apart(fig.axes[0], _draw(fig))
+    plt.close(fig)

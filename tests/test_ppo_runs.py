@@ -152,6 +152,10 @@ def without_timing(curve: list[dict]) -> list[dict]:
 def test_checkpoint_resume_continues_the_same_run(tmp_path) -> None:
     whole = train_agent(CHECKPOINT_ENV, checkpoint_dir=tmp_path / "whole", **CHECKPOINT_RUN)
     assert len(whole.curve) == 6
+    # Every chunk says how many training episodes its train/* means are taken over.
+    counts = [point["train/episodes"] for point in whole.curve]
+    assert all(c == int(c) and c >= 0 for c in counts) and sum(counts) > 0
+    assert all(("train/return" in p) == (p["train/episodes"] > 0) for p in whole.curve)
     assert (tmp_path / "whole" / "state.msgpack").exists()
     progress = json.loads((tmp_path / "whole" / "progress.json").read_text())
     assert progress["updates"] == 6 and len(progress["curve"]) == 6

@@ -137,6 +137,9 @@ def chunk_scalars(metrics: dict[str, jax.Array]) -> dict[str, float]:
     episodes = m["episodes"].sum(1)  # [K]
     out: dict[str, float] = {}
     has = episodes > 0
+    # How many episodes finished in the chunk (all seeds): train/return and train/success are
+    # means over these, which early in training are only the episodes that ended early.
+    out["train/episodes"] = float(episodes.sum())
     if has.any():
         out["train/return"] = float((m["return_sum"].sum(1)[has] / episodes[has]).mean())
         out["train/episode_length"] = float((m["length_sum"].sum(1)[has] / episodes[has]).mean())

@@ -202,6 +202,7 @@ def chunk_log(
     """Scalars of one chunk: its finished episodes, the last update's losses, and its SPS."""
     scalars = {f"train/{k}": float(v) for k, v in losses.items()}
     returns, lengths = tracker.take()
+    scalars["train/episodes"] = float(len(returns))  # the count train/return is a mean over
     if returns:
         scalars["train/return"] = float(np.mean(returns))
         scalars["train/episode_length"] = float(np.mean(lengths))

@@ -55,23 +55,49 @@ def sps_figure(plt: Any, name: str, env: str, rows: list[dict[str, Any]]) -> Any
 
 
 def curve_figure(plt: Any, name: str, env: str, curve: list[dict[str, Any]]) -> Any:
-    """Return (left axis) and success (right axis, when the env reports it) against env steps."""
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    """Learning curves against env steps per seed, legend below the axes.
+
+    Left axis: return of the training episodes that finished in each chunk (a line) and of
+    evaluations on fresh envs (dots). Right axis: evaluation success, whenever it was measured.
+    Training success is not drawn: early in training only the episodes that end early, the
+    successes, have finished, so it starts near 1.0 whatever the policy (it stays in TensorBoard
+    beside `train/episodes`, the count it is taken over).
+    """
+    from matplotlib.ticker import EngFormatter, MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(6, 4))
     steps = [p["step"] for p in curve]
-    for tag, style in (("train/return", "-"), ("eval/return", "o")):
-        points = [(s, p[tag]) for s, p in zip(steps, curve, strict=True) if tag in p]
-        if points:
-            ax.plot(*zip(*points, strict=True), style, label=tag)
+
+    def points(tag: str) -> list[tuple[float, float]]:
+        return [(s, p[tag]) for s, p in zip(steps, curve, strict=True) if tag in p]
+
+    handles = []
+    for tag, style, label in (
+        ("train/return", "-", "return, training episodes"),
+        ("eval/return", "o", "return, eval on fresh envs"),
+    ):
+        if points(tag):
+            handles += ax.plot(*zip(*points(tag), strict=True), style, label=label)
     ax.set(xlabel="env steps per seed", ylabel="return", title=f"{name}: {env}")
-    success = [
-        (s, p["train/success"]) for s, p in zip(steps, curve, strict=True) if "train/success" in p
-    ]
+    success = points("eval/success")
     if success:
         twin = ax.twinx()
-        twin.plot(*zip(*success, strict=True), "--", color="tab:green", label="train/success")
-        twin.set(ylabel="success", ylim=(0, 1.05))
-        twin.legend(loc="lower right")
-    if ax.get_legend_handles_labels()[0]:  # a stand-in curve may carry success only
-        ax.legend(loc="upper left")
+        handles += twin.plot(
+            *zip(*success, strict=True), "s--", color="tab:green", label="success, eval"
+        )
+        twin.set(ylabel="success (eval)", ylim=(-0.02, 1.05))
+    # Short engineering labels ("1.5M") on a few ticks, so they never run together.
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     ax.grid(True, alpha=0.3)
+    if handles:  # below the axes, where it cannot hide a curve
+        fig.legend(
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),
+            ncol=len(handles),
+            frameon=False,
+            fontsize="small",
+        )
+    fig.tight_layout()
     return fig
