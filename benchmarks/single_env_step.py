@@ -55,8 +55,11 @@ def main() -> None:
     env.reset(seed=0)
     env.step(0)
     action = np.int32(0)
+    index = np.int32(0)
     rows["Rearrange-v1 compiled step alone"] = per_call_us(
-        lambda: jax.block_until_ready(env._packed_step_fn(env._key, env._state, action, env.params))
+        lambda: jax.block_until_ready(
+            env._packed_step_fn(env._block, index, env._state, action, env.params)
+        )
     )
     add_one = jax.jit(lambda x: x + 1)
     x = jnp.int32(0)

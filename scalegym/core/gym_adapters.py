@@ -30,11 +30,13 @@ from scalegym.core.host_transfer import BytePacker
 __all__ = [
     "FunctionalGymEnv",
     "gymnasium_id",
+    "lane_step_key",
     "make_functional",
     "make_gymnasium_env",
     "register_gymnasium",
     "register_scalegym_id",
     "seed_keys",
+    "step_key_block",
     "to_gymnasium_space",
 ]
 
@@ -107,6 +109,27 @@ def seed_keys(seeds: Sequence[int] | np.ndarray) -> jax.Array:
     return jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds.astype(np.uint32)))  # [N, 2]
 
 
+KEY_BLOCK = 64  # steps of keys the single env draws in one call
+
+
+def lane_step_key(base: jax.Array, step: jax.Array) -> jax.Array:
+    """The key of a lane's `step`-th step on the chain started at `base` (then split by
+    `env.step` into the step's and the auto-reset's keys).
+
+    Counter-based rather than a split chain, so the single env can draw a block of steps' keys
+    in one call: threefry runs as a loop on the CPU, and two of them per step cost more than the
+    rest of a small env's step.
+    """
+    return jax.random.fold_in(base, step)
+
+
+def step_key_block(base: jax.Array, first: jax.Array) -> jax.Array:
+    """[KEY_BLOCK, 2, ...] (step key, reset key) of steps first .. first + KEY_BLOCK - 1."""
+    steps = first + jnp.arange(KEY_BLOCK, dtype=jnp.uint32)
+    lanes = jax.vmap(lane_step_key, in_axes=(None, 0))(base, steps)
+    return jax.vmap(jax.random.split)(lanes)  # the split `env.step` makes: (step, reset)
+
+
 def check_render_mode(env: Any, render_mode: str | None) -> list[str]:
     """The render modes `env` supports; raise if `render_mode` is not one of them."""
     supported = [m for m in RENDER_MODES if callable(getattr(env, _RENDER_METHODS[m], None))]
@@ -138,9 +161,10 @@ class FunctionalGymEnv(gymnasium.Env):
     """One functional env as a NumPy `gymnasium.Env` (no auto-reset, as gymnasium expects).
 
     The PRNG key lives here, not in the env state: `reset(seed=s)` restarts it from
-    `PRNGKey(s)`. Keys are split as in lane `i` of `FunctionalVectorEnv.reset(seed=s)` when this
-    env is reset with `seed=s + i` (and unseeded after each episode), so gymnasium's
-    `SyncVectorEnv` over these envs reproduces the vector env step for step.
+    `PRNGKey(s)`. Keys follow lane `i` of `FunctionalVectorEnv.reset(seed=s)` when this env is
+    reset with `seed=s + i` (and unseeded after each episode), so gymnasium's `SyncVectorEnv`
+    over these envs reproduces the vector env step for step. A step is one compiled call, its
+    key drawn ahead in blocks (`step_key_block`), and one host copy of its outputs.
     """
 
     metadata: dict[str, Any] = {"render_modes": list(RENDER_MODES), "render_fps": 30}  # noqa: RUF012
@@ -155,7 +179,10 @@ class FunctionalGymEnv(gymnasium.Env):
         self.observation_space = to_gymnasium_space(env.observation_space(self.params))
         self.action_space = to_gymnasium_space(env.action_space(self.params))
         self._action_dtype = host_dtype_of(env.action_space(self.params))
-        self._key: jax.Array | None = None
+        self._key: jax.Array | None = None  # base of the key chain (lane_step_key)
+        self._steps = 0  # steps taken on the chain
+        self._block: jax.Array | None = None  # step_key_block from step `_block_start`
+        self._block_start = 0
         self._state: Any = None
         self._reset_key: jax.Array | None = None  # after an episode ends: its auto-reset key
 
@@ -166,26 +193,25 @@ class FunctionalGymEnv(gymnasium.Env):
             obs, state = env.reset(key_reset, params)
             return key, obs, state
 
-        def step_fn(key: jax.Array, state: Any, action: Any, params: Any) -> tuple[Any, ...]:
-            # The key schedule of FunctionalVectorEnv's lanes (split, then env.step's own split),
-            # so a SyncVectorEnv of these envs replays the vector env exactly.
-            key, key_lane = jax.random.split(key)
-            key_step, key_reset = jax.random.split(key_lane)
+        def step_fn(
+            block: jax.Array, index: jax.Array, state: Any, action: Any, params: Any
+        ) -> tuple[Any, ...]:
             obs, state, reward, terminated, truncated, info = transition(
-                key_step, state, action, params
+                block[index, 0], state, action, params
             )
-            out = (obs, jnp.asarray(reward, jnp.float32), terminated, truncated, info)
-            return key, key_reset, state, out
+            return state, (obs, jnp.asarray(reward, jnp.float32), terminated, truncated, info)
 
         def packed_step_fn(
-            key: jax.Array, state: Any, action: Any, params: Any
-        ) -> tuple[jax.Array, jax.Array, Any, jax.Array]:
+            block: jax.Array, index: jax.Array, state: Any, action: Any, params: Any
+        ) -> tuple[Any, jax.Array, jax.Array]:
             # Everything the host reads, as one byte buffer: one copy per step, not one per leaf.
-            key, key_reset, state, out = step_fn(key, state, action, params)
-            return key, key_reset, state, self._packer.pack(out)
+            # The reset key stays on the device until an episode ends and reset() needs it.
+            state, out = step_fn(block, index, state, action, params)
+            return state, block[index, 1], self._packer.pack(out)
 
         self._reset_fn = jax.jit(reset_fn)
         self._env_reset_fn = jax.jit(env.reset)
+        self._block_fn = jax.jit(step_key_block)
         self._step_fn = jax.jit(step_fn)
         self._packed_step_fn = jax.jit(packed_step_fn)
         self._packer: BytePacker | None = None  # built at the first step, from its output shapes
@@ -195,7 +221,8 @@ class FunctionalGymEnv(gymnasium.Env):
     ) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
         if seed is None and self._reset_key is not None:
-            # Right after an episode ended: the key the vector env's auto-reset would use.
+            # Right after an episode ended: the key the vector env's auto-reset would use; the
+            # key chain carries on, as a vector env lane's does.
             obs, self._state = self._env_reset_fn(self._reset_key, self.params)
         else:
             if seed is not None:
@@ -204,6 +231,7 @@ class FunctionalGymEnv(gymnasium.Env):
                 # Unseeded first reset: draw from np_random, itself seeded from OS entropy.
                 self._key = seed_keys([int(self.np_random.integers(1 << 32))])[0]
             self._key, obs, self._state = self._reset_fn(self._key, self.params)
+            self._steps, self._block = 0, None
         self._reset_key = None
         return to_space_values(jax.device_get(obs), self.observation_space), {}
 
@@ -211,12 +239,20 @@ class FunctionalGymEnv(gymnasium.Env):
         if self._state is None:
             raise gymnasium.error.ResetNeeded("call reset() before step()")
         action = cast_actions(action, self._action_dtype)
+        index = self._steps - self._block_start
+        if self._block is None or index >= KEY_BLOCK:
+            self._block = self._block_fn(self._key, np.uint32(self._steps))
+            self._block_start, index = self._steps, 0
+        index = np.int32(index)
         if self._packer is None:
-            shapes = jax.eval_shape(self._step_fn, self._key, self._state, action, self.params)
-            self._packer = BytePacker(shapes[3])
-        self._key, reset_key, self._state, packed = self._packed_step_fn(
-            self._key, self._state, action, self.params
+            shapes = jax.eval_shape(
+                self._step_fn, self._block, index, self._state, action, self.params
+            )
+            self._packer = BytePacker(shapes[1])
+        self._state, reset_key, packed = self._packed_step_fn(
+            self._block, index, self._state, action, self.params
         )
+        self._steps += 1
         obs, reward, terminated, truncated, info = self._packer.unpack(np.asarray(packed))
         self._reset_key = reset_key if terminated or truncated else None
         return (

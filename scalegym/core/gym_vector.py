@@ -23,6 +23,7 @@ from scalegym.core.gym_adapters import (
     check_render_mode,
     env_name,
     host_dtype_of,
+    lane_step_key,
     make_functional,
     render_frame,
     seed_keys,
@@ -145,7 +146,8 @@ class FunctionalVectorEnv(gymnasium.vector.VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._action_dtype = host_dtype_of(env.action_space(self.params))
-        self._keys: jax.Array | None = None  # [N, 2] one key per lane
+        self._keys: jax.Array | None = None  # [N, 2] base of each lane's key chain
+        self._steps = 0  # steps taken since the last full reset (lane_step_key's counter)
         self._state: Any = None  # [N, ...] env states
         self._obs: Any = None  # [N, ...] last observation, on device (for masked resets)
         # NEXT_STEP: lanes whose episode ended in the last step and whose next step is the reset.
@@ -174,10 +176,15 @@ class FunctionalVectorEnv(gymnasium.vector.VectorEnv):
                 jax.tree.map(pick, new_state, state),
             )
 
-        def step_fn(keys: jax.Array, state: Any, actions: Any, params: Any) -> tuple[Any, ...]:
-            keys = v_split(keys)
+        v_step_key = jax.vmap(lane_step_key, in_axes=(0, None))
+
+        def step_fn(
+            keys: jax.Array, steps: jax.Array, state: Any, actions: Any, params: Any
+        ) -> tuple[Any, ...]:
+            # Lane i's key for this step: lane_step_key(its chain's base, steps), the schedule
+            # FunctionalGymEnv follows, so a SyncVectorEnv of single envs replays this one.
             obs, state, reward, terminated, truncated, info = v_step(
-                keys[:, 1], state, actions, params
+                v_step_key(keys, steps), state, actions, params
             )
             info = dict(info)
             if "final_observation" not in info:
@@ -194,14 +201,20 @@ class FunctionalVectorEnv(gymnasium.vector.VectorEnv):
                 info,
                 final_obs,
             )
-            return keys[:, 0], state, obs, out
+            return state, obs, out
 
         def next_step_fn(
-            keys: jax.Array, state: Any, actions: Any, params: Any, pending: jax.Array, last: Any
+            keys: jax.Array,
+            steps: jax.Array,
+            state: Any,
+            actions: Any,
+            params: Any,
+            pending: jax.Array,
+            last: Any,
         ) -> tuple[Any, ...]:
             # The env's own step auto-resets, so a lane that ends holds its reset state and obs
             # already; NEXT_STEP shows the last obs now and the reset obs on the lane's next step.
-            keys, new_state, new_obs, out = step_fn(keys, state, actions, params)
+            new_state, new_obs, out = step_fn(keys, steps, state, actions, params)
             obs, reward, terminated, truncated, info, final_obs = out
             done = terminated | truncated
 
@@ -222,7 +235,7 @@ class FunctionalVectorEnv(gymnasium.vector.VectorEnv):
                 truncated & ~pending,
                 info,
             )
-            return keys, state, held, out
+            return state, held, out
 
         self._reset_fn: Callable[..., Any] = jax.jit(reset_fn)
         self._masked_reset_fn: Callable[..., Any] = jax.jit(masked_reset_fn)
@@ -268,6 +281,7 @@ class FunctionalVectorEnv(gymnasium.vector.VectorEnv):
         else:
             self._keys, self._obs, self._state = self._reset_fn(keys, self.params)
             self._pending[:] = False
+            self._steps = 0
         return to_space_values(jax.device_get(self._obs), self.observation_space), {}
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -282,9 +296,10 @@ class FunctionalVectorEnv(gymnasium.vector.VectorEnv):
             )
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             return self._step_next(actions)
-        self._keys, self._state, self._obs, out = self._step_fn(
-            self._keys, self._state, actions, self.params
+        self._state, self._obs, out = self._step_fn(
+            self._keys, np.uint32(self._steps), self._state, actions, self.params
         )
+        self._steps += 1
         obs, reward, terminated, truncated, info, final_obs = jax.device_get(out)
         done = np.logical_or(terminated, truncated)
         final_obs = to_space_values(final_obs, self.observation_space) if done.any() else None
@@ -299,9 +314,16 @@ class FunctionalVectorEnv(gymnasium.vector.VectorEnv):
     def _step_next(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
         """One NEXT_STEP step: lanes pending a reset show it; the others step as usual."""
         pending = self._pending.copy()
-        self._keys, self._state, self._obs, out = self._next_step_fn(
-            self._keys, self._state, actions, self.params, pending, self._obs
+        self._state, self._obs, out = self._next_step_fn(
+            self._keys,
+            np.uint32(self._steps),
+            self._state,
+            actions,
+            self.params,
+            pending,
+            self._obs,
         )
+        self._steps += 1
         obs, reward, terminated, truncated, info = jax.device_get(out)
         self._pending = np.logical_or(terminated, truncated)
         # A lane's reset step has the reset's info, which is empty.
