@@ -130,6 +130,23 @@ def step_key_block(base: jax.Array, first: jax.Array) -> jax.Array:
     return jax.vmap(jax.random.split)(lanes)  # the split `env.step` makes: (step, reset)
 
 
+def _matches_space(example: Any, space: gymnasium.spaces.Space) -> bool:
+    """Whether arrays shaped like `example` already are values of `space` (Box or Dict of Box)."""
+    if isinstance(space, gymnasium.spaces.Dict):
+        return (
+            isinstance(example, Mapping)
+            and set(example) == set(space.spaces)
+            and all(_matches_space(example[k], s) for k, s in space.spaces.items())
+        )
+    if isinstance(space, gymnasium.spaces.Box):
+        return (
+            hasattr(example, "dtype")
+            and np.dtype(example.dtype) == space.dtype
+            and tuple(example.shape) == space.shape
+        )
+    return False
+
+
 def check_render_mode(env: Any, render_mode: str | None) -> list[str]:
     """The render modes `env` supports; raise if `render_mode` is not one of them."""
     supported = [m for m in RENDER_MODES if callable(getattr(env, _RENDER_METHODS[m], None))]
@@ -215,6 +232,7 @@ class FunctionalGymEnv(gymnasium.Env):
         self._step_fn = jax.jit(step_fn)
         self._packed_step_fn = jax.jit(packed_step_fn)
         self._packer: BytePacker | None = None  # built at the first step, from its output shapes
+        self._obs_as_is = False  # the packed obs already has the space's structure and dtypes
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -249,14 +267,16 @@ class FunctionalGymEnv(gymnasium.Env):
                 self._step_fn, self._block, index, self._state, action, self.params
             )
             self._packer = BytePacker(shapes[1])
+            self._obs_as_is = _matches_space(shapes[1][0], self.observation_space)
         self._state, reset_key, packed = self._packed_step_fn(
             self._block, index, self._state, action, self.params
         )
         self._steps += 1
-        obs, reward, terminated, truncated, info = self._packer.unpack(np.asarray(packed))
+        # One fresh, writable host copy: the views unpacked from it are this step's own arrays.
+        obs, reward, terminated, truncated, info = self._packer.unpack(np.array(packed))
         self._reset_key = reset_key if terminated or truncated else None
         return (
-            to_space_values(obs, self.observation_space),
+            obs if self._obs_as_is else to_space_values(obs, self.observation_space),
             float(reward),
             bool(terminated),
             bool(truncated),

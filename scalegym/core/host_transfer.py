@@ -47,12 +47,10 @@ class BytePacker:
         return jnp.concatenate(parts)
 
     def unpack(self, buffer: np.ndarray) -> Any:
-        """The pytree back from a host copy of `pack`'s output: read-only views, no copies."""
-        out = []
-        for leaf in self.leaves:
-            raw = buffer[leaf.offset : leaf.offset + leaf.nbytes]
-            out.append(raw.view(leaf.dtype).reshape(leaf.shape))
-        return jax.tree.unflatten(self.treedef, out)
+        """The pytree back from a host copy of `pack`'s output, as views of `buffer` (no copies;
+        writable when `buffer` is)."""
+        views = [np.ndarray(x.shape, x.dtype, buffer, x.offset) for x in self.leaves]
+        return jax.tree.unflatten(self.treedef, views)
 
 
 def _as_bytes(x: jax.Array) -> jax.Array:
