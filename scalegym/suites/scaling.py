@@ -1,0 +1,115 @@
+"""Sample-complexity scaling laws: first passing budgets, N̂ per problem size, power-law fits.
+
+A `scaling` run trains each (size, seed) with evaluations at geometric budgets. Per seed, the
+*first passing budget* is the first budget after which every later evaluation passes (infinite
+when the run never settles: censored, reported and never dropped). Per size, N̂ is the budget by
+which at least 1 − δ of the seeds pass. The law log N̂ = a + b·log S is fitted by least squares,
+with a bootstrap confidence interval over seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def first_passing_budgets(budgets: np.ndarray, passes: np.ndarray) -> np.ndarray:
+    """Per seed, the first budget after which every later evaluation passes; inf if none.
+
+    budgets: [E] increasing evaluation budgets; passes: [seeds, E] bool. Returns float [seeds].
+    """
+    budgets = np.asarray(budgets, dtype=np.float64)
+    passes = np.asarray(passes, dtype=bool)
+    if passes.ndim != 2 or passes.shape[1] != budgets.shape[0]:
+        raise ValueError(f"passes must be [seeds, {budgets.shape[0]}], got {passes.shape}")
+    if np.any(np.diff(budgets) <= 0):
+        raise ValueError("budgets must be strictly increasing")
+    # passing from evaluation e on: every later one passes too (a suffix of True).
+    suffix_all = np.flip(np.logical_and.accumulate(np.flip(passes, axis=1), axis=1), axis=1)
+    settled = suffix_all.any(axis=1)
+    first = np.argmax(suffix_all, axis=1)
+    return np.where(settled, budgets[first], np.inf)
+
+
+def sample_complexity(first: np.ndarray, delta: float) -> float:
+    """N̂: the smallest budget by which at least 1 − δ of the seeds pass (inf if none does)."""
+    if not 0.0 <= delta < 1.0:
+        raise ValueError(f"delta must be in [0, 1), got {delta}")
+    first = np.sort(np.asarray(first, dtype=np.float64))
+    need = math.ceil((1.0 - delta) * first.size - 1e-9)  # seeds that must have passed
+    return float(first[max(need, 1) - 1]) if first.size else math.inf
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """log N̂ = intercept + exponent · log size, with a bootstrap CI of the exponent."""
+
+    exponent: float
+    intercept: float
+    ci_low: float
+    ci_high: float
+    level: float
+    sizes: tuple[float, ...]  # sizes in the fit (N̂ finite)
+    n_hat: tuple[float, ...]  # N̂ per size in the fit
+    censored: tuple[float, ...]  # per size given, the fraction of seeds that never settled
+    excluded: tuple[float, ...]  # sizes left out because N̂ is infinite
+
+
+def fit_power_law(
+    sizes: np.ndarray,
+    first: np.ndarray,
+    *,
+    delta: float = 0.1,
+    level: float = 0.95,
+    num_boot: int = 1000,
+    seed: int = 0,
+) -> PowerLawFit:
+    """Fit N̂(size) ∝ size^b from first passing budgets [sizes, seeds] (inf = censored).
+
+    The CI resamples seeds with replacement within each size and refits (percentile interval);
+    bootstrap fits with fewer than two finite N̂ are skipped.
+    """
+    sizes = np.asarray(sizes, dtype=np.float64)
+    first = np.asarray(first, dtype=np.float64)
+    if first.ndim != 2 or first.shape[0] != sizes.shape[0]:
+        raise ValueError(f"first must be [{sizes.shape[0]} sizes, seeds], got {first.shape}")
+    if np.any(sizes <= 0):
+        raise ValueError("sizes must be positive")
+    n_hat = np.array([sample_complexity(row, delta) for row in first])
+    keep = np.isfinite(n_hat)
+    if keep.sum() < 2:
+        raise ValueError(
+            f"a fit needs N̂ finite at two sizes or more; finite at {int(keep.sum())} "
+            f"(censored fractions {np.round(np.mean(~np.isfinite(first), axis=1), 3).tolist()})"
+        )
+    intercept, exponent = _least_squares(np.log(sizes[keep]), np.log(n_hat[keep]))
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(num_boot):
+        picks = rng.integers(0, first.shape[1], size=first.shape)
+        resampled = np.take_along_axis(first, picks, axis=1)
+        n_b = np.array([sample_complexity(row, delta) for row in resampled])
+        ok = np.isfinite(n_b)
+        if ok.sum() >= 2:
+            boot.append(_least_squares(np.log(sizes[ok]), np.log(n_b[ok]))[1])
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(boot, [tail, 1.0 - tail]) if boot else (math.nan, math.nan)
+    return PowerLawFit(
+        exponent=float(exponent),
+        intercept=float(intercept),
+        ci_low=float(low),
+        ci_high=float(high),
+        level=level,
+        sizes=tuple(sizes[keep].tolist()),
+        n_hat=tuple(n_hat[keep].tolist()),
+        censored=tuple(np.mean(~np.isfinite(first), axis=1).tolist()),
+        excluded=tuple(sizes[~keep].tolist()),
+    )
+
+
+def _least_squares(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(intercept, slope) of y ≈ intercept + slope · x."""
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(intercept), float(slope)
