@@ -26,6 +26,11 @@ def is_functional_env_class(obj: Any) -> bool:
     return issubclass(obj, Environment) or all(hasattr(obj, m) for m in _FUNCTIONAL_METHODS)
 
 
+def declares_float64(cls: Any) -> bool:
+    """Whether an env class asks for JAX's x64 mode (`requires_x64 = True`, e.g. ThreeBody)."""
+    return bool(getattr(cls, "requires_x64", False))
+
+
 def load_env_class(entry_point: str | type, where: str) -> type:
     """The class named by `entry_point` ("module:Class" or the class); refuses anything else."""
     try:

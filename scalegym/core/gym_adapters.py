@@ -18,7 +18,7 @@ import numpy as np
 
 from scalegym.core import registry
 from scalegym.core.environment import transition_of
-from scalegym.core.functional import build_functional, load_env_class
+from scalegym.core.functional import build_functional, declares_float64, load_env_class
 from scalegym.core.gym_registration import (
     gymnasium_id,
     register_gymnasium,
@@ -57,7 +57,7 @@ def make_functional(
         cls, name = registry.spec(env_id).load(), env_id
     # Float64 envs (ThreeBody) declare `requires_x64` on the class; the gymnasium path must switch
     # x64 on before any array is built, because users of gymnasium.make cannot do it in between.
-    if getattr(cls, "requires_x64", False):
+    if declares_float64(cls):
         jax.config.update("jax_enable_x64", True)
     if env_class is not None:
         return build_functional(name, cls, overrides)

@@ -158,7 +158,7 @@ class NavixEnv(_PeerEnv):
 
 def _make_xminigrid(env_id: str, overrides: dict[str, Any]) -> tuple[XMiniGridEnv, Any]:
     name = env_id[len(XMINIGRID_PREFIX) :]
-    xminigrid = _import_peer("xminigrid", env_id)
+    xminigrid = import_extra("xminigrid", env_id)
     known = xminigrid.registered_environments()
     if name not in known:
         raise ValueError(_unknown_peer_message(env_id, XMINIGRID_PREFIX, known, _XMINIGRID_LIST))
@@ -173,7 +173,7 @@ def _make_xminigrid(env_id: str, overrides: dict[str, Any]) -> tuple[XMiniGridEn
 
 def _make_navix(env_id: str, overrides: dict[str, Any]) -> tuple[NavixEnv, None]:
     name = env_id[len(NAVIX_PREFIX) :]
-    navix = _import_peer("navix", env_id)
+    navix = import_extra("navix", env_id)
     known = tuple(navix.registry())
     if name not in known:
         raise ValueError(_unknown_peer_message(env_id, NAVIX_PREFIX, known, _NAVIX_LIST))
@@ -195,11 +195,6 @@ def _peer_precision() -> contextlib.AbstractContextManager[Any]:
     # (int32 vs int64 `cond` branches) and xminigrid's state widens to 64 bits, which would time
     # a configuration its authors never run.
     return jax.enable_x64(False)
-
-
-def _import_peer(package: str, env_id: str) -> Any:
-    """Import a peer package on first use, so scalegym itself never needs it."""
-    return import_extra(package, env_id)
 
 
 def _unknown_peer_message(env_id: str, prefix: str, known: tuple[str, ...], how: str) -> str:

@@ -17,6 +17,7 @@ from scalegym.core import peers, registry
 from scalegym.core.fields import check_fields
 from scalegym.core.functional import (
     build_functional,
+    declares_float64,
     explicit_parameters,
     is_functional_env_class,
     load_env_class,
@@ -83,7 +84,7 @@ def declares_x64(env_id: str) -> bool:
     if env_id.startswith(SCALEGYM_NAMESPACE):
         env_id = env_id[len(SCALEGYM_NAMESPACE) :]
     if env_id in registry.list_envs():
-        return bool(getattr(registry.spec(env_id).load(), "requires_x64", False))
+        return declares_float64(registry.spec(env_id).load())
     if ":" in env_id:
         module, _, name = env_id.partition(":")
         try:
@@ -92,15 +93,13 @@ def declares_x64(env_id: str) -> bool:
             return False
         return declares_x64(name)
     if env_id in gymnasium.registry:
-        gym_spec = gymnasium.spec(env_id)
-        scalegym_id = gym_spec.kwargs.get("env_id") if _is_adapter_entry(gym_spec) else None
-        if scalegym_id is not None:
-            return declares_x64(scalegym_id)
         try:
-            functional = _functional_class(gym_spec)
+            source = _jax_source(gymnasium.spec(env_id))
         except ValueError:  # a broken entry point: resolve_env explains it
             return False
-        return functional is not None and bool(getattr(functional[0], "requires_x64", False))
+        if isinstance(source, str):
+            return declares_x64(source)
+        return source is not None and declares_float64(source[0])
     return False
 
 
@@ -116,13 +115,12 @@ def env_precision(env_id: str) -> contextlib.AbstractContextManager[Any]:
 
 def _resolve_gymnasium(env_id: str, overrides: dict[str, Any]) -> ResolvedEnv:
     gym_spec = gymnasium.spec(env_id)
-    scalegym_id = gym_spec.kwargs.get("env_id") if _is_adapter_entry(gym_spec) else None
-    if scalegym_id is not None:  # registered by scalegym.register under another gymnasium id
-        env, params = registry.make(scalegym_id, **overrides)
+    source = _jax_source(gym_spec)
+    if isinstance(source, str):  # registered by scalegym.register under another gymnasium id
+        env, params = registry.make(source, **overrides)
         return ResolvedEnv(env_id, "jax", env=env, params=params)
-    functional = _functional_class(gym_spec)
-    if functional is not None:
-        cls, kwargs = functional
+    if source is not None:
+        cls, kwargs = source
         env, params = build_functional(
             env_id, cls, {**kwargs, **overrides}, gym_spec.max_episode_steps
         )
@@ -154,14 +152,18 @@ def _is_adapter_entry(gym_spec: Any) -> bool:
     return getattr(entry, "__module__", None) == ENTRY_POINT.partition(":")[0]
 
 
-def _functional_class(gym_spec: Any) -> tuple[type, dict[str, Any]] | None:
-    """The JAX env class behind a gymnasium id and the kwargs it is registered with, if any.
+def _jax_source(gym_spec: Any) -> str | tuple[type, dict[str, Any]] | None:
+    """What builds a gymnasium id on the jitted path, or None for a host env.
 
-    Either the entry point is the class itself (`gymnasium.register(id, entry_point=Walk)`) or
-    scalegym's adapter with `env_class` (`scalegym.register_gymnasium(id, "my_envs:Walk")`).
+    A scalegym id, for an id scalegym's adapter builds from one (`scalegym.register`); or a JAX
+    env class with the kwargs it is registered with, whether the entry point is the class itself
+    (`gymnasium.register(id, entry_point=Walk)`) or scalegym's adapter with `env_class`
+    (`scalegym.register_gymnasium(id, "my_envs:Walk")`).
     """
     kwargs = dict(gym_spec.kwargs)
     if _is_adapter_entry(gym_spec):
+        if "env_id" in kwargs:
+            return str(kwargs["env_id"])
         if "env_class" not in kwargs:
             return None
         return load_env_class(kwargs.pop("env_class"), gym_spec.id), kwargs

@@ -25,6 +25,7 @@ from scalegym.envs.rearrange.types import (
     TASKS,
     RearrangeParams,
     RearrangeState,
+    pool_view_size,
 )
 
 NUM_CHANNELS = 4  # wall, free object, goal, object on its goal
@@ -92,12 +93,11 @@ class Rearrange(Environment[RearrangeState, RearrangeParams]):
         if "max_steps_in_episode" not in overrides:
             params = params.replace(max_steps_in_episode=4 * params.height * params.width)
         self.validate_params(params)
-        view = params.view_size if params.obs_mode == "egocentric" else 0
         pool = generator.generate_pool(
             params.height,
             params.width,
             float(params.wall_density),
-            view,
+            pool_view_size(params),
             params.pool_size,
             params.layout_seed,
             2 * params.num_objects + 1,
@@ -145,8 +145,7 @@ class Rearrange(Environment[RearrangeState, RearrangeParams]):
                 f"+ goals)); enlarge height/width, lower wall_density or num_objects"
             )
         need(isinstance(p.pool_size, int) and p.pool_size >= 1, "pool_size", "allowed: >= 1")
-        view = p.view_size if p.obs_mode == "egocentric" else 0
-        size = generator.pool_bytes(p.height, p.width, view, p.pool_size)
+        size = generator.pool_bytes(p.height, p.width, pool_view_size(p), p.pool_size)
         need(
             size <= generator.MAX_POOL_BYTES,
             "pool_size",

@@ -75,26 +75,26 @@ POOL_FIELDS = (
 )
 
 
+def pool_view_size(params: RearrangeParams) -> int:
+    """Side of the egocentric wall views the layout pool holds (0: symbolic obs needs none)."""
+    return params.view_size if params.obs_mode == "egocentric" else 0
+
+
 def pool_drift(params: RearrangeParams) -> list[tuple[str, Any, Any]]:
     """(name, value the params need, value the pool was built for) for each mismatch."""
     built = dict(getattr(params.pool, "built_for", ()))
-    view = params.view_size if params.obs_mode == "egocentric" else 0
     need = {
         "height": params.height,
         "width": params.width,
-        "view": view,
         "pool_size": params.pool_size,
         "wall_density": params.wall_density,
         "layout_seed": params.layout_seed,
     }
     drift = [(k, v, built[k]) for k, v in need.items() if k in built and built[k] != v]
-    # The pool holds egocentric wall views of size `view` (0 when obs_mode is symbolic).
-    drift = [
-        ("obs_mode/view_size", f"{params.obs_mode}/{params.view_size}", f"wall views {b}x{b}")
-        if k == "view"
-        else (k, v, b)
-        for k, v, b in drift
-    ]
+    view = built.get("view", pool_view_size(params))
+    if view != pool_view_size(params):
+        wanted = f"{params.obs_mode}/{params.view_size}"
+        drift.append(("obs_mode/view_size", wanted, f"wall views {view}x{view}"))
     min_free = 2 * params.num_objects + 1  # cells for the agent, objects and goals
     if "min_free" in built and built["min_free"] < min_free:
         drift.append(("num_objects", params.num_objects, (built["min_free"] - 1) // 2))
