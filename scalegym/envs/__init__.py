@@ -5,6 +5,11 @@ from scalegym.core.registry import list_envs, register, retire
 BUILTIN_ENVS: dict[str, tuple[str, dict]] = {
     "Rearrange-v1": ("scalegym.envs.rearrange.env:Rearrange", {"task": "place"}),
     "RearrangePick-v1": ("scalegym.envs.rearrange.env:Rearrange", {"task": "pick"}),
+    "PaninskiLock-v0": ("scalegym.envs.pomdp.env:PaninskiLock", {}),
+    "RevealingBandit-v0": ("scalegym.envs.pomdp.env:RevealingBandit", {}),
+    "PerRoomSecret-v0": ("scalegym.envs.pomdp.env:PerRoomSecret", {}),
+    "Tiger-v0": ("scalegym.envs.pomdp.env:Tiger", {}),
+    "NoisyCombinationLock-v0": ("scalegym.envs.pomdp.env:NoisyCombinationLock", {}),
 }
 _V0_REWARD = (
     "v0's shaping skipped stage changes, so a place/re-pick cycle could be farmed; v1 shapes "

@@ -1,0 +1,1 @@
+"""Hard revealing-POMDP families with exact tools (DESIGN §3.3)."""
