@@ -29,6 +29,10 @@ SUMMARY_COLUMNS = (
     "threshold",
     "threshold_on",
     "passed",
+    "exponent",
+    "exponent_ci_low",
+    "exponent_ci_high",
+    "theory_exponent",
     "compile_s",
     "wall_s",
     "error",
@@ -125,6 +129,8 @@ def summary_rows(
                 passed=verdict.get("passed"),
                 compile_s=train.compile_s,
             )
+        elif record["kind"] == "scaling" and result:
+            row.update(scaling_summary(result))
         rows.append(row)
     return rows
 
@@ -200,6 +206,16 @@ def render_report(
                     ]
                 )
             )
+    scaling = [r for r in latest.values() if r["kind"] == "scaling" and _scaling_rows(r)]
+    if scaling:
+        lines += ["", "## Sample-complexity scaling", ""]
+        lines += [
+            "N̂: the budget by which 1 - δ of the seeds pass for good (a seed's first passing "
+            "budget is the first after which every later evaluation passes). Censored: seeds "
+            "that never settled; a value whose N̂ is censored is left out of the fit.",
+        ]
+        for record in scaling:
+            lines += ["", *scaling_section(record)]
     failed = [r for r in rows if r["status"] == "failed"]
     if failed:
         lines += ["", "## Failed cells", "", _row(["cell", "kind", "error"]), _rule(3)]
@@ -228,7 +244,60 @@ def cell_summary(record: dict[str, Any]) -> str:
             parts.append(_verdict(result["threshold"]))
         parts.append(f"{_si(train.sps)} env steps/s")
         return f"ok {head}: {', '.join(parts)}"
+    if record["kind"] == "scaling":
+        return f"ok {head}: {fit_line(result)}"
     return f"ok {head}"
+
+
+def scaling_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """summary.csv fields of a scaling cell: seeds, criterion, and the fitted exponent."""
+    fit = result.get("fit") or {}
+    return {
+        "seeds": result.get("seeds"),
+        "steps": (result.get("budgets") or [None])[-1] if result.get("unit") == "steps" else None,
+        "threshold": result.get("threshold"),
+        "threshold_on": result.get("criterion_on"),
+        "exponent": fit.get("exponent"),
+        "exponent_ci_low": fit.get("ci_low"),
+        "exponent_ci_high": fit.get("ci_high"),
+        "theory_exponent": result.get("theory_exponent"),
+    }
+
+
+def scaling_section(record: dict[str, Any]) -> list[str]:
+    """One scaling cell: a heading, the fit against theory, and a row per value."""
+    result = record["result"]
+    status = "" if record["status"] == "ok" else " — FAILED, values done so far"
+    agent, vary = result.get("agent", "?"), " = ".join(result.get("vary", []))
+    lines = [f"### {record['cell']}: {_env_label(record)}, {agent}, varying {vary}{status}", ""]
+    lines += [f"{fit_line(result)}; δ = {result.get('delta')}; pass: {result.get('criterion')}."]
+    unit = result.get("unit", "steps")
+    excluded = set((result.get("fit") or {}).get("excluded", []))
+    header = ["value", f"N̂ ({unit})", "censored seeds", "in fit"]
+    lines += ["", _row(header), _rule(len(header))]
+    for row in _scaling_rows(record):
+        in_fit = "no (N̂ censored)" if row["n_hat"] is None or row["value"] in excluded else "yes"
+        censored = f"{row['censored']} of {len(row['first_budgets'])}"
+        n_hat = "censored" if row["n_hat"] is None else f"{row['n_hat']:,.0f}"
+        lines.append(_row([f"{row['value']:g}", n_hat, censored, in_fit]))
+    return lines
+
+
+def fit_line(result: dict[str, Any]) -> str:
+    """`fitted exponent b = 1.52 [1.31, 1.74] 95% CI, theory = 1.5` (or why there is no fit)."""
+    theory = result.get("theory_exponent")
+    theory_text = "none" if theory is None else f"{theory:g}"
+    fit = result.get("fit")
+    if not fit:
+        why = result.get("fit_error") or "fewer than two values finished"
+        return f"no fit ({why}); theory = {theory_text}"
+    level = round(100 * fit["level"])
+    ci = f"[{_num(fit['ci_low'], 2)}, {_num(fit['ci_high'], 2)}] {level}% CI"
+    return f"fitted exponent b = {fit['exponent']:.2f} {ci}, theory = {theory_text}"
+
+
+def _scaling_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    return (record.get("result") or {}).get("values") or []
 
 
 def device_line(manifest: dict[str, Any]) -> str:

@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from scalegym.agents.budgets import Criterion
 from scalegym.agents.result import TrainResult
 from scalegym.core.resolve import env_precision
 from scalegym.progress import cell_progress
 from scalegym.suites import report
 from scalegym.suites.lock import hold_run_dir
-from scalegym.suites.spec import BenchCell, Cell, SuiteSpec, TrainCell
+from scalegym.suites.spec import BenchCell, Cell, ScalingCell, SuiteSpec, TrainCell
 from scalegym.suites.tensorboard import TensorBoardLogger
 
 DEFAULT_ROOT = Path("results") / "runs"
@@ -216,10 +217,115 @@ def threshold_verdict(result: TrainResult, metric: str, value: float) -> dict[st
     }
 
 
+def run_scaling_cell(cell: ScalingCell, context: CellContext) -> dict[str, Any]:
+    """Per value of `cell.vary`: the agent's runs judged at every budget, each seed's first
+    passing budget and N̂; then the power law fitted over the values. A value that raises ends
+    the cell, keeping the values done in a `PartialCellError`."""
+    from scalegym.agents.budgets import budget_agent, geometric_budgets
+
+    agent = budget_agent(cell.agent)
+    budgets = geometric_budgets(**cell.budgets)  # [E]
+    criterion = Criterion(cell.criterion, cell.threshold)
+    _clear(context.tb_dir)
+    rows: list[dict[str, Any]] = []
+    for index, value in enumerate(cell.values):
+        try:
+            rows.append(scaling_value(cell, value, agent, budgets, criterion, context, index))
+        except Exception as err:
+            result = scaling_result(cell, budgets, criterion, rows)
+            raise PartialCellError(
+                f"{value_label(cell, value)}: {type(err).__name__}: {err}", result
+            ) from err
+        context.advance((index + 1) / len(cell.values))
+    result = scaling_result(cell, budgets, criterion, rows)
+    # TensorBoard steps are integers: whole values are the step, fractional ones (ε) in 1/1000s.
+    whole = all(float(row["value"]).is_integer() for row in rows)
+    tag, scale = ("scaling/n_hat", 1) if whole else ("scaling/n_hat_vs_value_x1000", 1000)
+    with TensorBoardLogger(context.tb_dir) as logger:
+        for row in rows:
+            logger.log_scalars(round(row["value"] * scale), {tag: row["n_hat"]})
+    return result
+
+
+def scaling_value(
+    cell: ScalingCell,
+    value: float,
+    agent: Callable[..., Any],
+    budgets: np.ndarray,
+    criterion: Criterion,
+    context: CellContext,
+    index: int,
+) -> dict[str, Any]:
+    """One value's runs: the agent over all seeds, curves to `tb/<cell>/<vary>=<value>/`."""
+    from scalegym.suites.scaling import value_record
+
+    start = time.perf_counter()
+    overrides = cell.overrides(value)
+    with TensorBoardLogger(context.tb_dir / value_label(cell, value)) as logger:
+
+        def log(label: str, budget: int, scalars: dict[str, float]) -> None:
+            logger.log_scalars(budget, scalars)
+            done = min(1.0, budget / float(budgets[-1]))
+            context.advance((index + done) / len(cell.values))
+
+        run = agent(
+            cell.env,
+            overrides,
+            budgets=budgets,
+            unit=cell.unit,
+            criterion=criterion,
+            num_seeds=cell.seeds,
+            seed=cell.seed,
+            agent_params=dict(cell.agent_params),
+            log=log,
+        )
+    return {
+        "value": value,
+        "env_params": overrides,
+        **value_record(run.budgets, run.passes, run.metric, cell.delta),
+        "extra": run.extra,
+        "wall_s": time.perf_counter() - start,
+    }
+
+
+def scaling_result(
+    cell: ScalingCell, budgets: np.ndarray, criterion: Criterion, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The cell's record: its setting, a row per value done, and the fit when two N̂ are finite."""
+    from scalegym.suites.scaling import fit_values
+
+    result: dict[str, Any] = {
+        "agent": cell.agent,
+        "vary": list(cell.vary),
+        "unit": cell.unit,
+        "criterion": criterion.describe(),
+        "criterion_on": cell.criterion,
+        "threshold": cell.threshold,
+        "delta": cell.delta,
+        "seeds": cell.seeds,
+        "seed": cell.seed,
+        "budgets": budgets.tolist(),
+        "theory_exponent": cell.theory_exponent,
+        "values": rows,
+        "fit": None,
+    }
+    if len(rows) >= 2:  # a cell cut short is fitted over the values it finished
+        first = [row["first_budgets"] for row in rows]
+        result.update(fit_values([row["value"] for row in rows], first, cell.delta, cell.seed))
+    return result
+
+
+def value_label(cell: ScalingCell, value: float) -> str:
+    """`height+width=8`: one value's name, and its TensorBoard folder under `tb/<cell>/`."""
+    number = int(value) if float(value).is_integer() else float(value)
+    return f"{'+'.join(cell.vary)}={number}"
+
+
 # Cell kind → runner; a later kind registers its runner here next to its spec in CELL_KINDS.
 CELL_RUNNERS: dict[str, Callable[[Any, CellContext], dict[str, Any]]] = {
     "bench": run_bench_cell,
     "train": run_train_cell,
+    "scaling": run_scaling_cell,
 }
 
 
@@ -292,7 +398,7 @@ def _write_manifest(run_dir: Path, spec: SuiteSpec, command: list[str]) -> None:
         },
         "cells": _cell_entries(spec),
         "seed": spec.seed,
-        "seeds": {c.name: c.seeds for c in spec.cells if isinstance(c, TrainCell)},
+        "seeds": {c.name: c.seeds for c in spec.cells if isinstance(c, TrainCell | ScalingCell)},
         "started": _now(),
         "command": command,
         "cwd": os.getcwd(),

@@ -10,7 +10,8 @@ with a bootstrap confidence interval over seeds.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +56,8 @@ class PowerLawFit:
     n_hat: tuple[float, ...]  # N̂ per size in the fit
     censored: tuple[float, ...]  # per size given, the fraction of seeds that never settled
     excluded: tuple[float, ...]  # sizes left out because N̂ is infinite
+    boot: tuple[tuple[float, float], ...] = field(default=(), repr=False, compare=False)
+    # (intercept, exponent) of each bootstrap refit: the band of `prediction_band`
 
 
 def fit_power_law(
@@ -93,9 +96,10 @@ def fit_power_law(
         n_b = np.array([sample_complexity(row, delta) for row in resampled])
         ok = np.isfinite(n_b)
         if ok.sum() >= 2:
-            boot.append(_least_squares(np.log(sizes[ok]), np.log(n_b[ok]))[1])
+            boot.append(_least_squares(np.log(sizes[ok]), np.log(n_b[ok])))
     tail = (1.0 - level) / 2.0
-    low, high = np.quantile(boot, [tail, 1.0 - tail]) if boot else (math.nan, math.nan)
+    slopes = [b for _, b in boot]
+    low, high = np.quantile(slopes, [tail, 1.0 - tail]) if boot else (math.nan, math.nan)
     return PowerLawFit(
         exponent=float(exponent),
         intercept=float(intercept),
@@ -106,7 +110,79 @@ def fit_power_law(
         n_hat=tuple(n_hat[keep].tolist()),
         censored=tuple(np.mean(~np.isfinite(first), axis=1).tolist()),
         excluded=tuple(sizes[~keep].tolist()),
+        boot=tuple(boot),
     )
+
+
+def prediction_band(fit: PowerLawFit, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise `fit.level` band of the bootstrap lines' N̂ at `sizes` [G]: (low [G], high [G])."""
+    log_sizes = np.log(np.asarray(sizes, np.float64))
+    if not fit.boot:
+        nan = np.full(log_sizes.shape, math.nan)
+        return nan, nan
+    lines = np.array(fit.boot)  # [num_boot, 2]
+    log_n = lines[:, :1] + lines[:, 1:] * log_sizes[None, :]  # [num_boot, G]
+    tail = (1.0 - fit.level) / 2.0
+    low, high = np.quantile(log_n, [tail, 1.0 - tail], axis=0)
+    return np.exp(low), np.exp(high)
+
+
+def value_record(
+    budgets: np.ndarray, passes: np.ndarray, metric: np.ndarray, delta: float
+) -> dict[str, Any]:
+    """One size's numbers as JSON: N̂, censored seeds, first passing budgets (null: censored),
+    and per budget the pass fraction and mean metric; budgets [E], passes and metric [seeds, E]."""
+    first = first_passing_budgets(budgets, passes)  # [seeds]
+    metric = np.asarray(metric, np.float64)
+    return {
+        "n_hat": _finite(sample_complexity(first, delta)),
+        "censored": int(np.sum(~np.isfinite(first))),
+        "first_budgets": [_finite(f) for f in first],
+        "pass_fraction": np.mean(passes, axis=0).tolist(),  # [E]
+        "metric_mean": [_finite(m) for m in np.mean(metric, axis=0)],  # [E]
+        "metric": [[_finite(m) for m in seed] for seed in metric],  # [seeds, E]
+        "passes": np.asarray(passes, int).tolist(),  # [seeds, E]
+    }
+
+
+def fit_values(
+    sizes: list[float], first: list[list[float | None]], delta: float, seed: int
+) -> dict[str, Any]:
+    """`{"fit": fit_record}` from first passing budgets [sizes][seeds] (null: censored), or
+    `{"fit": None, "fit_error": why}` when fewer than two sizes have a finite N̂."""
+    budgets = np.array([[math.inf if f is None else f for f in row] for row in first])
+    try:
+        fit = fit_power_law(np.asarray(sizes), budgets, delta=delta, seed=seed)
+    except ValueError as err:
+        return {"fit": None, "fit_error": str(err)}
+    return {"fit": fit_record(fit)}
+
+
+def fit_record(fit: PowerLawFit, band_points: int = 25) -> dict[str, Any]:
+    """The fit as JSON-ready numbers, with its band on `band_points` sizes across the range."""
+    low_size, high_size = min(fit.sizes), max(fit.sizes)
+    grid = np.geomspace(low_size, high_size, band_points)
+    band_low, band_high = prediction_band(fit, grid)
+    return {
+        "exponent": fit.exponent,
+        "intercept": fit.intercept,
+        "ci_low": _finite(fit.ci_low),
+        "ci_high": _finite(fit.ci_high),
+        "level": fit.level,
+        "sizes": list(fit.sizes),
+        "n_hat": list(fit.n_hat),
+        "excluded": list(fit.excluded),
+        "band": {
+            "sizes": grid.tolist(),
+            "low": [_finite(v) for v in band_low],
+            "high": [_finite(v) for v in band_high],
+        },
+    }
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no inf or NaN: those become null."""
+    return float(value) if math.isfinite(value) else None
 
 
 def _least_squares(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from scalegym.agents import AGENTS
+from scalegym.agents.budgets import CRITERIA, SCALING_AGENTS, UNITS, geometric_budgets
 from scalegym.agents.ppo_config import override_problems
 from scalegym.core.fields import unknown_field_message
 
@@ -31,7 +35,7 @@ class SuiteError(ValueError):
 class Rule:
     """How one field of a table is checked: its type, whether required, its default and range."""
 
-    type: str  # "int", "float", "str", "int_list", "table"
+    type: str  # "int", "float", "str", "int_list", "num_list", "str_or_str_list", "table"
     required: bool = False
     default: Any = None
     minimum: float | None = None
@@ -77,6 +81,31 @@ class TrainCell(Cell):
     kind = "train"
 
 
+@dataclass(frozen=True)
+class ScalingCell(Cell):
+    """Steps (or episodes) to a threshold per seed, over values of the env field(s) `vary`."""
+
+    agent: str
+    vary: tuple[str, ...]  # env fields all set to each value
+    values: tuple[float, ...]  # increasing, > 0; integral values are set as ints
+    budgets: dict[str, int]  # start, stop, per_octave of `geometric_budgets`
+    unit: str
+    criterion: str
+    threshold: float  # success/return: metric >= threshold; exact: V* - V(pi) <= threshold
+    delta: float  # N-hat is the budget by which 1 - delta of the seeds pass
+    theory_exponent: float | None
+    seeds: int
+    seed: int
+    agent_params: dict[str, Any]
+
+    kind = "scaling"
+
+    def overrides(self, value: float) -> dict[str, Any]:
+        """The env params of one value: `env_params` with every `vary` field set to it."""
+        number = int(value) if float(value).is_integer() else float(value)
+        return {**self.env_params, **dict.fromkeys(self.vary, number)}
+
+
 COMMON_RULES = {
     "name": Rule("str", required=True),
     "kind": Rule("str", required=True),
@@ -113,6 +142,28 @@ CELL_KINDS: dict[str, tuple[type[Cell], dict[str, Rule]]] = {
             "threshold_on": Rule("str", default="success", allowed=THRESHOLD_METRICS),
         },
     ),
+    "scaling": (
+        ScalingCell,
+        {
+            "agent": Rule("str", required=True, allowed=SCALING_AGENTS),
+            "vary": Rule("str_or_str_list", required=True),
+            "values": Rule("num_list", required=True),
+            "budgets": Rule("table", required=True),
+            "unit": Rule("str", default="steps", allowed=UNITS),
+            "criterion": Rule("str", default="success", allowed=CRITERIA),
+            "threshold": Rule("float", required=True),
+            "delta": Rule("float", default=0.1),
+            "theory_exponent": Rule("float", default=None),
+            "seeds": Rule("int", default=_INHERIT, minimum=1),
+            "seed": Rule("int", default=_INHERIT, minimum=0),
+            "agent_params": Rule("table", default={}),
+        },
+    ),
+}
+BUDGET_RULES = {
+    "start": Rule("int", required=True, minimum=1),
+    "stop": Rule("int", required=True, minimum=1),
+    "per_octave": Rule("int", required=True, minimum=1),
 }
 
 
@@ -250,17 +301,58 @@ def _check_cell(
         if values[key] is _INHERIT:
             values[key] = suite.get(key, SUITE_RULES[key].default)
     if cls is TrainCell:
-        threshold = values["threshold"]
-        on_success = values["threshold_on"] == "success"
-        if on_success and threshold is not None and not 0.0 <= threshold <= 1.0:
-            errors.append(
-                f'{where}: field "threshold": {threshold:g} can never be reached or missed '
-                'by a success rate; allowed with threshold_on = "success": 0.0..1.0'
-            )
+        errors.extend(_threshold_problems(values["threshold"], "threshold_on", values, where))
+    if cls is ScalingCell:
+        errors.extend(_scaling_problems(values, where))
+    if cls in (TrainCell, ScalingCell):
         problems = agent_param_problems(values["agent"], values["agent_params"])
         errors.extend(f'{where}: field "agent_params": {p}' for p in problems)
     values.pop("kind")
     return cls(index=index, **values)
+
+
+def _scaling_problems(values: dict[str, Any], where: str) -> list[str]:
+    """Range problems of a scaling cell's fields; `values["budgets"]` becomes the checked table."""
+    errors: list[str] = []
+    sizes = values["values"]
+    finite = all(math.isfinite(v) and v > 0 for v in sizes)
+    if not finite or any(b <= a for a, b in itertools.pairwise(sizes)):
+        shown = ", ".join(f"{v:g}" for v in sizes)
+        errors.append(
+            f'{where}: field "values": [{shown}]; allowed: finite numbers > 0, strictly increasing'
+        )
+    table_errors: list[str] = []
+    at = f'{where}: field "budgets"'
+    budgets = _check_table(values["budgets"], BUDGET_RULES, at, table_errors)
+    if not table_errors:
+        try:
+            geometric_budgets(**budgets)
+        except ValueError as err:
+            table_errors.append(f'{where}: field "budgets": {err}')
+    errors += table_errors
+    values["budgets"] = budgets
+    errors += _threshold_problems(values["threshold"], "criterion", values, where)
+    if not 0.0 <= values["delta"] < 1.0:
+        errors.append(f'{where}: field "delta": {values["delta"]:g}; allowed: 0 <= delta < 1')
+    return errors
+
+
+def _threshold_problems(
+    threshold: float | None, on_field: str, values: dict[str, Any], where: str
+) -> list[str]:
+    """A threshold a success rate can never reach or miss, or an exact tolerance <= 0."""
+    on = values[on_field]
+    if threshold is None or (on == "success" and 0.0 <= threshold <= 1.0):
+        return []
+    if on == "success":
+        reason = "can never be reached or missed by a success rate"
+        allowed = f'allowed with {on_field} = "success": 0.0..1.0'
+    elif on == "exact" and not threshold > 0.0:
+        reason = "is the tolerance on V* - V(pi)"
+        allowed = f'allowed with {on_field} = "exact": > 0'
+    else:
+        return []
+    return [f'{where}: field "threshold": {threshold:g} {reason}; {allowed}']
 
 
 def _check_table(
@@ -310,6 +402,13 @@ def _check_value(value: Any, rule: Rule) -> tuple[Any, str | None]:
     if rule.type == "int_list":
         ok = isinstance(value, list) and value and all(_is_int(v, rule.minimum) for v in value)
         return (tuple(value), None) if ok else (None, expected)
+    if rule.type == "num_list":
+        ok = isinstance(value, list) and value and all(_is_number(v) for v in value)
+        return (tuple(value), None) if ok else (None, expected)
+    if rule.type == "str_or_str_list":
+        names = [value] if isinstance(value, str) else value
+        ok = isinstance(names, list) and names and all(isinstance(v, str) for v in names)
+        return (tuple(names), None) if ok else (None, expected)
     if rule.type == "table":
         if not isinstance(value, dict):
             return None, expected
@@ -327,6 +426,8 @@ def _describe(rule: Rule) -> str:
         "float": "a number",
         "str": "a string",
         "int_list": f"a non-empty list of integers{bound}",
+        "num_list": "a non-empty list of numbers",
+        "str_or_str_list": "a string or a non-empty list of strings",
         "table": "a table of field = value",
     }[rule.type]
 
@@ -334,6 +435,10 @@ def _describe(rule: Rule) -> str:
 def _is_int(value: Any, minimum: float | None) -> bool:
     ok = isinstance(value, int) and not isinstance(value, bool)
     return ok and (minimum is None or value >= minimum)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _copy(default: Any) -> Any:
@@ -351,19 +456,31 @@ def agent_param_problems(agent: str, params: dict[str, Any]) -> list[str]:
 
 def _env_problems(cell: Cell, where: str, cache: dict[str, str | None]) -> list[str]:
     """Build the cell's env with its params (as the runner will) and report why it fails."""
+    failure = lambda env_params: _env_failure(cell.env, env_params, cache)
+    if isinstance(cell, ScalingCell):
+        return _scaling_env_problems(cell, where, failure)
+    return _base_env_problems(cell, where, failure)
+
+
+def _env_failure(env: str, env_params: dict[str, Any], cache: dict[str, str | None]) -> str | None:
+    """Why `env` cannot be built with `env_params` (None: it can); remembered in `cache`."""
     from scalegym.core.resolve import env_precision, resolve_env
 
-    def failure(env_params: dict[str, Any]) -> str | None:
-        key = repr((cell.env, sorted(env_params.items())))
-        if key not in cache:
-            try:
-                with env_precision(cell.env):
-                    resolve_env(cell.env, **env_params)
-                cache[key] = None
-            except (ValueError, TypeError, ImportError) as err:
-                cache[key] = str(err)
-        return cache[key]
+    key = repr((env, sorted(env_params.items())))
+    if key not in cache:
+        try:
+            with env_precision(env):
+                resolve_env(env, **env_params)
+            cache[key] = None
+        except (ValueError, TypeError, ImportError) as err:
+            cache[key] = str(err)
+    return cache[key]
 
+
+EnvFailure = Callable[[dict[str, Any]], "str | None"]
+
+
+def _base_env_problems(cell: Cell, where: str, failure: EnvFailure) -> list[str]:
     problem = failure(cell.env_params)
     if problem is None:
         return []
@@ -371,3 +488,48 @@ def _env_problems(cell: Cell, where: str, cache: dict[str, str | None]) -> list[
     if cell.env_params and failure({}) is None:
         return [f'{where}: field "env_params": {problem}']
     return [f'{where}: field "env": {problem}']
+
+
+def _scaling_env_problems(cell: ScalingCell, where: str, failure: EnvFailure) -> list[str]:
+    """The env built at every value; failures grouped by message, naming the values."""
+    failed: dict[str, list[float]] = {}
+    for value in cell.values:
+        problem = failure(cell.overrides(value))
+        if problem is not None:
+            failed.setdefault(problem, []).append(value)
+    if not failed:
+        return _tool_problems(cell, where)
+    every_value = sum(map(len, failed.values())) == len(cell.values)
+    base = _base_env_problems(cell, where, failure) if every_value else []
+    if base:
+        return base
+    field = "vary" if every_value and len(failed) == 1 else "values"
+    names = ", ".join(cell.vary)
+    return [
+        f'{where}: field "{field}": with {names} = {", ".join(f"{v:g}" for v in values)}: {problem}'
+        for problem, values in failed.items()
+    ]
+
+
+def _tool_problems(cell: ScalingCell, where: str) -> list[str]:
+    """What the env lacks for the cell's criterion (exact tools) or unit (fixed episodes)."""
+    needs_exact = cell.criterion == "exact"
+    needs_length = cell.unit == "episodes" and cell.agent == "ppo"
+    if not (needs_exact or needs_length):
+        return []
+    from scalegym.core.resolve import env_precision, resolve_env
+
+    with env_precision(cell.env):
+        env = resolve_env(cell.env, **cell.overrides(cell.values[0])).env
+    problems = []
+    if needs_exact and not (hasattr(env, "tabular") and hasattr(env, "optimal_value")):
+        problems.append(
+            f'{where}: field "criterion": "exact" needs an env family with exact tools '
+            f"(tabular, optimal_value); {cell.env} has none; allowed: success, return"
+        )
+    if needs_length and not hasattr(env, "fixed_episode_length"):
+        problems.append(
+            f'{where}: field "unit": unit = "episodes" needs an env whose episodes all last the '
+            f'same number of steps (fixed_episode_length); {cell.env} has none; use "steps"'
+        )
+    return problems
