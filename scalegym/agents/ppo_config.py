@@ -123,6 +123,23 @@ FAMILY_CONFIGS: dict[str, dict[str, Any]] = {
         "activation": "relu",
     },
 }
+# The revealing POMDPs: a GRU policy (the agent must remember what it spelled and saw), many
+# short episodes per rollout, undiscounted returns as the finite horizon defines them.
+_POMDP_CONFIG: dict[str, Any] = {
+    "network": "gru",
+    "num_envs": 64,
+    "num_steps": 32,
+    "update_epochs": 4,
+    "num_minibatches": 4,
+    "learning_rate": 1e-3,
+    "gamma": 1.0,
+    "gae_lambda": 0.95,
+    "ent_coef": 0.01,
+    "hidden": (64,),
+    "memory": 64,
+}
+for _family in ("PaninskiLock", "RevealingBandit", "PerRoomSecret", "Tiger", "NoisyCombination"):
+    FAMILY_CONFIGS[_family] = _POMDP_CONFIG
 
 
 def default_config(env_id: str) -> PPOConfig:

@@ -61,6 +61,7 @@ class FinitePOMDP(Environment[POMDPState, Any]):
 
     @property
     def num_actions(self) -> int:
+        """A of the default instance; an instance's own is `action_space(params).n`."""
         return int(self.default_params.num_actions)
 
     def make_params(self, **overrides: Any) -> Any:

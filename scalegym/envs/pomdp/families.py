@@ -129,12 +129,14 @@ def paninski_validate(p: PaninskiLockParams) -> int:
     name = "PaninskiLock"
     k = selection_digits(name, "size", p.size, p.num_actions)
     n = paninski_elements(p)
+    shown = p.num_elements if p.num_elements else f"0 (so n = size = {p.size})"
     need(
         isinstance(n, int) and n >= 2 and n % 2 == 0,
         name,
         "num_elements",
-        p.num_elements,
-        "0 (n = size) or an even integer >= 2: elements come in Paninski pairs (2i, 2i+1)",
+        shown,
+        "an even integer >= 2, or 0 when size is even (n = size): elements come in Paninski "
+        "pairs (2i, 2i+1)",
     )
     check_unit_interval(name, "alpha", p.alpha)
     check_unit_interval(name, "epsilon", p.epsilon)
