@@ -95,3 +95,15 @@ def test_ppo_block_trains_two_seeds():
     namespace: dict = {}
     exec(compile(block, "README ppo", "exec"), namespace)
     assert namespace["success"].shape == (2, 4)  # [seeds, updates]
+
+
+def test_readme_suite_blocks_are_valid_suites():
+    from scalegym.suites.spec import parse_suite
+
+    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)
+    assert any('kind = "scaling"' in b for b in blocks)
+    for index, block in enumerate(blocks):
+        if "[suite]" not in block:  # a cell shown on its own
+            block = '[suite]\nname = "readme"\n' + block
+        spec = parse_suite(block.encode(), f"README toml block {index}")
+        assert spec.cells
