@@ -6,10 +6,15 @@ It visits the S candidates (S² for PerRoomSecret) one at a time in a random ord
 plays `m` episodes of that candidate through the env and runs one test on them:
 
 * count test (RevealingBandit, PerRoomSecret): Z = (2·wins − m)/√m, the standardised excess of
-  w over a fair coin; m = ((τ + margin)/(2g))² with g = αε/2.
+  w over a fair coin; m = ((τ + margin)/(2g))² with g = αε/2, so Z has mean τ + margin and
+  standard deviation ≈ 1 at the secret.
 * collision test (PaninskiLock): with parity action 0, each episode yields (pair i, s = ±1 for
   w/l); Z = Σ_i (Σs_i² − k_i)/2 / √(collisions), the pair-collision statistic of uniformity
-  testing, whose mean under the secret is 4g²·√collisions; m = (τ + margin)·√n/(4g²).
+  testing, whose mean under the secret is 4g²·√collisions; m = (τ + margin)·√n/(4g²). At the
+  secret Z's standard deviation is ≈ √(1 + 4(τ + margin)/√n) (each pair's own signal adds
+  variance when a pair holds many samples), 3.5 at n = 8 for τ + margin = 8; so its margin is
+  14: with M = τ + margin = 20, M − τ ≥ 2.5 standard deviations for every n ≥ 8, the secret
+  fires on its first visit with probability ≥ 99%, and m stays exactly ∝ √n.
 
 It commits to the first candidate whose Z ≥ τ (after a full pass with none, it starts another)
 and then keeps playing it, reading its parities from the signs of Σs_i (PaninskiLock). The secret
@@ -36,7 +41,8 @@ from scalegym.core.fields import check_fields
 from scalegym.core.resolve import resolve_env
 from scalegym.envs.pomdp import env as pomdp
 
-DEFAULTS = {"threshold": 6.0, "margin": 2.0}  # τ and the power margin of each test
+DEFAULTS = {"threshold": 6.0, "margin": None}  # τ, and the test's margin (None: the family's)
+MARGINS = {"count": 2.0, "collision": 14.0}  # power ≥ 99% at the secret (see the docstring)
 SETTLE = 4  # judgements every seed must pass after committing before the run stops early
 
 
@@ -212,6 +218,8 @@ def calibration_budget_run(
     resolved = resolve_env(env_id, **env_overrides)
     env, params = resolved.env, resolved.params
     family = family_of(env)
+    if settings["margin"] is None:
+        settings["margin"] = MARGINS[family]
     m = visit_episodes(family, params, settings["threshold"], settings["margin"])
     num_candidates = params.size**2 if isinstance(env, pomdp.PerRoomSecret) else params.size
     half = (params.num_elements or params.size) // 2 if family == "collision" else 1

@@ -428,6 +428,7 @@ def _resume_manifest(run_dir: Path, spec: SuiteSpec, command: list[str]) -> None
             "command": command,
             "suite_sha256": spec.sha256,
             "suite_changed": spec.sha256 != suite.get("sha256"),
+            "git": git_state(),  # the code the resumed cells ran with
         }
     )
     # The cells run now are the spec's; the report lists them in this order.
