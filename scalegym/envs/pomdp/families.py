@@ -23,7 +23,7 @@ from flax import struct
 
 from scalegym.envs.pomdp.tabular import TabularPOMDP
 
-MAX_TABULAR_STATES = 20_000  # dense [A, S, S] tables beyond this would not fit in memory
+MAX_TABULAR_STATES = 4_096  # dense [A, S, S] float64 tables: 2 x 4,096² x 8 B = 268 MB at A = 2
 
 
 @dataclass(frozen=True)
@@ -517,7 +517,8 @@ def _check_tabular_size(family: str, states: int, field: str) -> None:
     if states > MAX_TABULAR_STATES:
         raise ParamError(
             f"{family}: the tabular model would have {states:,} states (limit "
-            f"{MAX_TABULAR_STATES:,}); the exact tools need a smaller {field}"
+            f"{MAX_TABULAR_STATES:,}: its dense transition table would need "
+            f"{2 * states**2 * 8 / 2**30:.1f} GiB or more); the exact tools need a smaller {field}"
         )
 
 
