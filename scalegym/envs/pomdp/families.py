@@ -81,6 +81,10 @@ def check_unit_interval(family: str, field: str, value: float) -> None:
     )
 
 
+def check_instance_seed(family: str, seed: int) -> None:
+    need(isinstance(seed, int) and seed >= 0, family, "instance_seed", seed, "integers >= 0")
+
+
 def tree_offsets(num_actions: int, k: int) -> np.ndarray:
     """[k+1] index of the first node of each tree depth 0..k (depth j has A^j nodes)."""
     return np.concatenate([[0], np.cumsum(num_actions ** np.arange(k))]).astype(np.int64)
@@ -140,13 +144,7 @@ def paninski_validate(p: PaninskiLockParams) -> int:
     )
     check_unit_interval(name, "alpha", p.alpha)
     check_unit_interval(name, "epsilon", p.epsilon)
-    need(
-        isinstance(p.instance_seed, int) and p.instance_seed >= 0,
-        name,
-        "instance_seed",
-        p.instance_seed,
-        "integers >= 0",
-    )
+    check_instance_seed(name, p.instance_seed)
     return k
 
 
@@ -237,13 +235,7 @@ def bandit_validate(p: RevealingBanditParams | PerRoomSecretParams, family: str)
     k = selection_digits(family, "size", p.size, p.num_actions)
     check_unit_interval(family, "alpha", p.alpha)
     check_unit_interval(family, "epsilon", p.epsilon)
-    need(
-        isinstance(p.instance_seed, int) and p.instance_seed >= 0,
-        family,
-        "instance_seed",
-        p.instance_seed,
-        "integers >= 0",
-    )
+    check_instance_seed(family, p.instance_seed)
     return k
 
 
@@ -458,13 +450,7 @@ def lock_validate(p: NoisyCombinationLockParams) -> None:
         "integers >= 2",
     )
     check_unit_interval(name, "alpha", p.alpha)
-    need(
-        isinstance(p.instance_seed, int) and p.instance_seed >= 0,
-        name,
-        "instance_seed",
-        p.instance_seed,
-        "integers >= 0",
-    )
+    check_instance_seed(name, p.instance_seed)
 
 
 def lock_secret(p: NoisyCombinationLockParams) -> np.ndarray:
