@@ -7,10 +7,35 @@ later (by a test module at import) would escape it, so collection fails if that 
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
+# One persistent XLA compilation cache per test session, shared by the xdist workers and the CLI
+# subprocesses (they inherit the environment): many tests compile the same PPO or env program, and
+# a cache hit returns the same executable. A fresh directory each session, so nothing stale is read.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # set in the controller; workers inherit it
+    os.environ["SCALEGYM_TEST_XLA_CACHE_OWNER"] = str(os.getpid())
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="scalegym-test-xla-")
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+
+import jax
 import pytest
 import toy_envs  # noqa: F401  (registers ToyChain-v0 and ToyChainBox-v0)
 
 import scalegym
+
+# In case jax was imported (by a plugin) before the variables above were set.
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if os.environ.get("SCALEGYM_TEST_XLA_CACHE_OWNER") == str(os.getpid()):
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+
 
 CONFORMANCE_MODULE = "test_conformance.py"
 
