@@ -1,0 +1,1 @@
+"""ThreeBody: RL-chosen time steps for a float64 Hermite integrator of three gravitating bodies."""
