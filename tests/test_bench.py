@@ -179,13 +179,13 @@ def test_rollout_checksum_counts_obs_reward_and_flags() -> None:
     )
     actions = jnp.ones((steps, batch), jnp.int32)  # always right: the goal every 2 steps
     keys = jax.random.split(jax.random.key(1), (steps, batch))
-    final, total = jax.jit(make_rollout(env))(state, actions, keys, params)
+    final, total, _ = jax.jit(make_rollout(env))(state, actions, keys, params)
     # Per env and 2 steps: obs 0.5 then the reset obs 0.0, reward 0 then 1, one termination.
     assert float(total) == batch * (steps // 2) * (0.5 + 0.0 + 1.0 + 1.0)
     assert final.position.shape == (batch,)
 
     # Truncation counts too: always left never reaches the goal; the limit cuts at step 5.
-    _, total = jax.jit(make_rollout(env))(state, 1 - actions, keys, params)
+    _, total, _ = jax.jit(make_rollout(env))(state, 1 - actions, keys, params)
     assert float(total) == batch * 2  # obs 0 throughout, reward 0, two truncations per env
 
 

@@ -137,7 +137,7 @@ def env_step(ppo: PPO, runner: RunnerState) -> tuple[RunnerState, tuple[Transiti
         action,
         log_prob,
         value[0],
-        reward.astype(jnp.float32),
+        reward.astype(jnp.float32) * jnp.float32(config.reward_scale),  # logged returns: unscaled
         terminated,
         truncated,
         final_value,

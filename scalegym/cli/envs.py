@@ -172,13 +172,21 @@ def _print_bench_table(report: dict[str, Any]) -> None:
     table.add_column("median SPS", justify="right")
     table.add_column("min – max SPS", justify="right")
     table.add_column("compile s", justify="right")
+    # An integrator env (ThreeBody) also reports its substeps and the lanes vmap left idle.
+    substeps = any("substeps_per_s" in row for row in report["results"])
+    if substeps:
+        table.add_column("substeps/s", justify="right")
+        table.add_column("idle lanes", justify="right")
     for row in report["results"]:
-        table.add_row(
+        cells = [
             f"{row['batch_size']:,}",
             f"{row['sps']:,.0f}",
             f"{row['sps_min']:,.0f} – {row['sps_max']:,.0f}",
             f"{row['compile_s']:.2f}",
-        )
+        ]
+        if substeps:
+            cells += [f"{row.get('substeps_per_s', 0):,.0f}", f"{row.get('idle_lanes', 0):.0%}"]
+        table.add_row(*cells)
     for failure in report.get("failed", []):
         table.add_row(f"{failure['batch_size']:,}", "failed", "see below", "–")
     console = Console()

@@ -57,7 +57,7 @@ def resolve_env(env_id: str, **overrides: Any) -> ResolvedEnv:
     if env_id in registry.list_envs():
         env, params = registry.make(env_id, **overrides)
         return ResolvedEnv(env_id, "jax", env=env, params=params)
-    if env_id.startswith(SCALEGYM_NAMESPACE):
+    if env_id.startswith(SCALEGYM_NAMESPACE) and not _is_host_scalegym_id(env_id):
         name = env_id[len(SCALEGYM_NAMESPACE) :]
         env, params = registry.make(name, **overrides)  # unknown names get scalegym's hint
         return ResolvedEnv(env_id, "jax", env=env, params=params)
@@ -142,6 +142,11 @@ def _resolve_gymnasium(env_id: str, overrides: dict[str, Any]) -> ResolvedEnv:
         )
 
     return ResolvedEnv(env_id, "host", make_vector=make_vector)
+
+
+def _is_host_scalegym_id(env_id: str) -> bool:
+    """A host env of scalegym's (`scalegym.envs.HOST_ENVS`): a plain gymnasium id, no JAX env."""
+    return env_id in gymnasium.registry and not _is_adapter_entry(gymnasium.spec(env_id))
 
 
 def _is_adapter_entry(gym_spec: Any) -> bool:

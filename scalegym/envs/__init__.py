@@ -1,5 +1,8 @@
 """The built-in env families, registered on import of scalegym."""
 
+import gymnasium
+
+from scalegym.core.gym_registration import gymnasium_id
 from scalegym.core.registry import list_envs, register, retire
 
 BUILTIN_ENVS: dict[str, tuple[str, dict]] = {
@@ -10,6 +13,12 @@ BUILTIN_ENVS: dict[str, tuple[str, dict]] = {
     "PerRoomSecret-v0": ("scalegym.envs.pomdp.env:PerRoomSecret", {}),
     "Tiger-v0": ("scalegym.envs.pomdp.env:Tiger", {}),
     "NoisyCombinationLock-v0": ("scalegym.envs.pomdp.env:NoisyCombinationLock", {}),
+    "ThreeBody-v0": ("scalegym.envs.threebody.env:ThreeBody", {}),
+    "ThreeBodyAarseth-v0": ("scalegym.envs.threebody.env:ThreeBodyAarseth", {}),
+}
+# Host envs: gymnasium.Env classes (no jitted path), registered in gymnasium only, as scalegym/<id>.
+HOST_ENVS: dict[str, str] = {
+    "ThreeBodyRebound-v0": "scalegym.envs.threebody.rebound_env:ThreeBodyRebound",
 }
 _V0_REWARD = (
     "v0's shaping skipped stage changes, so a place/re-pick cycle could be farmed; v1 shapes "
@@ -27,5 +36,8 @@ def register_builtin_envs() -> None:
     for env_id, (entry_point, env_kwargs) in BUILTIN_ENVS.items():
         if env_id not in known:
             register(env_id, entry_point, env_kwargs=env_kwargs)
+    for env_id, entry_point in HOST_ENVS.items():
+        if gymnasium_id(env_id) not in gymnasium.registry:
+            gymnasium.register(id=gymnasium_id(env_id), entry_point=entry_point)
     for old_id, (replacement, why) in RETIRED_ENVS.items():
         retire(old_id, replacement, why)

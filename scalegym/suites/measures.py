@@ -87,41 +87,57 @@ def bench_jax_env(
 
             # Runs continue from the previous final state so later repeats see mid-episode states.
             for _ in range(warmup):
-                state, _ = jax.block_until_ready(compiled(state, actions, step_keys, params))
-            seconds = []
+                state, *_ = jax.block_until_ready(compiled(state, actions, step_keys, params))
+            seconds, works = [], []
             for _ in range(repeats):
                 start = time.perf_counter()
-                state, _ = jax.block_until_ready(compiled(state, actions, step_keys, params))
+                state, _, work = jax.block_until_ready(compiled(state, actions, step_keys, params))
                 seconds.append(time.perf_counter() - start)
-            records.append(_record(batch_size, num_steps, seconds, compile_s))
+                works.append(np.asarray(work, np.float64))
+            record = _record(batch_size, num_steps, seconds, compile_s)
+            if works[0][1] > 0:  # the env reports integrator substeps (ThreeBody)
+                record.update(_substep_record(seconds, works))
+            records.append(record)
             advance()
     return records
 
 
-def make_rollout(env: Any, *, consume_obs: bool = True) -> Callable[..., tuple[Any, jax.Array]]:
-    """`rollout(state, actions, keys, params)` over `[T, B]` inputs → (final state, checksum).
+def make_rollout(
+    env: Any, *, consume_obs: bool = True
+) -> Callable[..., tuple[Any, jax.Array, jax.Array]]:
+    """`rollout(state, actions, keys, params)` over `[T, B]` inputs → (state, checksum, work).
 
     The checksum (float32 []) sums every observation leaf, the reward and the done flags of every
     step, so each of them must be computed; it is not a return (see `step_checksum`). With
     `consume_obs=False` (diagnostic only) the observation is left out and XLA drops it.
+    `work` (float32 [2]) is (Σ substeps, Σ over steps of B · the slowest lane's substeps) for an
+    env whose info reports `substeps` (an integrator's inner steps), else zeros: under vmap every
+    lane waits for the slowest, so 1 − work[0]/work[1] is the fraction of lane-steps left idle.
     """
     batch_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
-    def rollout(state: Any, actions: Any, keys: jax.Array, params: Any) -> tuple[Any, jax.Array]:
-        def one_step(carry: tuple[Any, jax.Array], xs: tuple[Any, jax.Array]) -> tuple[Any, None]:
-            state, total = carry
+    def rollout(
+        state: Any, actions: Any, keys: jax.Array, params: Any
+    ) -> tuple[Any, jax.Array, jax.Array]:
+        def one_step(carry: tuple[Any, jax.Array, jax.Array], xs: tuple[Any, jax.Array]) -> Any:
+            state, total, work = carry
             action, key = xs
             out = batch_step(key, state, action, params)
             # gymnax 1.0 and scalegym: (obs, state, reward, terminated, truncated, info);
             # older gymnax: (obs, state, reward, done, info).
             obs, state, reward = out[0] if consume_obs else None, out[1], out[2]
             flags = out[3:5] if len(out) == 6 else out[3:4]
-            return (state, total + step_checksum(obs, reward, *flags)), None
+            info = out[-1]
+            if isinstance(info, dict) and "substeps" in info:
+                substeps = jnp.asarray(info["substeps"], jnp.float32)
+                work = work + jnp.stack([substeps.sum(), substeps.max() * substeps.size])
+            return (state, total + step_checksum(obs, reward, *flags), work), None
 
-        (state, total), _ = jax.lax.scan(
-            one_step, (state, jnp.zeros((), jnp.float32)), (actions, keys)
+        zero = jnp.zeros((), jnp.float32)
+        (state, total, work), _ = jax.lax.scan(
+            one_step, (state, zero, jnp.zeros(2, jnp.float32)), (actions, keys)
         )
-        return state, total
+        return state, total, work
 
     return rollout
 
@@ -292,6 +308,16 @@ def _record(
         "compile_s": float(compile_s),
         "repeats": len(seconds),
         "num_steps": int(num_steps),
+    }
+
+
+def _substep_record(seconds: Sequence[float], works: Sequence[np.ndarray]) -> dict[str, float]:
+    """Integrator throughput: median substeps per second and the fraction of idle lane-steps."""
+    rates = [work[0] / max(s, 1e-12) for s, work in zip(seconds, works, strict=True)]
+    done, offered = sum(w[0] for w in works), sum(w[1] for w in works)
+    return {
+        "substeps_per_s": float(statistics.median(rates)),
+        "idle_lanes": float(1.0 - done / offered),
     }
 
 

@@ -112,7 +112,7 @@ def collision_time_of(pos: Vectors, vel: Vectors, mass: tuple[jax.Array, ...]) -
         crossing = jnp.where(v2 > 0, jnp.sqrt(r2 / jnp.where(v2 > 0, v2, 1.0)), jnp.inf)
         free_fall = jnp.sqrt(r2 * jnp.sqrt(r2) / (mass[i] + mass[j]))
         times.append(jnp.minimum(crossing, free_fall))
-    return jnp.min(jnp.stack(times))
+    return jnp.min(jnp.stack(times), axis=0)  # over pairs only: lanes may be a trailing [S]
 
 
 def collision_time(pos: jax.Array, vel: jax.Array, mass: jax.Array) -> jax.Array:
@@ -156,13 +156,13 @@ def aarseth_step(derivs: Derivatives, snap: Vectors, crackle: Vectors, eta: jax.
     """Aarseth's shared step []: η · min over bodies of sqrt((|a||s| + |j|²)/(|j||c| + |s|²))."""
     rows = zip(norms(derivs.acc), norms(derivs.jerk), norms(snap), norms(crackle), strict=True)
     steps = [jnp.sqrt((a * s + j * j) / (j * c + s * s)) for a, j, s, c in rows]
-    return eta * jnp.min(jnp.stack(steps))
+    return eta * jnp.min(jnp.stack(steps), axis=0)
 
 
 def aarseth_start_step(derivs: Derivatives, eta: jax.Array) -> jax.Array:
     """The starting step before any snap is known: η · min over bodies of |a|/|j|."""
     steps = [a / j for a, j in zip(norms(derivs.acc), norms(derivs.jerk), strict=True)]
-    return eta * jnp.min(jnp.stack(steps))
+    return eta * jnp.min(jnp.stack(steps), axis=0)
 
 
 class Integration(NamedTuple):
@@ -174,14 +174,69 @@ class Integration(NamedTuple):
     next_dt: jax.Array  # [] Aarseth's step for the next call (the input's under the μ criterion)
 
 
-class _Loop(NamedTuple):
+class Loop(NamedTuple):
+    """The integration loop's state; every leaf is one lane's scalar, or [S] for S lanes."""
+
     pos: Vectors
     vel: Vectors
     derivs: Derivatives
-    remaining: jax.Array
-    substeps: jax.Array
-    next_dt: jax.Array
-    finite: jax.Array
+    remaining: jax.Array  # time left to the end of the call
+    substeps: jax.Array  # int32
+    next_dt: jax.Array  # Aarseth's next step (unused by the μ criterion)
+    finite: jax.Array  # bool
+
+
+# The step-size criteria below are named "mu" and "eta"; `rate` is μ or η accordingly.
+def start_loop(
+    pos: Vectors,
+    vel: Vectors,
+    mass: tuple[jax.Array, ...],
+    duration: jax.Array,
+    rate: jax.Array,
+    next_dt: jax.Array,
+    criterion: str,
+) -> Loop:
+    """The loop state before the first substep (elementwise in the lanes)."""
+    derivs = derivatives(pos, vel, mass)
+    if criterion == "eta":
+        # Bounded by η · the collision time: bodies at rest have no jerk, so |a|/|j| is infinite.
+        fresh = jnp.minimum(
+            aarseth_start_step(derivs, rate), rate * collision_time_of(pos, vel, mass)
+        )
+        next_dt = jnp.where(next_dt > 0, next_dt, fresh)
+    zero = jnp.zeros(jnp.shape(duration), jnp.int32)
+    return Loop(pos, vel, derivs, duration, zero, next_dt, zero == 0)
+
+
+def running(loop: Loop, max_substeps: jax.Array) -> jax.Array:
+    """Lanes that still have time to integrate, substeps to spend and a finite state."""
+    return (loop.remaining > 0) & (loop.substeps < max_substeps) & loop.finite
+
+
+def advance(loop: Loop, mass: tuple[jax.Array, ...], rate: jax.Array, criterion: str) -> Loop:
+    """One shared Hermite step of every lane, the last one shortened to land on the end."""
+    # μ: a fraction of the current collision time; η: Aarseth's step from the previous one.
+    want = rate * collision_time_of(loop.pos, loop.vel, mass) if criterion == "mu" else loop.next_dt
+    last = want >= loop.remaining
+    dt = compute_once(jnp.where(last, loop.remaining, want))
+    step = hermite_step(loop.pos, loop.vel, loop.derivs, mass, dt)
+    values = [c for v in (step.pos, step.vel) for row in v for c in row]
+    finite = jnp.all(jnp.isfinite(jnp.stack(values)), axis=0) & (dt > 0)
+    # Aarseth's criterion from this step (a shortened last step still gives the next one).
+    next_dt = (
+        loop.next_dt
+        if criterion == "mu"
+        else aarseth_step(step.derivs, step.snap, step.crackle, rate)
+    )
+    return Loop(
+        pos=step.pos,
+        vel=step.vel,
+        derivs=step.derivs,
+        remaining=jnp.where(last, jnp.zeros_like(loop.remaining), loop.remaining - dt),
+        substeps=loop.substeps + 1,
+        next_dt=next_dt,
+        finite=finite,
+    )
 
 
 def integrate(
@@ -198,55 +253,53 @@ def integrate(
     """Advance one system ([N, D] positions and velocities) by `duration`, landing exactly on it.
 
     Give `mu` (dt = μ · collision time, recomputed every step) or `eta` (Aarseth's criterion;
-    `next_dt` carries its step between calls, ≤ 0 to start afresh).
+    `next_dt` carries its step between calls, ≤ 0 to start afresh). Under `jax.vmap` the batch
+    runs through `lanes.integrate_lanes`, which regroups the lanes still running so that a few
+    slow systems do not keep the whole batch busy (same results, lane for lane).
     """
     if (mu is None) == (eta is None):
         raise ValueError("integrate: give exactly one of mu (collision-time criterion) or eta")
+    from scalegym.envs.threebody.lanes import integrate_one
+
     dtype = pos.dtype
-    masses = tuple(mass.astype(dtype))
-    p0, v0 = split(pos), split(vel)
-    derivs0 = derivatives(p0, v0, masses)
-    start_dt = jnp.asarray(-1.0 if next_dt is None else next_dt, dtype)
-    if eta is not None:
-        eta = jnp.asarray(eta, dtype)
-        start_dt = jnp.where(start_dt > 0, start_dt, aarseth_start_step(derivs0, eta))
-
-    def keep_going(loop: _Loop) -> jax.Array:
-        return (loop.remaining > 0) & (loop.substeps < max_substeps) & loop.finite
-
-    def substep(loop: _Loop) -> _Loop:
-        if mu is None:
-            want = loop.next_dt
-        else:
-            want = jnp.asarray(mu, dtype) * collision_time_of(loop.pos, loop.vel, masses)
-        last = want >= loop.remaining
-        dt = compute_once(jnp.where(last, loop.remaining, want))
-        step = hermite_step(loop.pos, loop.vel, loop.derivs, masses, dt)
-        values = [c for v in (step.pos, step.vel) for row in v for c in row]
-        finite = jnp.all(jnp.isfinite(jnp.stack(values))) & (dt > 0)
-        # Aarseth's criterion from this step (a shortened last step still gives the next one).
-        next_step = (
-            loop.next_dt if eta is None else aarseth_step(step.derivs, step.snap, step.crackle, eta)
-        )
-        return _Loop(
-            pos=step.pos,
-            vel=step.vel,
-            derivs=step.derivs,
-            remaining=jnp.where(last, jnp.zeros_like(loop.remaining), loop.remaining - dt),
-            substeps=loop.substeps + 1,
-            next_dt=next_step,
-            finite=finite,
-        )
-
-    duration = jnp.asarray(duration, dtype)
-    loop = _Loop(p0, v0, derivs0, duration, jnp.int32(0), start_dt, jnp.bool_(True))
-    loop = jax.lax.while_loop(keep_going, substep, loop)
-    capped = (loop.remaining > 0) & loop.finite & (loop.substeps >= max_substeps)
-    return Integration(
-        pos=stack(loop.pos),
-        vel=stack(loop.vel),
-        substeps=loop.substeps,
-        capped=capped,
-        nonfinite=~loop.finite,
-        next_dt=loop.next_dt,
+    criterion = "mu" if eta is None else "eta"
+    rate = jnp.asarray(mu if eta is None else eta, dtype)
+    out = integrate_one(criterion)(
+        pos,
+        vel,
+        jnp.asarray(mass, dtype),
+        jnp.asarray(duration, dtype),
+        rate,
+        jnp.asarray(-1.0 if next_dt is None else next_dt, dtype),
+        jnp.asarray(max_substeps, jnp.int32),
     )
+    return Integration(*out)
+
+
+def integrate_loop(
+    pos: Vectors,
+    vel: Vectors,
+    mass: tuple[jax.Array, ...],
+    duration: jax.Array,
+    rate: jax.Array,
+    next_dt: jax.Array,
+    max_substeps: jax.Array,
+    criterion: str,
+) -> Loop:
+    """The plain loop: substep until every lane is done (all lanes step together)."""
+    loop = start_loop(pos, vel, mass, duration, rate, next_dt, criterion)
+    return jax.lax.while_loop(
+        lambda lp: jnp.any(running(lp, max_substeps)),
+        lambda lp: keep_where(running(lp, max_substeps), advance(lp, mass, rate, criterion), lp),
+        loop,
+    )
+
+
+def keep_where(active: jax.Array, new: Loop, old: Loop) -> Loop:
+    """`new` in the active lanes, `old` elsewhere."""
+    return jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
+
+
+def capped_of(loop: Loop, max_substeps: jax.Array) -> jax.Array:
+    """Stopped by the substep cap with time left (and a finite state)."""
+    return (loop.remaining > 0) & loop.finite & (loop.substeps >= max_substeps)
