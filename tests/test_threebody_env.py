@@ -130,3 +130,28 @@ def test_aarseth_variant_carries_its_step_between_env_steps(x64):
         assert not bool(terminated)
     assert float(state.next_dt) > 0 and min(substeps) > 0
     assert float(state.delta_e) != 0.0 and abs(float(state.delta_e)) < 1e-3
+
+
+def test_evaluation_runs_one_episode_per_seed_like_stepping_the_env(x64):
+    from scalegym.envs.threebody import evaluation
+
+    env, params = scalegym.make("ThreeBody-v0", num_instances=10)
+    result = evaluation.evaluate_instances(
+        env, params, evaluation.fixed_action_policy(7), instances=(2, 5, 9), steps=4
+    )
+    assert result["instance"].tolist() == [2, 5, 9] and result["steps"].tolist() == [4, 4, 4]
+    # Instance 5 stepped by hand: the same substeps, error and mean reward.
+    one = params.replace(instance=5)
+    _, state = env.reset(jax.random.key(0), one)
+    substeps, rewards = 0, []
+    for t in range(4):
+        _, state, reward, _, info = env.step_env(jax.random.key(t), state, 7, one)
+        substeps += int(info["substeps"])
+        rewards.append(float(reward))
+    assert int(result["substeps"][1]) == substeps
+    np.testing.assert_allclose(result["mean_reward"][1], np.mean(rewards), rtol=1e-5)
+    np.testing.assert_allclose(
+        result["final_log10_error"][1], np.log10(abs(float(state.delta_e))), rtol=1e-9
+    )
+    row = evaluation.summarize(result)
+    assert row["episodes"] == 3 and row["total_substeps"] == int(result["substeps"].sum())

@@ -230,7 +230,7 @@ def bench_report(
                     {"batch_size": int(batch_size), "error": f"{type(err).__name__}: {err}"}
                 )
             advance()
-    keep = ("batch_size", "sps", "sps_min", "sps_max", "compile_s")
+    keep = ("batch_size", "sps", "sps_min", "sps_max", "compile_s", "substeps_per_s", "idle_lanes")
     return {
         "env": resolved.id,
         "kind": resolved.kind,
@@ -243,7 +243,7 @@ def bench_report(
         "versions": versions(),
         "num_steps": num_steps,
         "repeats": repeats,
-        "results": [{k: r[k] for k in keep} for r in records],
+        "results": [{k: r[k] for k in keep if k in r} for r in records],
         "failed": failed,
     }
 

@@ -1,0 +1,43 @@
+"""A trained run's policy read back from its checkpoint (`scalegym.agents.trained`)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from scalegym.agents.train import train_agent
+from scalegym.agents.trained import load_trained, ppo_policy, seed_runner
+
+RUN = dict(total_steps=16 * 16 * 2, agent_overrides=dict(num_envs=16, num_steps=16))
+
+
+def test_the_checkpointed_policy_acts_like_the_trained_network(tmp_path):
+    train_agent("ToyChain-v0", checkpoint_dir=tmp_path, num_seeds=2, progress=False, **RUN)
+    ppo, runner = load_trained(
+        "ToyChain-v0",
+        tmp_path,
+        total_steps=RUN["total_steps"],
+        num_seeds=2,
+        agent_overrides=RUN["agent_overrides"],
+    )
+    assert int(runner.update[0]) == 2  # both updates were restored
+    obs = jax.vmap(ppo.env.reset, in_axes=(0, None))(
+        jax.random.split(jax.random.key(0), 8), ppo.env_params
+    )[0]
+    one = seed_runner(runner, 1)
+    greedy = ppo_policy(ppo, one)(obs, jax.random.key(1))
+    _, logits, _ = ppo.apply(
+        one.train_state.params,
+        jnp.zeros((8, 1)),
+        jax.tree.map(lambda x: x[None], obs),
+        jnp.ones((1, 8), bool),
+    )
+    np.testing.assert_array_equal(np.asarray(greedy), np.argmax(np.asarray(logits[0]), -1))
+    sampled = ppo_policy(ppo, one, greedy=False)(obs, jax.random.key(1))
+    assert sampled.shape == (8,) and bool(jnp.all((sampled >= 0) & (sampled < logits.shape[-1])))
+
+
+def test_another_runs_checkpoint_is_refused(tmp_path):
+    train_agent("ToyChain-v0", checkpoint_dir=tmp_path, progress=False, **RUN)
+    with pytest.raises(ValueError, match="another run"):
+        load_trained("ToyChain-v0", tmp_path, total_steps=RUN["total_steps"], num_seeds=3)
