@@ -137,7 +137,7 @@ def test_evaluation_runs_one_episode_per_seed_like_stepping_the_env(x64):
 
     env, params = scalegym.make("ThreeBody-v0", num_instances=10)
     result = evaluation.evaluate_instances(
-        env, params, evaluation.fixed_action_policy(7), instances=(2, 5, 9), steps=4
+        env, params, evaluation.fixed_action, 7, instances=(2, 5, 9), steps=4
     )
     assert result["instance"].tolist() == [2, 5, 9] and result["steps"].tolist() == [4, 4, 4]
     # Instance 5 stepped by hand: the same substeps, error and mean reward.

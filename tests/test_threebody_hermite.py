@@ -11,7 +11,7 @@ import pytest
 import rebound
 from jax.typing import ArrayLike
 
-from scalegym.envs.threebody import hermite
+from scalegym.envs.threebody import hermite, integrator
 from scalegym.envs.threebody import initial_conditions as ic
 
 PYTHAGOREAN_ENERGY = -769.0 / 60.0
@@ -138,7 +138,7 @@ def test_hermite_step_is_fourth_order() -> None:
         assert np.all((local >= 3.5) & (local <= 4.5)), (local, errors)
 
 
-_integrate = jax.jit(hermite.integrate)
+_integrate = jax.jit(integrator.integrate)
 
 
 def integrate(
@@ -151,8 +151,8 @@ def integrate(
     eta: ArrayLike | None = None,
     next_dt: ArrayLike = -1.0,
     max_substeps: ArrayLike = 1_000_000,
-) -> hermite.Integration:
-    """`hermite.integrate`, jitted, every argument a strong-typed array (one compile each way)."""
+) -> integrator.Integration:
+    """`integrator.integrate`, jitted, every argument a strong-typed array (one compile each)."""
     criterion = {"mu": mu} if eta is None else {"eta": eta}
     return _integrate(
         *(jnp.asarray(a, jnp.float64) for a in (pos, vel, mass, duration)),
@@ -165,7 +165,7 @@ def integrate(
 @jax.jit
 def integrate_batch(
     pos: jax.Array, vel: jax.Array, mass: jax.Array, duration: jax.Array
-) -> hermite.Integration:
+) -> integrator.Integration:
     """Systems [B, N, D] of one mass vector, batched as the env batches them, μ = 1e-3."""
     return jax.vmap(lambda p, v: integrate(p, v, mass, duration, mu=1e-3))(pos, vel)
 
@@ -302,9 +302,9 @@ def test_nonfinite_state_stops_the_run(criterion: dict[str, float], defect: str)
 def test_integrate_needs_exactly_one_criterion() -> None:
     pos, vel, mass = f64(*ic.pythagorean_problem())
     with pytest.raises(ValueError, match="exactly one"):
-        hermite.integrate(pos, vel, mass, 1.0)
+        integrator.integrate(pos, vel, mass, 1.0)
     with pytest.raises(ValueError, match="exactly one"):
-        hermite.integrate(pos, vel, mass, 1.0, mu=1e-3, eta=0.02)
+        integrator.integrate(pos, vel, mass, 1.0, mu=1e-3, eta=0.02)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -422,7 +422,7 @@ def test_regrouped_lanes_match_lane_by_lane_runs(criterion: str) -> None:
     # 24 systems with rates a factor 100 apart: the runners regroup into buckets of 16 and 8
     # (lanes.py), and each lane must still end exactly as it does alone (lax.map: no vmap rule),
     # also when the batch is vmapped twice (seeds × envs flatten into one batch).
-    from scalegym.envs.threebody import lanes
+    from scalegym.envs.threebody import integrator as lanes
 
     table = ic.initial_condition_table(24)
     pos, vel = f64(table[:, 0], table[:, 1])
@@ -431,8 +431,8 @@ def test_regrouped_lanes_match_lane_by_lane_runs(criterion: str) -> None:
     if criterion == "eta":
         rates = rates * 20.0
 
-    def one(p: jax.Array, v: jax.Array, rate: jax.Array) -> hermite.Integration:
-        return hermite.integrate(p, v, mass, 2.0, **{criterion: rate}, max_substeps=20_000)
+    def one(p: jax.Array, v: jax.Array, rate: jax.Array) -> integrator.Integration:
+        return integrator.integrate(p, v, mass, 2.0, **{criterion: rate}, max_substeps=20_000)
 
     batched = jax.jit(jax.vmap(one))(pos, vel, rates)
     alone = jax.jit(lambda *a: jax.lax.map(lambda x: one(*x), a))(pos, vel, rates)

@@ -22,7 +22,7 @@ from scalegym.agents.ppo import PPO, RunnerState, make_ppo
 from scalegym.agents.ppo_config import default_config
 from scalegym.core.resolve import resolve_env
 
-Policy = Callable[[jax.Array, jax.Array], jax.Array]
+Policy = Callable[[jax.Array, jax.Array, Any], jax.Array]
 
 
 def load_trained(
@@ -55,18 +55,21 @@ def seed_runner(runner: RunnerState, index: int) -> RunnerState:
     return jax.tree.map(lambda x: x[index], runner)
 
 
-def ppo_policy(ppo: PPO, runner: RunnerState, *, greedy: bool = True) -> Policy:
-    """`policy(obs [B, ...], key) → actions [B]` of one seed's network (argmax when greedy)."""
+def ppo_policy(ppo: PPO, *, greedy: bool = True) -> Policy:
+    """`policy(obs [B, ...], key, runner) → actions [B]` of one seed's runner (argmax if greedy).
+
+    The runner is an argument, so one compiled evaluation serves every seed.
+    """
     if ppo.config.recurrent:
         raise ValueError("ppo_policy: recurrent (GRU) policies need a carry; use an MLP or CNN")
-    params, config = runner.train_state.params, ppo.config
+    config = ppo.config
 
-    def policy(obs: Any, key: jax.Array) -> jax.Array:
+    def policy(obs: Any, key: jax.Array, runner: RunnerState) -> jax.Array:
         x = add_time(normalize(runner.obs_norm, obs, config.normalize_obs))
         batch = jax.tree.leaves(obs)[0].shape[0]
         starts = jnp.ones((1, batch), bool)
         carry = jnp.zeros((batch, 1), jnp.float32)
-        _, logits, _ = ppo.apply(params, carry, x, starts)
+        _, logits, _ = ppo.apply(runner.train_state.params, carry, x, starts)
         if greedy:
             return jnp.argmax(logits[0], axis=-1).astype(jnp.int32)
         return jax.random.categorical(key, logits[0]).astype(jnp.int32)
@@ -74,12 +77,14 @@ def ppo_policy(ppo: PPO, runner: RunnerState, *, greedy: bool = True) -> Policy:
     return policy
 
 
-def host_policy(policy: Policy, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
-    """The policy on NumPy observations [B, ...] (host envs), jitted once."""
+def host_policy(policy: Policy, theta: Any, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
+    """The policy with parameters `theta` on NumPy observations [B, ...] (host envs), jitted."""
     act = jax.jit(policy)
-    keys = iter(jax.random.split(jax.random.key(seed), 1_000_000))
+    key = jax.random.key(seed)
 
     def step(obs: np.ndarray) -> np.ndarray:
-        return np.asarray(act(jnp.asarray(obs), next(keys)))
+        nonlocal key
+        key, now = jax.random.split(key)
+        return np.asarray(act(jnp.asarray(obs), now, theta))
 
     return step

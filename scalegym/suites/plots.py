@@ -28,6 +28,10 @@ def write_plots(run_dir: Path, records: dict[str, dict[str, Any]]) -> list[Path]
             fig = curve_figure(plt, name, record["env"], result["curve"])
         elif record.get("kind") == "scaling" and result.get("values"):
             fig = scaling_figure(plt, name, record["env"], result)
+        elif record.get("kind") == "timestep" and result.get("episodes"):
+            from scalegym.suites.timestep import timestep_figure
+
+            fig = timestep_figure(plt, name, record["env"], result)
         else:
             continue
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from scalegym.agents.result import TrainResult
+from scalegym.suites.timestep import report_lines
 
 MANIFEST, RESULTS, SUMMARY, REPORT = "manifest.json", "results.jsonl", "summary.csv", "report.md"
 SUMMARY_COLUMNS = (
@@ -216,6 +217,11 @@ def render_report(
         ]
         for record in scaling:
             lines += ["", *scaling_section(record)]
+    timestep = [r for r in latest.values() if r["kind"] == "timestep" and r["status"] == "ok"]
+    if timestep:
+        lines += ["", "## Time-step policies against every fixed step"]
+        for record in timestep:
+            lines += ["", *report_lines(record["cell"], record["result"])]
     failed = [r for r in rows if r["status"] == "failed"]
     if failed:
         lines += ["", "## Failed cells", "", _row(["cell", "kind", "error"]), _rule(3)]

@@ -25,6 +25,7 @@ from scalegym.suites import report
 from scalegym.suites.lock import hold_run_dir
 from scalegym.suites.spec import BenchCell, Cell, ScalingCell, SuiteSpec, TrainCell
 from scalegym.suites.tensorboard import TensorBoardLogger
+from scalegym.suites.timestep import run_timestep_cell
 
 DEFAULT_ROOT = Path("results") / "runs"
 SUITE_COPY = "suite.toml"
@@ -326,6 +327,7 @@ CELL_RUNNERS: dict[str, Callable[[Any, CellContext], dict[str, Any]]] = {
     "bench": run_bench_cell,
     "train": run_train_cell,
     "scaling": run_scaling_cell,
+    "timestep": run_timestep_cell,
 }
 
 

@@ -106,6 +106,25 @@ class ScalingCell(Cell):
         return {**self.env_params, **dict.fromkeys(self.vary, number)}
 
 
+@dataclass(frozen=True)
+class TimestepCell(Cell):
+    """PPO trained to choose an integrator's step, judged against every fixed action (ThreeBody)."""
+
+    agent: str
+    steps: int
+    seeds: int
+    seed: int
+    agent_params: dict[str, Any]
+    instances: int  # evaluation instance seeds 0..instances-1
+    eval_steps: int  # env steps per evaluation episode
+    eval_params: dict[str, Any]  # env params at evaluation (training uses env_params)
+    baseline_actions: tuple[int, ...]  # fixed actions judged beside PPO; () = all
+    transfer: tuple[str, ...]  # REBOUND integrators the first seed's policy is run on
+    transfer_instances: int
+
+    kind = "timestep"
+
+
 COMMON_RULES = {
     "name": Rule("str", required=True),
     "kind": Rule("str", required=True),
@@ -160,6 +179,22 @@ CELL_KINDS: dict[str, tuple[type[Cell], dict[str, Rule]]] = {
         },
     ),
 }
+CELL_KINDS["timestep"] = (
+    TimestepCell,
+    {
+        "agent": Rule("str", required=True, allowed=("ppo",)),
+        "steps": Rule("int", required=True, minimum=1),
+        "seeds": Rule("int", default=_INHERIT, minimum=1),
+        "seed": Rule("int", default=_INHERIT, minimum=0),
+        "agent_params": Rule("table", default={}),
+        "instances": Rule("int", default=100, minimum=1),
+        "eval_steps": Rule("int", default=300, minimum=1),
+        "eval_params": Rule("table", default={}),
+        "baseline_actions": Rule("int_list", default=(), minimum=0),
+        "transfer": Rule("str_or_str_list", default=()),
+        "transfer_instances": Rule("int", default=10, minimum=1),
+    },
+)
 BUDGET_RULES = {
     "start": Rule("int", required=True, minimum=1),
     "stop": Rule("int", required=True, minimum=1),
@@ -304,7 +339,9 @@ def _check_cell(
         errors.extend(_threshold_problems(values["threshold"], "threshold_on", values, where))
     if cls is ScalingCell:
         errors.extend(_scaling_problems(values, where))
-    if cls in (TrainCell, ScalingCell):
+    if cls is TimestepCell:
+        errors.extend(_timestep_problems(values, where))
+    if cls in (TrainCell, ScalingCell, TimestepCell):
         problems = agent_param_problems(values["agent"], values["agent_params"])
         errors.extend(f'{where}: field "agent_params": {p}' for p in problems)
     values.pop("kind")
@@ -334,6 +371,26 @@ def _scaling_problems(values: dict[str, Any], where: str) -> list[str]:
     errors += _threshold_problems(values["threshold"], "criterion", values, where)
     if not 0.0 <= values["delta"] < 1.0:
         errors.append(f'{where}: field "delta": {values["delta"]:g}; allowed: 0 <= delta < 1')
+    return errors
+
+
+def _timestep_problems(values: dict[str, Any], where: str) -> list[str]:
+    """Fixed actions ThreeBody has, and REBOUND integrators a timestep cell can transfer to."""
+    from scalegym.envs.threebody.rebound_env import INTEGRATORS
+    from scalegym.envs.threebody.rules import MU_ACTIONS
+
+    errors = []
+    actions = [a for a in values["baseline_actions"] if a >= len(MU_ACTIONS)]
+    if actions:
+        errors.append(
+            f'{where}: field "baseline_actions": {actions}; allowed: 0..{len(MU_ACTIONS) - 1}'
+        )
+    unknown = [t for t in values["transfer"] if t not in INTEGRATORS]
+    if unknown:
+        errors.append(
+            f'{where}: field "transfer": {", ".join(unknown)} unknown; '
+            f"allowed: {', '.join(INTEGRATORS)}"
+        )
     return errors
 
 

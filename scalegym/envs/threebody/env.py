@@ -1,7 +1,7 @@
 """ThreeBody-v0 / ThreeBodyAarseth-v0: an agent picks the Hermite step parameter every 0.1 yr.
 
 One env step integrates the three bodies for 0.1 yr (`ENV_STEP_TIME` N-body units) with the
-float64 Hermite integrator (`hermite.integrate`), landing exactly on the step's end time; the
+float64 Hermite integrator (`integrator.integrate`), landing exactly on the step's end time; the
 action picks μ (ThreeBody-v0: dt = μ · collision time) or η (ThreeBodyAarseth-v0: Aarseth's
 criterion). Observation and reward are `rules.py`'s, shared with the REBOUND env.
 """
@@ -17,7 +17,7 @@ from flax import struct
 
 from scalegym.core import spaces
 from scalegym.core.environment import Environment
-from scalegym.envs.threebody import hermite, rules
+from scalegym.envs.threebody import hermite, integrator, rules
 from scalegym.envs.threebody import initial_conditions as ic
 
 X64_HELP = (
@@ -162,9 +162,9 @@ class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
 
     def integrate(
         self, state: ThreeBodyState, action: jax.Array, params: ThreeBodyParams
-    ) -> hermite.Integration:
+    ) -> integrator.Integration:
         mu = jnp.asarray(self.actions, jnp.float64)[action]
-        return hermite.integrate(
+        return integrator.integrate(
             state.pos,
             state.vel,
             params.mass,
@@ -228,9 +228,9 @@ class ThreeBodyAarseth(ThreeBody):
 
     def integrate(
         self, state: ThreeBodyState, action: jax.Array, params: ThreeBodyParams
-    ) -> hermite.Integration:
+    ) -> integrator.Integration:
         eta = jnp.asarray(self.actions, jnp.float64)[action]
-        return hermite.integrate(
+        return integrator.integrate(
             state.pos,
             state.vel,
             params.mass,

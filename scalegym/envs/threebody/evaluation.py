@@ -10,11 +10,13 @@ paper's evaluation set) under one jit, all seeds vmapped, and returns per-episod
 - `steps`: env steps taken, `capped`/`nonfinite`: how it ended.
 
 A finished episode's lane integrates for zero time afterwards, so it costs nothing. A policy is
-`policy(obs [B, 13] float32, key) → actions [B] int32`.
+`policy(obs [B, 13] float32, key, theta) → actions [B] int32` with its parameters `theta` passed
+as data, so every fixed μ (or every PPO seed) shares one compiled evaluation.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -25,24 +27,21 @@ import numpy as np
 from scalegym.envs.threebody import rules
 from scalegym.envs.threebody.env import ThreeBody, ThreeBodyParams
 
-Policy = Callable[[jax.Array, jax.Array], jax.Array]
+Policy = Callable[[jax.Array, jax.Array, Any], jax.Array]
 EVAL_INSTANCES = tuple(range(100))
 EVAL_STEPS = 300
 
 
-def fixed_action_policy(action: int) -> Policy:
-    """The baseline that always picks one action (one fixed μ, or one fixed η)."""
-
-    def policy(obs: jax.Array, key: jax.Array) -> jax.Array:
-        return jnp.full(obs.shape[:1], action, jnp.int32)
-
-    return policy
+def fixed_action(obs: jax.Array, key: jax.Array, action: Any) -> jax.Array:
+    """The baseline policy: always the action `theta` (one fixed μ, or one fixed η)."""
+    return jnp.full(obs.shape[:1], action, jnp.int32)
 
 
 def evaluate_instances(
     env: ThreeBody,
     params: ThreeBodyParams,
     policy: Policy,
+    theta: Any,
     instances: tuple[int, ...] = EVAL_INSTANCES,
     steps: int = EVAL_STEPS,
     seed: int = 0,
@@ -50,15 +49,17 @@ def evaluate_instances(
     """One episode per instance seed; per-episode arrays [len(instances)] (see the module)."""
     seeds = jnp.asarray(instances, jnp.int32)
     lane_params = jax.vmap(lambda s: params.replace(instance=s, reward="paper"))(seeds)
-    return jax.tree.map(np.asarray, _run(env, policy, steps)(lane_params, jax.random.key(seed)))
+    run = _run(env, policy, steps)
+    return jax.tree.map(np.asarray, run(lane_params, theta, jax.random.key(seed)))
 
 
+@functools.lru_cache(maxsize=16)
 def _run(env: ThreeBody, policy: Policy, steps: int) -> Callable[..., dict[str, jax.Array]]:
     step_env = jax.vmap(env.step_env)
     reset = jax.vmap(env.reset_env)
 
     @jax.jit
-    def run(params: ThreeBodyParams, key: jax.Array) -> dict[str, jax.Array]:
+    def run(params: ThreeBodyParams, theta: Any, key: jax.Array) -> dict[str, jax.Array]:
         lanes = params.instance.shape[0]
         obs, state = reset(jax.random.split(key, lanes), params)
         zeros = jnp.zeros(lanes)
@@ -67,7 +68,7 @@ def _run(env: ThreeBody, policy: Policy, steps: int) -> Callable[..., dict[str, 
         def body(carry: tuple, key: jax.Array) -> tuple[tuple, None]:
             obs, state, done, substeps, reward_sum, taken, final_err = carry
             k_act, k_env = jax.random.split(key)
-            action = policy(obs, k_act)
+            action = policy(obs, k_act, theta)
             # A finished lane integrates for no time: its loop does not run.
             live = params.replace(step_time=jnp.where(done, 0.0, params.step_time))
             obs2, state2, reward, terminated, info = step_env(
@@ -97,6 +98,54 @@ def _run(env: ThreeBody, policy: Policy, steps: int) -> Callable[..., dict[str, 
         }
 
     return run
+
+
+def evaluate_host_instances(
+    integrator: str,
+    act: Callable[[np.ndarray], np.ndarray],
+    instances: tuple[int, ...] = EVAL_INSTANCES,
+    steps: int = EVAL_STEPS,
+) -> dict[str, np.ndarray]:
+    """`evaluate_instances`' arrays on `ThreeBodyRebound-v0` (REBOUND, host, one at a time).
+
+    `act(obs [1, 13]) → actions [1]`; substeps are the REBOUND integrator's own steps.
+    """
+    from scalegym.envs.threebody.rebound_env import ThreeBodyRebound
+
+    rows = []
+    for seed in instances:
+        env = ThreeBodyRebound(
+            integrator=integrator,
+            instance=seed,
+            num_instances=max(instances) + 1,
+            max_steps_in_episode=steps,
+        )
+        obs, _ = env.reset(seed=0)
+        substeps, reward_sum, taken, err, capped = 0, 0.0, 0, 0.0, False
+        while taken < steps:
+            obs, reward, terminated, truncated, info = env.step(int(act(obs[None])[0]))
+            substeps, reward_sum, taken = (
+                substeps + int(info["substeps"]),
+                reward_sum + reward,
+                taken + 1,
+            )
+            err = 1.0 if info["nonfinite"] else float(info["energy_error"])
+            capped = bool(info["capped"])
+            if terminated or truncated:
+                break
+        rows.append((seed, err, substeps, reward_sum / max(taken, 1), taken, capped))
+    seed, err, substeps, mean_reward, taken, capped = (
+        np.asarray(c) for c in zip(*rows, strict=True)
+    )
+    return {
+        "instance": seed,
+        "final_log10_error": np.log10(np.maximum(err, rules.ENERGY_FLOOR)),
+        "substeps": substeps,
+        "mean_reward": mean_reward,
+        "steps": taken,
+        "capped": capped,
+        "ended_early": taken < steps,
+    }
 
 
 def summarize(result: dict[str, np.ndarray]) -> dict[str, Any]:

@@ -15,11 +15,10 @@ share one step, chosen either as
   min(r/|v_ij|, sqrt(r³/(m_i + m_j)))), the paper's criterion; or
 - Aarseth's criterion with accuracy `eta`, from the snap and crackle of the previous step.
 
-`integrate` advances a system by a fixed duration in as many steps as the criterion asks for,
+`integrate_loop` advances systems by a fixed duration in as many steps as the criterion asks for,
 shortening the last so it lands exactly on the end time (the remaining time becomes exactly 0),
 and stops early at `max_substeps` (`capped`) or when the state stops being finite (`nonfinite`).
-Under `vmap` its while loop runs until the slowest lane finishes; finished lanes idle (they keep
-their state and count no substeps).
+The public entry is `integrator.integrate`, which also regroups lanes under `vmap`.
 """
 
 from __future__ import annotations
@@ -165,15 +164,6 @@ def aarseth_start_step(derivs: Derivatives, eta: jax.Array) -> jax.Array:
     return eta * jnp.min(jnp.stack(steps), axis=0)
 
 
-class Integration(NamedTuple):
-    pos: jax.Array  # [N, D] at the end (or where the loop stopped)
-    vel: jax.Array  # [N, D]
-    substeps: jax.Array  # [] int32 Hermite steps taken
-    capped: jax.Array  # [] bool: stopped at max_substeps before the end time
-    nonfinite: jax.Array  # [] bool: the state stopped being finite
-    next_dt: jax.Array  # [] Aarseth's step for the next call (the input's under the μ criterion)
-
-
 class Loop(NamedTuple):
     """The integration loop's state; every leaf is one lane's scalar, or [S] for S lanes."""
 
@@ -237,43 +227,6 @@ def advance(loop: Loop, mass: tuple[jax.Array, ...], rate: jax.Array, criterion:
         next_dt=next_dt,
         finite=finite,
     )
-
-
-def integrate(
-    pos: jax.Array,
-    vel: jax.Array,
-    mass: jax.Array,
-    duration: float | jax.Array,
-    *,
-    mu: float | jax.Array | None = None,
-    eta: float | jax.Array | None = None,
-    next_dt: float | jax.Array | None = None,
-    max_substeps: int | jax.Array = 100_000,
-) -> Integration:
-    """Advance one system ([N, D] positions and velocities) by `duration`, landing exactly on it.
-
-    Give `mu` (dt = μ · collision time, recomputed every step) or `eta` (Aarseth's criterion;
-    `next_dt` carries its step between calls, ≤ 0 to start afresh). Under `jax.vmap` the batch
-    runs through `lanes.integrate_lanes`, which regroups the lanes still running so that a few
-    slow systems do not keep the whole batch busy (same results, lane for lane).
-    """
-    if (mu is None) == (eta is None):
-        raise ValueError("integrate: give exactly one of mu (collision-time criterion) or eta")
-    from scalegym.envs.threebody.lanes import integrate_one
-
-    dtype = pos.dtype
-    criterion = "mu" if eta is None else "eta"
-    rate = jnp.asarray(mu if eta is None else eta, dtype)
-    out = integrate_one(criterion)(
-        pos,
-        vel,
-        jnp.asarray(mass, dtype),
-        jnp.asarray(duration, dtype),
-        rate,
-        jnp.asarray(-1.0 if next_dt is None else next_dt, dtype),
-        jnp.asarray(max_substeps, jnp.int32),
-    )
-    return Integration(*out)
 
 
 def integrate_loop(

@@ -1,4 +1,4 @@
-"""Batched Hermite integration that regroups the lanes still running (`integrate`'s vmap rule).
+"""`integrate`: one system's Hermite integration, and under `vmap` a batch that regroups lanes.
 
 Under a plain `vmap` a while loop runs every lane until the slowest finishes: with substep counts
 as heavy-tailed as the three-body problem's (median 90, max ≈ 22k per env step at μ = 1e-3), a
@@ -10,7 +10,7 @@ only the smallest bucket (a power of two, at least `MIN_BUCKET`) that holds them
 rest wait without cost. A batch then costs about its total work plus the slowest lane's latency,
 instead of B times the slowest lane.
 
-`hermite.integrate` reaches this through `jax.custom_batching.custom_vmap`: vmapping it (once,
+`integrate` reaches this through `jax.custom_batching.custom_vmap`: vmapping it (once,
 or nested, e.g. seeds × envs: nested batches are flattened into one) calls `integrate_lanes`.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +28,51 @@ from scalegym.envs.threebody import hermite
 
 CHUNK = 16  # substeps per phase between regroupings
 MIN_BUCKET = 8  # the smallest group of lanes stepped together
+
+
+class Integration(NamedTuple):
+    pos: jax.Array  # [N, D] at the end (or where the loop stopped)
+    vel: jax.Array  # [N, D]
+    substeps: jax.Array  # [] int32 Hermite steps taken
+    capped: jax.Array  # [] bool: stopped at max_substeps before the end time
+    nonfinite: jax.Array  # [] bool: the state stopped being finite
+    next_dt: jax.Array  # [] Aarseth's step for the next call (the input's under the μ criterion)
+
+
+def integrate(
+    pos: jax.Array,
+    vel: jax.Array,
+    mass: jax.Array,
+    duration: float | jax.Array,
+    *,
+    mu: float | jax.Array | None = None,
+    eta: float | jax.Array | None = None,
+    next_dt: float | jax.Array | None = None,
+    max_substeps: int | jax.Array = 100_000,
+) -> Integration:
+    """Advance one system ([N, D] positions and velocities) by `duration`, landing exactly on it.
+
+    Give `mu` (dt = μ · collision time, recomputed every step) or `eta` (Aarseth's criterion;
+    `next_dt` carries its step between calls, ≤ 0 to start afresh). Under `jax.vmap` the batch
+    runs through `integrate_lanes`, which regroups the lanes still running so that a few
+    slow systems do not keep the whole batch busy (same results, lane for lane).
+    """
+    if (mu is None) == (eta is None):
+        raise ValueError("integrate: give exactly one of mu (collision-time criterion) or eta")
+    dtype = pos.dtype
+    criterion = "mu" if eta is None else "eta"
+    rate = jnp.asarray(mu if eta is None else eta, dtype)
+    out = integrate_one(criterion)(
+        pos,
+        vel,
+        jnp.asarray(mass, dtype),
+        jnp.asarray(duration, dtype),
+        rate,
+        jnp.asarray(-1.0 if next_dt is None else next_dt, dtype),
+        jnp.asarray(max_substeps, jnp.int32),
+    )
+    return Integration(*out)
+
 
 Outputs = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
 

@@ -1,0 +1,215 @@
+"""The `timestep` cell: train PPO to choose an integrator's step, then judge it like the paper.
+
+After training (all seeds vmapped, curves to TensorBoard), each seed's greedy policy and every
+fixed action (each fixed μ) run one episode on each evaluation instance seed (0–99 × 300 steps
+by default, `threebody.evaluation`). The record holds per-episode (substeps, final log10|ΔE|) for
+the scatter plot, a summary row per policy, and the verdict the paper's claim needs:
+- `dominated_by`: fixed actions with both a lower median final |ΔE| and fewer total substeps,
+- `beats_best_fixed`: the policy's mean paper reward above the best fixed action's.
+Optionally the first seed's policy is transferred to REBOUND's integrators on the host
+(`ThreeBodyRebound-v0`) without retraining.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from scalegym.suites.tensorboard import TensorBoardLogger
+
+
+def run_timestep_cell(cell: Any, context: Any) -> dict[str, Any]:
+    """Train, then evaluate PPO, the fixed actions and the transfer (see the module)."""
+    import scalegym
+    from scalegym.agents.train import train_agent
+    from scalegym.agents.trained import load_trained, ppo_policy, seed_runner
+    from scalegym.envs.threebody import evaluation
+
+    with TensorBoardLogger(context.tb_dir) as logger:
+
+        def log(env_steps: int, scalars: dict[str, float]) -> None:
+            logger.log_scalars(env_steps, scalars)
+            context.advance(0.5 * min(1.0, env_steps / cell.steps))
+
+        trained = train_agent(
+            cell.env,
+            cell.agent,
+            total_steps=cell.steps,
+            num_seeds=cell.seeds,
+            seed=cell.seed,
+            env_overrides=dict(cell.env_params),
+            agent_overrides=dict(cell.agent_params),
+            log=log,
+            checkpoint_dir=context.checkpoint_dir,
+            progress=False,
+        )
+    ppo, runner = load_trained(
+        cell.env,
+        context.checkpoint_dir,
+        total_steps=cell.steps,
+        num_seeds=cell.seeds,
+        seed=cell.seed,
+        env_overrides=dict(cell.env_params),
+        agent_overrides=dict(cell.agent_params),
+    )
+    env, params = scalegym.make(cell.env, num_instances=cell.instances, **dict(cell.eval_params))
+    instances = tuple(range(cell.instances))
+    runs: list[tuple[str, dict[str, np.ndarray]]] = []
+    policy = ppo_policy(ppo)  # one compiled evaluation for every seed, another for every action
+    for k in range(cell.seeds):
+        result = _evaluate(env, params, policy, seed_runner(runner, k), cell, instances)
+        runs.append((f"ppo seed {cell.seed + k}", result))
+    actions = cell.baseline_actions or tuple(range(len(env.actions)))
+    for a in actions:
+        result = _evaluate(env, params, evaluation.fixed_action, np.int32(a), cell, instances)
+        runs.append((f"fixed {env.actions[a]:.3g}", result))
+        context.advance(0.5 + 0.5 * len(runs) / (cell.seeds + len(actions)))
+    rows = [{"policy": name, **evaluation.summarize(result)} for name, result in runs]
+    episodes = {
+        name: {
+            "substeps": result["substeps"].tolist(),
+            "final_log10_error": result["final_log10_error"].tolist(),
+        }
+        for name, result in runs
+    }
+    transfer = [
+        {"integrator": integrator, **_transfer(ppo, seed_runner(runner, 0), integrator, cell)}
+        for integrator in cell.transfer
+    ]
+    return {
+        "train": trained.as_record(),
+        "eval_steps": cell.eval_steps,
+        "instances": cell.instances,
+        "rows": rows,
+        "verdict": verdict(rows),
+        "episodes": episodes,
+        "transfer": transfer,
+    }
+
+
+def _evaluate(
+    env: Any, params: Any, policy: Any, theta: Any, cell: Any, instances: tuple[int, ...]
+) -> Any:
+    from scalegym.envs.threebody import evaluation
+
+    return evaluation.evaluate_instances(env, params, policy, theta, instances, cell.eval_steps)
+
+
+def _transfer(ppo: Any, runner: Any, integrator: str, cell: Any) -> dict[str, Any]:
+    from scalegym.agents.trained import host_policy, ppo_policy
+    from scalegym.envs.threebody import evaluation
+
+    act = host_policy(ppo_policy(ppo), runner)
+    result = evaluation.evaluate_host_instances(
+        integrator, act, tuple(range(cell.transfer_instances)), cell.eval_steps
+    )
+    return evaluation.summarize(result)
+
+
+def verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per PPO seed: the fixed actions that dominate it, and whether it beats the best fixed."""
+    fixed = [r for r in rows if r["policy"].startswith("fixed")]
+    best = max(fixed, key=lambda r: r["mean_paper_reward"]) if fixed else None
+    out: dict[str, Any] = {"best_fixed": best["policy"] if best else None, "seeds": []}
+    for row in rows:
+        if not row["policy"].startswith("ppo"):
+            continue
+        dominated_by = [
+            f["policy"]
+            for f in fixed
+            if f["median_log10_error"] < row["median_log10_error"]
+            and f["total_substeps"] < row["total_substeps"]
+        ]
+        out["seeds"].append(
+            {
+                "policy": row["policy"],
+                "dominated_by": dominated_by,
+                "beats_best_fixed": bool(
+                    best is not None and row["mean_paper_reward"] > best["mean_paper_reward"]
+                ),
+            }
+        )
+    return out
+
+
+def report_lines(cell_name: str, result: dict[str, Any]) -> list[str]:
+    """report.md's tables for one timestep cell."""
+    lines = [
+        f"### {cell_name}: {result['instances']} instance seeds × {result['eval_steps']} steps",
+        "",
+        "| policy | median log10\\|ΔE\\| [IQR] | total substeps | mean paper reward "
+        "| ended early |",
+        "|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        q25, q75 = r["iqr_log10_error"]
+        lines.append(
+            f"| {r['policy']} | {r['median_log10_error']:.2f} [{q25:.2f}, {q75:.2f}] | "
+            f"{r['total_substeps']:,} | {r['mean_paper_reward']:.3f} | {r['ended_early']} |"
+        )
+    v = result["verdict"]
+    for seed in v["seeds"]:
+        dominated = ", ".join(seed["dominated_by"]) or "none"
+        lines.append(
+            f"\n{seed['policy']}: dominated by {dominated}; beats the best fixed "
+            f"({v['best_fixed']}) in mean paper reward: "
+            + ("yes" if seed["beats_best_fixed"] else "no")
+        )
+    if result.get("transfer"):
+        lines += [
+            "",
+            "Transfer of the first seed's policy to REBOUND (no retraining):",
+            "",
+            "| integrator | median log10\\|ΔE\\| [IQR] | total steps | mean paper reward "
+            "| episodes |",
+            "|---|---|---|---|---|",
+        ]
+        for t in result["transfer"]:
+            q25, q75 = t["iqr_log10_error"]
+            lines.append(
+                f"| {t['integrator']} | {t['median_log10_error']:.2f} [{q25:.2f}, {q75:.2f}] | "
+                f"{t['total_substeps']:,} | {t['mean_paper_reward']:.3f} | {t['episodes']} |"
+            )
+    return lines
+
+
+def timestep_figure(plt: Any, name: str, env: str, result: dict[str, Any]) -> Any:
+    """Final log10|ΔE| against substeps per episode, one colour per policy, with marginals."""
+    fig = plt.figure(figsize=(7, 6))
+    grid = fig.add_gridspec(4, 4, hspace=0.05, wspace=0.05)
+    ax = fig.add_subplot(grid[1:, :3])
+    top = fig.add_subplot(grid[0, :3], sharex=ax)
+    side = fig.add_subplot(grid[1:, 3], sharey=ax)
+    colours = plt.get_cmap("viridis")
+    names = list(result["episodes"])
+    fixed = [n for n in names if n.startswith("fixed")]
+    all_steps = np.concatenate([result["episodes"][n]["substeps"] for n in names])
+    bins_x = np.logspace(np.log10(max(1, all_steps.min())), np.log10(all_steps.max() + 1), 30)
+    for n in names:
+        ep = result["episodes"][n]
+        steps, err = np.maximum(np.asarray(ep["substeps"]), 1), np.asarray(ep["final_log10_error"])
+        is_ppo = n.startswith("ppo")
+        colour = "crimson" if is_ppo else colours(fixed.index(n) / max(1, len(fixed) - 1))
+        ax.scatter(
+            steps,
+            err,
+            s=14 if is_ppo else 6,
+            color=colour,
+            alpha=0.7,
+            label=n,
+            marker="*" if is_ppo else "o",
+        )
+        if not is_ppo:  # each fixed μ marked at its medians
+            ax.scatter(np.median(steps), np.median(err), s=80, color=colour, edgecolor="black")
+        top.hist(steps, bins=bins_x, color=colour, alpha=0.35 if not is_ppo else 0.7)
+        side.hist(
+            err, bins=30, orientation="horizontal", color=colour, alpha=0.35 if not is_ppo else 0.7
+        )
+    ax.set(xscale="log", xlabel="Hermite substeps per episode", ylabel="final log10 |ΔE|")
+    top.set(xscale="log", title=f"{name}: {env}")
+    top.tick_params(labelbottom=False)
+    side.tick_params(labelleft=False)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=6, loc="upper right", ncol=2)
+    return fig
