@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from scalegym.suites.lock import hold_run_dir
 from scalegym.suites.spec import BenchCell, Cell, ScalingCell, SuiteSpec, TrainCell
 from scalegym.suites.tensorboard import TensorBoardLogger
 from scalegym.suites.timestep import run_timestep_cell
+from scalegym.suites.training import clear as _clear
+from scalegym.suites.training import train_in_cell
 
 DEFAULT_ROOT = Path("results") / "runs"
 SUITE_COPY = "suite.toml"
@@ -173,34 +174,7 @@ def run_bench_cell(cell: BenchCell, context: CellContext) -> dict[str, Any]:
 
 def run_train_cell(cell: TrainCell, context: CellContext) -> dict[str, Any]:
     """Train `cell.agent` over `cell.seeds` seeds; curves go to TensorBoard at every chunk."""
-    from scalegym.agents.train import train_agent
-
-    # A cell killed mid-way is continued from its checkpoint when resuming; otherwise it starts
-    # over, and the curves of the lost attempt are removed so TensorBoard shows one run.
-    resume = context.resuming and _has_files(context.checkpoint_dir)
-    if not resume:
-        _clear(context.tb_dir)
-        _clear(context.checkpoint_dir)
-
-    with TensorBoardLogger(context.tb_dir) as logger:
-
-        def log(env_steps: int, scalars: dict[str, float]) -> None:
-            logger.log_scalars(env_steps, scalars)
-            context.advance(min(1.0, env_steps / cell.steps))
-
-        result = train_agent(
-            cell.env,
-            cell.agent,
-            total_steps=cell.steps,
-            num_seeds=cell.seeds,
-            seed=cell.seed,
-            env_overrides=dict(cell.env_params),
-            agent_overrides=dict(cell.agent_params),
-            log=log,
-            checkpoint_dir=context.checkpoint_dir,
-            resume=resume,
-            progress=False,  # the runner's own bar is live; rich allows one live display
-        )
+    result, resume = train_in_cell(cell, context)
     record = {**result.as_record(), "resumed_from_checkpoint": resume}
     if cell.threshold is not None:
         record["threshold"] = threshold_verdict(result, cell.threshold_on, cell.threshold)
@@ -452,15 +426,6 @@ def _drop_partial_line(path: Path) -> None:
         with open(path, "r+b") as f:
             f.truncate(data.rfind(b"\n") + 1)
             os.fsync(f.fileno())
-
-
-def _clear(path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path)
-
-
-def _has_files(path: Path) -> bool:
-    return path.is_dir() and any(p.is_file() for p in path.rglob("*"))
 
 
 def _now() -> str:

@@ -16,34 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from scalegym.suites.tensorboard import TensorBoardLogger
+from scalegym.suites.training import train_in_cell
 
 
 def run_timestep_cell(cell: Any, context: Any) -> dict[str, Any]:
     """Train, then evaluate PPO, the fixed actions and the transfer (see the module)."""
     import scalegym
-    from scalegym.agents.train import train_agent
     from scalegym.agents.trained import load_trained, ppo_policy, seed_runner
     from scalegym.envs.threebody import evaluation
 
-    with TensorBoardLogger(context.tb_dir) as logger:
-
-        def log(env_steps: int, scalars: dict[str, float]) -> None:
-            logger.log_scalars(env_steps, scalars)
-            context.advance(0.5 * min(1.0, env_steps / cell.steps))
-
-        trained = train_agent(
-            cell.env,
-            cell.agent,
-            total_steps=cell.steps,
-            num_seeds=cell.seeds,
-            seed=cell.seed,
-            env_overrides=dict(cell.env_params),
-            agent_overrides=dict(cell.agent_params),
-            log=log,
-            checkpoint_dir=context.checkpoint_dir,
-            progress=False,
-        )
+    trained, _ = train_in_cell(cell, context, share=0.5)
     ppo, runner = load_trained(
         cell.env,
         context.checkpoint_dir,
