@@ -77,6 +77,7 @@ class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
     requires_x64 = True
     obs_from_state = False  # a non-finite step returns the previous observation
     actions: tuple[float, ...] = rules.MU_ACTIONS
+    criterion = "mu"  # the keyword of `integrator.integrate` the action's value goes to
 
     def __init__(self, num_instances: int = ic.TRAIN_SEEDS) -> None:
         self._num_instances = num_instances
@@ -163,13 +164,15 @@ class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
     def integrate(
         self, state: ThreeBodyState, action: jax.Array, params: ThreeBodyParams
     ) -> integrator.Integration:
-        mu = jnp.asarray(self.actions, jnp.float64)[action]
+        """One env step of integration with the action's μ (or η: `criterion`)."""
+        rate = jnp.asarray(self.actions, jnp.float64)[action]
         return integrator.integrate(
             state.pos,
             state.vel,
             params.mass,
             params.step_time,
-            mu=mu,
+            **{self.criterion: rate},
+            next_dt=state.next_dt,  # carried for Aarseth's criterion; the μ criterion ignores it
             max_substeps=params.max_substeps,
         )
 
@@ -225,20 +228,7 @@ class ThreeBodyAarseth(ThreeBody):
     """
 
     actions = rules.ETA_ACTIONS
-
-    def integrate(
-        self, state: ThreeBodyState, action: jax.Array, params: ThreeBodyParams
-    ) -> integrator.Integration:
-        eta = jnp.asarray(self.actions, jnp.float64)[action]
-        return integrator.integrate(
-            state.pos,
-            state.vel,
-            params.mass,
-            params.step_time,
-            eta=eta,
-            next_dt=state.next_dt,
-            max_substeps=params.max_substeps,
-        )
+    criterion = "eta"
 
 
 def require_x64(name: str) -> None:

@@ -148,9 +148,16 @@ def run_lanes(
         lanes_of(pos), lanes_of(vel), masses, duration, rate, next_dt, criterion
     )
     loop = compacted_loop(loop, masses, rate, max_substeps, criterion)
+    return outputs(loop, max_substeps, stack_lanes)
+
+
+def outputs(
+    loop: hermite.Loop, max_substeps: jax.Array, to_array: Callable[[hermite.Vectors], jax.Array]
+) -> Outputs:
+    """The finished loop as `Integration`'s fields (positions and velocities as arrays)."""
     return (
-        stack_lanes(loop.pos),
-        stack_lanes(loop.vel),
+        to_array(loop.pos),
+        to_array(loop.vel),
         loop.substeps,
         hermite.capped_of(loop, max_substeps),
         ~loop.finite,
@@ -209,14 +216,7 @@ def integrate_one(criterion: str) -> Callable[..., Outputs]:
             max_substeps,
             criterion,
         )
-        return (
-            hermite.stack(loop.pos),
-            hermite.stack(loop.vel),
-            loop.substeps,
-            hermite.capped_of(loop, max_substeps),
-            ~loop.finite,
-            loop.next_dt,
-        )
+        return outputs(loop, max_substeps, hermite.stack)
 
     @one.def_vmap
     def one_vmap(axis_size: int, in_batched: list[bool], *args: jax.Array) -> Any:
