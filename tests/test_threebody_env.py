@@ -104,6 +104,20 @@ def test_a_step_that_hits_the_substep_cap_truncates(x64):
     assert int(state.time) == 0  # auto-reset started a new episode
 
 
+def test_on_cap_terminate_ends_a_capped_step_with_the_penalty(x64):
+    env, params = scalegym.make("ThreeBody-v0", instance=0, max_substeps=3, on_cap="terminate")
+    _, state = env.reset(jax.random.key(0), params)
+    _, _, reward, terminated, truncated, info = env.step(jax.random.key(1), state, 0, params)
+    assert bool(info["capped"]) and bool(terminated) and not bool(truncated)
+    assert float(reward) == rules.CAPPED_PENALTY
+    # An uncapped step is untouched by the option.
+    _, params = scalegym.make("ThreeBody-v0", instance=0, on_cap="terminate")
+    _, _, _, terminated, truncated, info = env.step(jax.random.key(1), state, 9, params)
+    assert not bool(info["capped"]) and not bool(terminated) and not bool(truncated)
+    with pytest.raises(ValueError, match="on_cap must be one of"):
+        scalegym.make("ThreeBody-v0", on_cap="stop")
+
+
 def test_a_non_finite_state_terminates_with_the_penalty_and_a_finite_observation(x64):
     env, params = scalegym.make("ThreeBody-v0", instance=0)
     _, state = env.reset(jax.random.key(0), params)

@@ -20,6 +20,8 @@ from scalegym.core.environment import Environment
 from scalegym.envs.threebody import hermite, integrator, rules
 from scalegym.envs.threebody import initial_conditions as ic
 
+ON_CAP = ("truncate", "terminate")  # what a step that hits max_substeps does
+
 X64_HELP = (
     "{name} integrates in float64 and needs JAX's x64 mode: call "
     "jax.config.update('jax_enable_x64', True) before scalegym.make (or set JAX_ENABLE_X64=1); "
@@ -48,6 +50,9 @@ class ThreeBodyParams:
     max_substeps: int | jax.Array = 50_000  # Hermite steps per env step before `capped`
     step_time: float | jax.Array = ic.ENV_STEP_TIME  # N-body time units per env step (0.1 yr)
     reward: str = struct.field(pytree_node=False, default="paper")  # "paper" | "cost"
+    # A capped step: "truncate" (the spec; evaluation) or "terminate" with reward −27,000 (to
+    # train: a truncation bootstraps, so a capped step would cost a learner nothing).
+    on_cap: str = struct.field(pytree_node=False, default="truncate")
     num_instances: int = struct.field(pytree_node=False, default=ic.TRAIN_SEEDS)  # K (recompiles)
 
 
@@ -67,7 +72,8 @@ class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
     | terminated   | |ΔE| > 0.1, or a non-finite state (`info["nonfinite"]`, reward −27,000,  |
     |              | the last finite observation returned)                                    |
     | truncated    | max_steps_in_episode (100 train / 300 eval), or a step that hit         |
-    |              | max_substeps (`info["capped"]`)                                          |
+    |              | max_substeps (`info["capped"]`); with on_cap = "terminate" a capped     |
+    |              | step terminates instead and pays −27,000 (for training under a low cap) |
     | info         | energy_error (|ΔE|), substeps (Hermite steps this env step), capped,    |
     |              | nonfinite                                                                |
 
@@ -99,9 +105,10 @@ class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
             mass=jnp.asarray(ic.MASSES, jnp.float64),
             num_instances=num,
         )
-        unknown = set(overrides) - {"instance", "max_steps_in_episode", "max_substeps", "reward"}
+        fields = {"instance", "max_steps_in_episode", "max_substeps", "reward", "on_cap"}
+        unknown = set(overrides) - fields
         if unknown:
-            allowed = "instance, max_steps_in_episode, max_substeps, reward, num_instances"
+            allowed = ", ".join(sorted(fields | {"num_instances"}))
             raise ValueError(
                 f"{self.name} params: unknown field(s) {', '.join(sorted(unknown))}; "
                 f"allowed: {allowed}"
@@ -116,6 +123,8 @@ class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
             raise ValueError(
                 f"{name}: reward must be one of {rules.REWARDS}, got {params.reward!r}"
             )
+        if params.on_cap not in ON_CAP:
+            raise ValueError(f"{name}: on_cap must be one of {ON_CAP}, got {params.on_cap!r}")
         instance = int(params.instance)
         if not -1 <= instance < params.num_instances:
             raise ValueError(
@@ -207,6 +216,9 @@ class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
             jnp,
         )
         terminated = nonfinite | (jnp.abs(new.delta_e) > rules.ENERGY_LIMIT)
+        if params.on_cap == "terminate":
+            reward = jnp.where(new.capped, jnp.float32(rules.CAPPED_PENALTY), reward)
+            terminated = terminated | new.capped
         info = {
             "energy_error": jnp.abs(new.delta_e).astype(jnp.float32),
             "substeps": run.substeps,
@@ -216,7 +228,8 @@ class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
         return self.get_obs(new, params), new, reward, terminated, info
 
     def is_truncated(self, state: ThreeBodyState, params: ThreeBodyParams) -> jax.Array:
-        return (state.time >= params.max_steps_in_episode) | state.capped
+        out_of_time = state.time >= params.max_steps_in_episode
+        return out_of_time | state.capped if params.on_cap == "truncate" else out_of_time
 
 
 class ThreeBodyAarseth(ThreeBody):

@@ -70,6 +70,7 @@ def cost_reward(delta_e: Any, substeps: Any, t: Any, xp: Any = np) -> Any:
 
 
 NONFINITE_REWARD = float(accuracy_term(ENERGY_LIMIT, 1.0))  # −27,000
+CAPPED_PENALTY = NONFINITE_REWARD  # a capped step under on_cap = "terminate" (training)
 
 
 def step_reward(
