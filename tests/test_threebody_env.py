@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import scalegym
+from scalegym.agents.baselines import fixed_action
 from scalegym.envs.threebody import initial_conditions as ic
 from scalegym.envs.threebody import rules
 
@@ -151,7 +152,7 @@ def test_evaluation_runs_one_episode_per_seed_like_stepping_the_env(x64):
 
     env, params = scalegym.make("ThreeBody-v0", num_instances=10)
     result = evaluation.evaluate_instances(
-        env, params, evaluation.fixed_action, 7, instances=(2, 5, 9), steps=4
+        env, params, fixed_action, 7, instances=(2, 5, 9), steps=4
     )
     assert result["instance"].tolist() == [2, 5, 9] and result["steps"].tolist() == [4, 4, 4]
     # Instance 5 stepped by hand: the same substeps, error and mean reward.

@@ -119,6 +119,7 @@ class TimestepCell(Cell):
     eval_steps: int  # env steps per evaluation episode
     eval_params: dict[str, Any]  # env params at evaluation (training uses env_params)
     baseline_actions: tuple[int, ...]  # fixed actions judged beside PPO; () = all
+    aarseth_actions: tuple[int, ...]  # fixed η of ThreeBodyAarseth-v0 also judged (not verdict)
     transfer: tuple[str, ...]  # REBOUND integrators the first seed's policy is run on
     transfer_instances: int
 
@@ -191,6 +192,7 @@ CELL_KINDS["timestep"] = (
         "eval_steps": Rule("int", default=300, minimum=1),
         "eval_params": Rule("table", default={}),
         "baseline_actions": Rule("int_list", default=(), minimum=0),
+        "aarseth_actions": Rule("int_list", default=(), minimum=0),
         "transfer": Rule("str_or_str_list", default=()),
         "transfer_instances": Rule("int", default=10, minimum=1),
     },
@@ -377,14 +379,13 @@ def _scaling_problems(values: dict[str, Any], where: str) -> list[str]:
 def _timestep_problems(values: dict[str, Any], where: str) -> list[str]:
     """Fixed actions ThreeBody has, and REBOUND integrators a timestep cell can transfer to."""
     from scalegym.envs.threebody.rebound_env import INTEGRATORS
-    from scalegym.envs.threebody.rules import MU_ACTIONS
+    from scalegym.envs.threebody.rules import ETA_ACTIONS, MU_ACTIONS
 
     errors = []
-    actions = [a for a in values["baseline_actions"] if a >= len(MU_ACTIONS)]
-    if actions:
-        errors.append(
-            f'{where}: field "baseline_actions": {actions}; allowed: 0..{len(MU_ACTIONS) - 1}'
-        )
+    for name, table in (("baseline_actions", MU_ACTIONS), ("aarseth_actions", ETA_ACTIONS)):
+        actions = [a for a in values[name] if a >= len(table)]
+        if actions:
+            errors.append(f'{where}: field "{name}": {actions}; allowed: 0..{len(table) - 1}')
     unknown = [t for t in values["transfer"] if t not in INTEGRATORS]
     if unknown:
         errors.append(

@@ -6,7 +6,9 @@ by default, `threebody.evaluation`). The record holds per-episode (substeps, fin
 the scatter plot, a summary row per policy, and the verdict the paper's claim needs:
 - `dominated_by`: fixed actions with both a lower median final |ΔE| and fewer total substeps,
 - `beats_best_fixed`: the policy's mean paper reward above the best fixed action's.
-Optionally the first seed's policy is transferred to REBOUND's integrators on the host
+Fixed η of Aarseth's criterion (`ThreeBodyAarseth-v0`, `aarseth_actions`) can be judged on the
+same instances beside them: rows named "aarseth η …", outside the verdict. Optionally the first
+seed's policy is transferred to REBOUND's integrators on the host
 (`ThreeBodyRebound-v0`) without retraining.
 """
 
@@ -22,6 +24,7 @@ from scalegym.suites.training import train_in_cell
 def run_timestep_cell(cell: Any, context: Any) -> dict[str, Any]:
     """Train, then evaluate PPO, the fixed actions and the transfer (see the module)."""
     import scalegym
+    from scalegym.agents.baselines import fixed_action
     from scalegym.agents.trained import load_trained, ppo_policy, seed_runner
     from scalegym.envs.threebody import evaluation
 
@@ -43,10 +46,19 @@ def run_timestep_cell(cell: Any, context: Any) -> dict[str, Any]:
         result = _evaluate(env, params, policy, seed_runner(runner, k), cell, instances)
         runs.append((f"ppo seed {cell.seed + k}", result))
     actions = cell.baseline_actions or tuple(range(len(env.actions)))
+    total = cell.seeds + len(actions) + len(cell.aarseth_actions)
     for a in actions:
-        result = _evaluate(env, params, evaluation.fixed_action, np.int32(a), cell, instances)
+        result = _evaluate(env, params, fixed_action, np.int32(a), cell, instances)
         runs.append((f"fixed {env.actions[a]:.3g}", result))
-        context.advance(0.5 + 0.5 * len(runs) / (cell.seeds + len(actions)))
+        context.advance(0.5 + 0.5 * len(runs) / total)
+    if cell.aarseth_actions:
+        eta_env, eta_params = scalegym.make(
+            "ThreeBodyAarseth-v0", num_instances=cell.instances, **dict(cell.eval_params)
+        )
+        for a in cell.aarseth_actions:
+            result = _evaluate(eta_env, eta_params, fixed_action, np.int32(a), cell, instances)
+            runs.append((f"aarseth η {eta_env.actions[a]:.3g}", result))
+            context.advance(0.5 + 0.5 * len(runs) / total)
     rows = [{"policy": name, **evaluation.summarize(result)} for name, result in runs]
     episodes = {
         name: {
@@ -163,16 +175,16 @@ def timestep_figure(plt: Any, name: str, env: str, result: dict[str, Any]) -> An
     ax = fig.add_subplot(grid[1:, :3])
     top = fig.add_subplot(grid[0, :3], sharex=ax)
     side = fig.add_subplot(grid[1:, 3], sharey=ax)
-    colours = plt.get_cmap("viridis")
     names = list(result["episodes"])
     fixed = [n for n in names if n.startswith("fixed")]
+    aarseth = [n for n in names if n.startswith("aarseth")]
     all_steps = np.concatenate([result["episodes"][n]["substeps"] for n in names])
     bins_x = np.logspace(np.log10(max(1, all_steps.min())), np.log10(all_steps.max() + 1), 30)
     for n in names:
         ep = result["episodes"][n]
         steps, err = np.maximum(np.asarray(ep["substeps"]), 1), np.asarray(ep["final_log10_error"])
         is_ppo = n.startswith("ppo")
-        colour = "crimson" if is_ppo else colours(fixed.index(n) / max(1, len(fixed) - 1))
+        colour = "crimson" if is_ppo else _baseline_colour(plt, n, fixed, aarseth)
         ax.scatter(
             steps,
             err,
@@ -180,9 +192,9 @@ def timestep_figure(plt: Any, name: str, env: str, result: dict[str, Any]) -> An
             color=colour,
             alpha=0.7,
             label=n,
-            marker="*" if is_ppo else "o",
+            marker="*" if is_ppo else ("s" if n in aarseth else "o"),
         )
-        if not is_ppo:  # each fixed μ marked at its medians
+        if not is_ppo:  # each fixed μ (and η) marked at its medians
             ax.scatter(np.median(steps), np.median(err), s=80, color=colour, edgecolor="black")
         top.hist(steps, bins=bins_x, color=colour, alpha=0.35 if not is_ppo else 0.7)
         side.hist(
@@ -195,3 +207,9 @@ def timestep_figure(plt: Any, name: str, env: str, result: dict[str, Any]) -> An
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=6, loc="upper right", ncol=2)
     return fig
+
+
+def _baseline_colour(plt: Any, name: str, fixed: list[str], aarseth: list[str]) -> Any:
+    """Fixed μ along viridis, Aarseth's fixed η along copper."""
+    group, cmap = (fixed, "viridis") if name in fixed else (aarseth, "copper")
+    return plt.get_cmap(cmap)(group.index(name) / max(1, len(group) - 1))

@@ -50,7 +50,7 @@ class ThreeBodyParams:
     max_substeps: int | jax.Array = 50_000  # Hermite steps per env step before `capped`
     step_time: float | jax.Array = ic.ENV_STEP_TIME  # N-body time units per env step (0.1 yr)
     reward: str = struct.field(pytree_node=False, default="paper")  # "paper" | "cost"
-    # A capped step: "truncate" (the spec; evaluation) or "terminate" with reward −27,000 (to
+    # A capped step: "truncate" (the spec; evaluation) or "terminate" with reward −400 (to
     # train: a truncation bootstraps, so a capped step would cost a learner nothing).
     on_cap: str = struct.field(pytree_node=False, default="truncate")
     num_instances: int = struct.field(pytree_node=False, default=ic.TRAIN_SEEDS)  # K (recompiles)
@@ -73,7 +73,7 @@ class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
     |              | the last finite observation returned)                                    |
     | truncated    | max_steps_in_episode (100 train / 300 eval), or a step that hit         |
     |              | max_substeps (`info["capped"]`); with on_cap = "terminate" a capped     |
-    |              | step terminates instead and pays −27,000 (for training under a low cap) |
+    |              | step terminates instead and pays −400 (for training under a low cap)    |
     | info         | energy_error (|ΔE|), substeps (Hermite steps this env step), capped,    |
     |              | nonfinite                                                                |
 

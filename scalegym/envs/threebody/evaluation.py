@@ -32,11 +32,6 @@ EVAL_INSTANCES = tuple(range(100))
 EVAL_STEPS = 300
 
 
-def fixed_action(obs: jax.Array, key: jax.Array, action: Any) -> jax.Array:
-    """The baseline policy: always the action `theta` (one fixed μ, or one fixed η)."""
-    return jnp.full(obs.shape[:1], action, jnp.int32)
-
-
 def evaluate_instances(
     env: ThreeBody,
     params: ThreeBodyParams,

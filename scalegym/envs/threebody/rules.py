@@ -70,7 +70,10 @@ def cost_reward(delta_e: Any, substeps: Any, t: Any, xp: Any = np) -> Any:
 
 
 NONFINITE_REWARD = float(accuracy_term(ENERGY_LIMIT, 1.0))  # −27,000
-CAPPED_PENALTY = NONFINITE_REWARD  # a capped step under on_cap = "terminate" (training)
+# A capped step under on_cap = "terminate" (training under a low cap): it takes back the most
+# the compute term can pay over a 100-step training episode (W₂ · 100). Not −27,000: a penalty
+# that large swamps PPO's value loss, and the clipped gradient then leaves the policy unmoved.
+CAPPED_PENALTY = -W_COMPUTE * 100.0
 
 
 def step_reward(
