@@ -19,8 +19,8 @@ kind = "timestep"
 env = "ThreeBody-v0"
 env_params = { max_substeps = 2000 }
 agent = "ppo"
-steps = 1600
-agent_params = { num_envs = 16, num_steps = 100, num_minibatches = 2 }
+steps = 800
+agent_params = { num_envs = 8, num_steps = 100, num_minibatches = 2 }
 instances = 2
 eval_steps = 3
 baseline_actions = [9, 6]
@@ -71,7 +71,7 @@ def test_a_tiny_cell_trains_judges_transfers_and_reports(tmp_path):
     assert main(["run", str(suite), "--out", str(run), "--no-progress"]) == 0
     record = json.loads((run / "results.jsonl").read_text().splitlines()[-1])
     result = record["result"]
-    assert record["status"] == "ok" and result["train"]["steps"] == 1600
+    assert record["status"] == "ok" and result["train"]["steps"] == 800
     names = [r["policy"] for r in result["rows"]]
     assert names == ["ppo seed 0", "fixed 0.1", "fixed 0.01"]
     for r in result["rows"]:
