@@ -32,6 +32,10 @@ def write_plots(run_dir: Path, records: dict[str, dict[str, Any]]) -> list[Path]
             from scalegym.suites.timestep import timestep_figure
 
             fig = timestep_figure(plt, name, record["env"], result)
+        elif record.get("kind") == "search" and result.get("rows"):
+            from scalegym.suites.search import search_figure
+
+            fig = search_figure(plt, name, record["env"], result)
         else:
             continue
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from scalegym.agents.result import TrainResult
+from scalegym.suites.search import report_lines as search_lines
 from scalegym.suites.timestep import report_lines
 
 MANIFEST, RESULTS, SUMMARY, REPORT = "manifest.json", "results.jsonl", "summary.csv", "report.md"
@@ -222,6 +223,11 @@ def render_report(
         lines += ["", "## Time-step policies against every fixed step"]
         for record in timestep:
             lines += ["", *report_lines(record["cell"], record["result"])]
+    searched = [r for r in latest.values() if r["kind"] == "search" and r["status"] == "ok"]
+    if searched:
+        lines += ["", "## Return against search budget"]
+        for record in searched:
+            lines += ["", *search_lines(record["cell"], record["env"], record["result"])]
     failed = [r for r in rows if r["status"] == "failed"]
     if failed:
         lines += ["", "## Failed cells", "", _row(["cell", "kind", "error"]), _rule(3)]
@@ -252,6 +258,12 @@ def cell_summary(record: dict[str, Any]) -> str:
         return f"ok {head}: {', '.join(parts)}"
     if record["kind"] == "scaling":
         return f"ok {head}: {fit_line(result)}"
+    if record["kind"] == "search" and result.get("rows"):
+        last = result["rows"][-1]
+        return (
+            f"ok {head}: {result['planner']} return {_num(last['return'], 3)}, success "
+            f"{_num(last['success'], 2)} at budget {last['budget']:,}"
+        )
     return f"ok {head}"
 
 

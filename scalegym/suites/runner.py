@@ -22,6 +22,7 @@ from scalegym.core.resolve import env_precision
 from scalegym.progress import cell_progress
 from scalegym.suites import report
 from scalegym.suites.lock import hold_run_dir
+from scalegym.suites.search import run_search_cell
 from scalegym.suites.spec import BenchCell, Cell, ScalingCell, SuiteSpec, TrainCell
 from scalegym.suites.tensorboard import TensorBoardLogger
 from scalegym.suites.timestep import run_timestep_cell
@@ -302,6 +303,7 @@ CELL_RUNNERS: dict[str, Callable[[Any, CellContext], dict[str, Any]]] = {
     "train": run_train_cell,
     "scaling": run_scaling_cell,
     "timestep": run_timestep_cell,
+    "search": run_search_cell,
 }
 
 

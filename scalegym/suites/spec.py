@@ -17,6 +17,7 @@ from scalegym.agents import AGENTS
 from scalegym.agents.budgets import CRITERIA, SCALING_AGENTS, UNITS, geometric_budgets
 from scalegym.agents.ppo_config import override_problems
 from scalegym.core.fields import unknown_field_message
+from scalegym.suites.search import PLANNERS as SEARCH_PLANNERS
 
 THRESHOLD_METRICS = ("success", "return")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")  # cell and suite names become directory names
@@ -126,6 +127,22 @@ class TimestepCell(Cell):
     kind = "timestep"
 
 
+@dataclass(frozen=True)
+class SearchCell(Cell):
+    """A planner's return against its budget (simulated env steps per decision)."""
+
+    planner: str
+    budgets: tuple[int, ...]  # increasing
+    planner_params: dict[str, Any]
+    checkpoint: str  # a `scalegym train` run directory: gumbel-muzero's prior and value
+    episodes: int  # per seed and budget
+    max_steps: int | None  # per episode; None: the env's max_steps_in_episode
+    seeds: int
+    seed: int
+
+    kind = "search"
+
+
 COMMON_RULES = {
     "name": Rule("str", required=True),
     "kind": Rule("str", required=True),
@@ -195,6 +212,19 @@ CELL_KINDS["timestep"] = (
         "aarseth_actions": Rule("int_list", default=(), minimum=0),
         "transfer": Rule("str_or_str_list", default=()),
         "transfer_instances": Rule("int", default=10, minimum=1),
+    },
+)
+CELL_KINDS["search"] = (
+    SearchCell,
+    {
+        "planner": Rule("str", required=True, allowed=SEARCH_PLANNERS),
+        "budgets": Rule("int_list", required=True, minimum=1),
+        "planner_params": Rule("table", default={}),
+        "checkpoint": Rule("str", default=""),
+        "episodes": Rule("int", default=32, minimum=1),
+        "max_steps": Rule("int", default=None, minimum=1),
+        "seeds": Rule("int", default=_INHERIT, minimum=1),
+        "seed": Rule("int", default=_INHERIT, minimum=0),
     },
 )
 BUDGET_RULES = {
@@ -343,6 +373,8 @@ def _check_cell(
         errors.extend(_scaling_problems(values, where))
     if cls is TimestepCell:
         errors.extend(_timestep_problems(values, where))
+    if cls is SearchCell:
+        errors.extend(_search_problems(values, where))
     if cls in (TrainCell, ScalingCell, TimestepCell):
         problems = agent_param_problems(values["agent"], values["agent_params"])
         errors.extend(f'{where}: field "agent_params": {p}' for p in problems)
@@ -393,6 +425,24 @@ def _timestep_problems(values: dict[str, Any], where: str) -> list[str]:
             f"allowed: {', '.join(INTEGRATORS)}"
         )
     return errors
+
+
+def _search_problems(values: dict[str, Any], where: str) -> list[str]:
+    """Budgets that do not increase, planner options the planner refuses, a missing checkpoint."""
+    from scalegym.suites.search import planner_for
+
+    budgets = list(values["budgets"])
+    if budgets != sorted(set(budgets)):
+        return [f'{where}: field "budgets": {budgets}; must increase']
+    if values["checkpoint"]:
+        if not Path(values["checkpoint"]).exists():
+            return [f'{where}: field "checkpoint": {values["checkpoint"]}: no such run directory']
+        return []
+    try:
+        planner_for(values["planner"], budgets[0], dict(values["planner_params"]))
+    except (ValueError, TypeError) as err:
+        return [f'{where}: field "planner_params": {err}']
+    return []
 
 
 def _threshold_problems(
