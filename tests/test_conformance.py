@@ -9,7 +9,7 @@ import scalegym
 from scalegym.core.resolve import declares_x64, env_precision
 
 ENV_IDS = scalegym.list_envs()
-BATCH = 16
+BATCH = 8  # one integrator group for ThreeBody (its regrouping is tested in test_threebody_hermite)
 STEPS = 40
 
 
