@@ -81,3 +81,18 @@ def test_a_tiny_search_cell_runs_reports_and_plots(tmp_path):
     assert "## Return against search budget" in report and "| 64 |" in report
     assert (run / "plots" / "shoot.png").stat().st_size > 0
     assert any((run / "tb" / "shoot").iterdir())
+
+
+def test_the_exact_optimal_value_is_recorded_where_the_env_has_one():
+    import scalegym
+    from scalegym.suites.search import optimal_value, report_lines
+
+    env, params = scalegym.make("PaninskiLock-v0", num_elements=4)
+    v_star = optimal_value(env, params)
+    assert v_star == pytest.approx(env.optimal_value(params)) and 0.5 < v_star < 1.0
+    assert optimal_value(*scalegym.make("Rearrange-v1")) is None
+    row = {"budget": 8, "return": 0.5, "return_sem": 0.01, "success": 1.0}
+    row |= {"sim_steps_per_decision": 8, "wall_ms_per_decision": 0.1, "oracle": False}
+    result = {"planner": "belief", "seeds": 2, "episodes": 4, "rows": [row]}
+    lines = report_lines("c", "PaninskiLock-v0", {**result, "optimal_value": v_star})
+    assert f"V* of this instance (exact): {v_star:.4f}" in "\n".join(lines)

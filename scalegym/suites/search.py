@@ -83,7 +83,14 @@ def run_search_cell(cell: Any, context: Any) -> dict[str, Any]:
         "episodes": cell.episodes,
         "rows": rows,
         "slope": slope,
+        "optimal_value": optimal_value(env, params),
     }
+
+
+def optimal_value(env: Any, params: Any) -> float | None:
+    """The env's exact optimal episode value where it has one (the POMDP families), else None."""
+    exact = getattr(env, "optimal_value", None)
+    return float(exact(params)) if callable(exact) else None
 
 
 def budget_row(
@@ -151,6 +158,8 @@ def report_lines(cell_name: str, env: str, result: dict[str, Any]) -> list[str]:
             f"\nReturn per decade of budget: {s['slope']:.3f} "
             f"(95% bootstrap over seeds [{s['low']:.3f}, {s['high']:.3f}])"
         )
+    if result.get("optimal_value") is not None:
+        lines.append(f"\nV* of this instance (exact): {result['optimal_value']:.4f}")
     return lines
 
 
@@ -173,6 +182,8 @@ def search_figure(plt: Any, name: str, env: str, result: dict[str, Any]) -> Any:
         mean = np.mean([r["return"] for r in rows])
         line = mean + s["slope"] * (x - x.mean())
         ax.plot(budgets, line, "--", label=f"slope {s['slope']:.2f} / decade")
+    if result.get("optimal_value") is not None:
+        ax.axhline(result["optimal_value"], color="black", lw=0.8, ls=":", label="V* (exact)")
     ax.set(xscale="log", xlabel="budget (simulated steps / decision)", ylabel="return")
     ax.set_title(f"{name}: {env}", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
