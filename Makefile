@@ -1,5 +1,5 @@
 # `make run` and `make test` work on a fresh machine with only Python 3.11: they create .venv when
-# missing, install the project into it (again whenever pyproject.toml changes), then act.
+# missing, install the project into it (again whenever pyproject.toml or this file changes), then act.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24,<27"
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev,peers,search]"
 	@touch $(STAMP)
 
