@@ -118,7 +118,19 @@ def add_train_command(commands: Any) -> None:
         ),
     )
     cmd.add_argument("env_id", metavar="ENV_ID", help="e.g. Rearrange-v1, gymnax:CartPole-v1")
-    cmd.add_argument("--agent", default="ppo", help="the agent (default ppo)")
+    cmd.add_argument(
+        "--agent",
+        default="ppo",
+        help=(
+            "the agent (default ppo), or a planner (random-shooting, cem, beam, gumbel-muzero, "
+            "belief, oracle): it plays --episodes episodes per seed with --agent-set budget=N "
+            "(simulated env steps per decision) and its options; checkpoint=RUN_DIR gives "
+            "gumbel-muzero a `scalegym train` run's prior and value"
+        ),
+    )
+    cmd.add_argument(
+        "--episodes", type=positive_int, default=32, help="a planner's episodes per seed"
+    )
     cmd.add_argument(
         "--steps", type=positive_int, default=1_000_000, help="env steps per seed (default 1M)"
     )
@@ -146,6 +158,7 @@ def _train(args: argparse.Namespace) -> int:
     from scalegym.agents.ppo_config import default_config, override_problems
     from scalegym.core.resolve import env_precision, resolve_env
     from scalegym.suites.runner import DEFAULT_ROOT, new_run_dir
+    from scalegym.suites.search import PLANNERS
     from scalegym.suites.tensorboard import TensorBoardLogger
 
     for module in args.imports:
@@ -166,8 +179,11 @@ def _train(args: argparse.Namespace) -> int:
             resolve_env(args.env_id, **env_overrides)  # bad ids and params fail before any work
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if args.agent in PLANNERS:
+        return _plan(args, env_overrides, agent_overrides)
     if args.agent not in AGENTS:
-        raise UsageError(f"--agent: unknown agent {args.agent!r}; allowed: {', '.join(AGENTS)}")
+        allowed = ", ".join((*AGENTS, *PLANNERS))
+        raise UsageError(f"--agent: unknown agent {args.agent!r}; allowed: {allowed}")
     problems = override_problems(agent_overrides)
     if problems:
         raise UsageError(f"--agent-set: {'; '.join(problems)}")
@@ -223,6 +239,61 @@ def _train(args: argparse.Namespace) -> int:
     else:
         _print_train_summary(result)
     print_next_steps(run_dir, to_stderr=args.json)
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace, env_overrides: dict, options: dict) -> int:
+    """A planner's episodes (no training): return, success and simulated steps per decision."""
+    import jax
+    import numpy as np
+
+    import scalegym
+    from scalegym.agents.planning import run_episodes
+    from scalegym.core.resolve import env_precision
+    from scalegym.suites.search import planner_for
+
+    budget = options.pop("budget", None)
+    if not isinstance(budget, int) or budget < 1:
+        raise UsageError(
+            f"--agent {args.agent} needs --agent-set budget=N (simulated env steps per "
+            f"decision, an integer >= 1); got {budget!r}"
+        )
+    checkpoint = str(options.pop("checkpoint", ""))
+    with env_precision(args.env_id):
+        try:
+            env, params = scalegym.make(args.env_id, **env_overrides)
+            planner = planner_for(args.agent, budget, options, checkpoint, env_overrides)
+        except (ValueError, TypeError, FileNotFoundError) as err:
+            raise UsageError(f"--agent {args.agent}: {err}") from None
+        count = args.seeds * args.episodes
+        key = jax.random.key(args.seed)
+        start = time.perf_counter()
+        out = jax.block_until_ready(run_episodes(env, params, planner, count, key))
+        wall = time.perf_counter() - start  # compile included: one call
+    out = {k: np.asarray(v) for k, v in out.items()}
+    decisions = max(1, int(out["length"].sum()))
+    summary = {
+        "env": args.env_id,
+        "agent": args.agent,
+        "budget": budget,
+        "episodes": count,
+        "return": float(out["return"].mean()),
+        "return_sem": float(out["return"].std(ddof=1) / np.sqrt(count)) if count > 1 else None,
+        "success": float(out["success"].mean()),
+        "sim_steps_per_decision": float(out["sim_steps"].sum() / decisions),
+        "wall_s": wall,
+        "oracle": bool(getattr(planner, "oracle", False)),
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        label = args.agent + (" (oracle)" if summary["oracle"] else "")
+        print(
+            f"{args.env_id} {label} at budget {budget:,}: {count} episodes; return "
+            f"{summary['return']:.3f}, success {summary['success']:.2f}, "
+            f"{summary['sim_steps_per_decision']:.0f} simulated steps per decision "
+            f"(wall {wall:.1f} s with compile)"
+        )
     return EXIT_OK
 
 

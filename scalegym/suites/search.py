@@ -26,8 +26,18 @@ PLANNERS = ("random-shooting", "cem", "beam", "gumbel-muzero", "belief", "oracle
 BOOTSTRAP_DRAWS = 2000
 
 
-def planner_for(name: str, budget: int, options: dict[str, Any], checkpoint: str = "") -> Any:
-    """The planner `name` at `budget` with its options (ValueError names a bad one)."""
+def planner_for(
+    name: str,
+    budget: int,
+    options: dict[str, Any],
+    checkpoint: str = "",
+    env_overrides: dict[str, Any] | None = None,
+) -> Any:
+    """The planner `name` at `budget` with its options (ValueError names a bad one).
+
+    `checkpoint` (gumbel-muzero): a `scalegym train` run directory, trained on the env with
+    `env_overrides` (the checkpoint does not record them).
+    """
     if name in ("random-shooting", "cem", "beam"):
         from scalegym.agents.search import make_planner
 
@@ -36,7 +46,9 @@ def planner_for(name: str, budget: int, options: dict[str, Any], checkpoint: str
         from scalegym.agents import gumbel
 
         if checkpoint:
-            return gumbel.from_checkpoint(checkpoint, budget, **options)
+            return gumbel.from_checkpoint(
+                checkpoint, budget, env_overrides=env_overrides, **options
+            )
         return gumbel.make_gumbel(budget, **options)
     if name in ("belief", "oracle"):
         from scalegym.agents.belief import BeliefPlanner, OraclePlanner
@@ -55,7 +67,9 @@ def run_search_cell(cell: Any, context: Any) -> dict[str, Any]:
     rows = []
     with TensorBoardLogger(context.tb_dir) as logger:
         for index, budget in enumerate(cell.budgets):
-            planner = planner_for(cell.planner, budget, dict(cell.planner_params), cell.checkpoint)
+            planner = planner_for(
+                cell.planner, budget, dict(cell.planner_params), cell.checkpoint, cell.env_params
+            )
             key = jax.random.key(cell.seed)
             count = cell.seeds * cell.episodes
             start = time.perf_counter()
