@@ -1,4 +1,10 @@
-"""One conformance harness run over every registered env id (gymnax-1.0 contract, DESIGN §2)."""
+"""One conformance harness run over every registered env id (gymnax-1.0 contract, DESIGN §2).
+
+Each env's tests share its compiled programs (`programs`): one jitted rollout, step, step_env
+and reset_env per env id and precision, so the harness compiles each program once, not per test.
+"""
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +37,24 @@ def rollout(env, params, key, batch=BATCH, steps=STEPS):
         return state, (obs, reward, terminated, truncated, info)
 
     state, out = jax.lax.scan(body, state, (step_keys, actions))
-    return obs0, actions, out
+    return obs0, actions, out, state
+
+
+class Programs:
+    """One env's jitted programs, shared by its tests (params are arguments, never constants)."""
+
+    def __init__(self, env):
+        self.rollout = jax.jit(lambda params, key: rollout(env, params, key))  # [STEPS, BATCH]
+        self.step = jax.jit(env.step)
+        self.step_env = jax.jit(env.step_env)
+        self.reset_env = jax.jit(env.reset_env)
+
+
+@functools.cache
+def programs(env_id: str, x64: bool) -> tuple:
+    """(env, params, Programs) of `env_id`, built once per worker and precision."""
+    env, params = scalegym.make(env_id)
+    return env, params, Programs(env)
 
 
 def assert_trees_equal(a, b):
@@ -40,7 +63,7 @@ def assert_trees_equal(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-@pytest.fixture(params=ENV_IDS)
+@pytest.fixture(params=ENV_IDS, scope="module")  # module scope: pytest groups each env's tests
 def env_id(request) -> str:
     return request.param
 
@@ -49,14 +72,14 @@ def env_id(request) -> str:
 def env_and_params(env_id):
     # A float64 env (ThreeBody) runs the whole test under x64, as the CLI runs it.
     with env_precision(env_id):
-        yield scalegym.make(env_id)
+        yield programs(env_id, bool(jax.config.jax_enable_x64))
 
 
 def test_jit_vmap_rollout_is_finite_and_in_spaces(env_and_params):
-    env, params = env_and_params
-    obs0, actions, (obs, reward, terminated, truncated, info) = jax.jit(
-        lambda key: rollout(env, params, key)
-    )(jax.random.key(0))
+    env, params, run = env_and_params
+    obs0, actions, (obs, reward, terminated, truncated, info), _ = run.rollout(
+        params, jax.random.key(0)
+    )
     obs_space, act_space = env.observation_space(params), env.action_space(params)
     flat = lambda tree: jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), tree)
     assert bool(jnp.all(jax.vmap(obs_space.contains)(obs0)))
@@ -73,10 +96,13 @@ def test_jit_vmap_rollout_is_finite_and_in_spaces(env_and_params):
 def test_dtypes_are_float32_and_int32(env_id, env_and_params, x64):
     if declares_x64(env_id) and not x64:
         pytest.skip("a float64 env runs only under x64 (make() refuses it otherwise)")
-    env, params = env_and_params
+    env, params, run = env_and_params
+    if x64 != bool(jax.config.jax_enable_x64):  # the programs of this precision
+        with jax.enable_x64(x64):
+            env, params, run = programs(env_id, x64)
     with jax.enable_x64(x64):
-        obs0, actions, (obs, reward, terminated, truncated, _) = rollout(
-            env, params, jax.random.key(1), batch=4, steps=5
+        obs0, actions, (obs, reward, terminated, truncated, _), _ = run.rollout(
+            params, jax.random.key(1)
         )
         sample = env.action_space(params).sample(jax.random.key(0))
     for leaf in jax.tree.leaves((obs0, obs)):
@@ -87,27 +113,30 @@ def test_dtypes_are_float32_and_int32(env_id, env_and_params, x64):
 
 
 def test_no_retrace_on_new_values(env_and_params):
-    env, params = env_and_params
+    env, params, run = env_and_params
     traces = []
 
     @jax.jit
-    def step(key, state, action):
+    def step(key, state, action, params):
         traces.append(1)
         return env.step(key, state, action, params)
 
-    _, state = env.reset(jax.random.key(0), params)
+    _, state = run.reset_env(jax.random.key(0), params)
     for i in range(3):
         action = env.action_space(params).sample(jax.random.key(i))
-        _, state, *_ = step(jax.random.key(10 + i), state, action)
+        # New values of every argument, params included (an env step is one program per shape).
+        params = params.replace(max_steps_in_episode=params.max_steps_in_episode + i)
+        _, state, *_ = step(jax.random.key(10 + i), state, action, params)
     assert len(traces) == 1
 
 
 def test_same_key_same_trajectory_different_keys_differ(env_and_params):
-    env, params = env_and_params
-    run = jax.jit(lambda key: rollout(env, params, key, batch=4, steps=20))
-    a, b, c = run(jax.random.key(3)), run(jax.random.key(3)), run(jax.random.key(4))
+    env, params, run = env_and_params
+    a, b, c = (run.rollout(params, jax.random.key(k)) for k in (3, 3, 4))
     assert_trees_equal(a, b)
-    first_obs = lambda out: jnp.concatenate([x.reshape(4, -1) for x in jax.tree.leaves(out[0])], 1)
+    first_obs = lambda out: jnp.concatenate(
+        [x.reshape(BATCH, -1) for x in jax.tree.leaves(out[0])], 1
+    )
     # Everything the steps emitted: obs, rewards, flags and info (final observations included).
     emitted = lambda out: np.concatenate(
         [np.asarray(x, np.float64).ravel() for x in jax.tree.leaves(out[2])]
@@ -121,12 +150,12 @@ def test_same_key_same_trajectory_different_keys_differ(env_and_params):
 
 
 def test_truncation_and_auto_reset_semantics(env_and_params):
-    env, params = env_and_params
+    env, params, run = env_and_params
     limit = 3
     params = params.replace(max_steps_in_episode=limit)
-    # Jitted like `step`, so float64 physics rounds the same way in both (eager op-by-op
-    # evaluation may differ in the last bit, and an energy error magnifies that).
-    step_env, reset_env = jax.jit(env.step_env), jax.jit(env.reset_env)
+    # All jitted, so float64 physics rounds the same way in each (eager op-by-op evaluation may
+    # differ in the last bit, and an energy error magnifies that).
+    step_env, reset_env = run.step_env, run.reset_env
     _, state = env.reset(jax.random.key(0), params)
     for t in range(1, 2 * limit + 2):
         key = jax.random.key(100 + t)
@@ -134,7 +163,7 @@ def test_truncation_and_auto_reset_semantics(env_and_params):
         obs_st, state_st, reward_st, term_st, _ = step_env(
             jax.random.split(key)[0], state, action, params
         )
-        obs, next_state, reward, terminated, truncated, info = env.step(key, state, action, params)
+        obs, next_state, reward, terminated, truncated, info = run.step(key, state, action, params)
         np.testing.assert_allclose(reward, reward_st)
         assert bool(terminated) == bool(term_st)
         expect_trunc = bool(env.is_truncated(state_st, params)) and not bool(term_st)
@@ -150,28 +179,23 @@ def test_truncation_and_auto_reset_semantics(env_and_params):
 
 def test_step_env_advances_the_step_counter_by_one(env_and_params):
     # The env's one job in episode bookkeeping (environment.py); the base class relies on it.
-    env, params = env_and_params
+    env, params, run = env_and_params
     _, state = env.reset(jax.random.key(0), params)
     for t in range(5):
         action = env.action_space(params).sample(jax.random.key(t))
-        _, next_state, *_ = env.step_env(jax.random.key(50 + t), state, action, params)
+        _, next_state, *_ = run.step_env(jax.random.key(50 + t), state, action, params)
         assert int(next_state.time) == int(state.time) + 1
         state = next_state
 
 
 def test_truncation_at_exactly_the_limit(env_and_params):
-    # With a limit of 1, every first step that does not terminate truncates, and no other.
-    env, params = env_and_params
+    # With a limit of 1, every step that does not terminate truncates (each is an episode's
+    # first), and every lane is reset after it.
+    _, params, run = env_and_params
     params = params.replace(max_steps_in_episode=1)
-    reset = jax.vmap(env.reset, in_axes=(0, None))
-    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    _, state = reset(jax.random.split(jax.random.key(0), 64), params)
-    actions = jax.vmap(env.action_space(params).sample)(jax.random.split(jax.random.key(1), 64))
-    _, state, _, terminated, truncated, _ = step(
-        jax.random.split(jax.random.key(2), 64), state, actions, params
-    )
-    np.testing.assert_array_equal(np.asarray(truncated), ~np.asarray(terminated))
-    np.testing.assert_array_equal(np.asarray(state.time), 0)  # every lane was reset
+    _, _, (_, _, terminated, truncated, _), state = run.rollout(params, jax.random.key(2))
+    np.testing.assert_array_equal(np.asarray(truncated), ~np.asarray(terminated))  # [STEPS, BATCH]
+    np.testing.assert_array_equal(np.asarray(state.time), 0)
 
 
 def test_unknown_id_suggests_the_close_one():
