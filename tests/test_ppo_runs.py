@@ -48,11 +48,12 @@ def test_vmapped_seeds_train_in_one_call_as_each_seed_alone() -> None:
     # The hang this guards against is jaxlib's batched LAPACK QR deadlocking on a 2-thread pool
     # under vmap (networks.orthogonal). It is found by what the program contains, not by a clock:
     # the compiled vmapped run must hold no QR at all.
-    hlo = batched_train.lower(keys).compile().as_text().lower()
+    compiled = batched_train.lower(keys).compile()
+    hlo = compiled.as_text().lower()
     assert not any(name in hlo for name in ("geqrf", "householder", "orgqr", "lapack")), [
         line for line in hlo.splitlines() if "custom-call" in line
     ][:5]
-    _, batched = jax.block_until_ready(batched_train(keys))
+    _, batched = jax.block_until_ready(compiled(keys))
     _, single = jax.block_until_ready(jax.jit(train)(keys[1]))
     assert batched["loss"].shape == (2, 3)
     assert np.isfinite(batched["loss"]).all()

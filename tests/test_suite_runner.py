@@ -354,8 +354,13 @@ def test_train_usage_errors(
 
 
 def test_smoke_train_cell_with_real_ppo(tmp_path: Path) -> None:
-    """The shipped smoke suite's PPO cell, really trained (about 10 s on 2 CPU cores)."""
+    """The shipped smoke suite's PPO cell, really trained (about 10 s on 2 CPU cores).
+
+    It is also the learning test for Rearrange (see test_learning.py): success rises from an
+    untrained policy's to >= 0.9, evaluated and in training."""
     pytest.importorskip("scalegym.agents.train")
+    from test_learning import untrained_eval
+
     from scalegym.suites.runner import run_cell
     from scalegym.suites.spec import TrainCell, load_suite
 
@@ -370,6 +375,10 @@ def test_smoke_train_cell_with_real_ppo(tmp_path: Path) -> None:
     assert verdict["achieved"] == result["final"]["success"] and verdict["achieved"] >= 0.9
     assert verdict["passed"] is True
     assert "success ≥ 0.5: pass" in cell_summary(record)
+    assert result["final"]["train_success"] >= 0.9
+    untrained = untrained_eval(cell.env, cell.steps, **cell.env_params)
+    assert untrained["success"] <= 0.3, untrained
+    assert result["final"]["return"] > untrained["return"] + 5.0  # the 10-point bonus, mostly
     curves = read_scalars(tmp_path / "tb" / cell.name)
     steps = [step for step, _ in curves["train/return"]]
     assert steps == sorted(steps) and len(steps) > 3 and "perf/sps" in curves

@@ -102,7 +102,7 @@ def test_killed_run_resumes_with_one_record_per_cell(tmp_path: Path) -> None:
         + cell.format("fast-1")
         + "batch_sizes = [1, 8]\nsteps = 8\nrepeats = 1\n"
         + cell.format("slow")  # seconds of work: long enough to be killed in flight
-        + "batch_sizes = [4096]\nsteps = 512\nrepeats = 20\n"
+        + "batch_sizes = [4096]\nsteps = 512\nrepeats = 4\n"
         + cell.format("fast-2")
         + "batch_sizes = [8]\nsteps = 8\nrepeats = 1\n"
     )
