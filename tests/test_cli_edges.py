@@ -14,7 +14,20 @@ import pytest
 from scalegym.cli import main
 
 BENCH = ["bench", "ToyChain-v0", "--batch-sizes", "1", "--steps", "4", "--repeats", "1"]
-TRAIN = ["train", "ToyChain-v0", "--steps", "256", "--no-progress"]
+# test_ppo_runs.py's checkpoint run (same compiled programs): 6 updates of 16 x 16, 2 seeds.
+TRAIN = [
+    "train",
+    "ToyChain-v0",
+    "--steps",
+    "1536",
+    "--seeds",
+    "2",
+    "--agent-set",
+    "num_envs=16",
+    "--agent-set",
+    "num_steps=16",
+    "--no-progress",
+]
 RUN_SUITE = """
 [suite]
 name = "edge"
@@ -175,9 +188,16 @@ def test_out_of_range_success_threshold_is_refused(
 def test_train_says_how_many_steps_it_will_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["train", "ToyChain-v0", "--steps", "10", "--out", str(tmp_path / "r")])
-    assert code == 0
+    # The note comes before any work: here the run directory is then found busy, so the test
+    # compiles nothing. Runs train the rounded count (test_host_training.py: 40,000 steps train
+    # 39,936; test_ppo_runs.py's checkpoint curve: whole updates).
+    from scalegym.suites.lock import hold_run_dir
+
+    with hold_run_dir(tmp_path / "r"):
+        code = main(["train", "ToyChain-v0", "--steps", "10", "--out", str(tmp_path / "r")])
+    assert code == 2
     err = capsys.readouterr().err
+    assert "in use by another scalegym process" in err
     assert "note: --steps 10 trains 512 env steps per seed" in err and "at least one" in err
 
 

@@ -135,8 +135,11 @@ def test_cnn_ppo_learns_small_rearrange() -> None:
 # ---------------------------------------------------------------------------------------------
 
 CHECKPOINT_ENV = "ToyChain-v0"  # the cheapest env to compile: these tests are about the driver
+# 6 updates of 16 envs x 16 steps, 2 seeds: the run test_trained_policy.py and the CLI's
+# one-writer test (test_cli_edges.py) make too, so all compile the same programs once.
 CHECKPOINT_RUN = dict(
-    total_steps=16 * 16 * 6,  # 6 updates of 16 envs x 16 steps
+    total_steps=16 * 16 * 6,
+    num_seeds=2,
     agent_overrides=dict(num_envs=16, num_steps=16),
     progress=False,
 )

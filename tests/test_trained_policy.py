@@ -8,7 +8,8 @@ import pytest
 from scalegym.agents.train import train_agent
 from scalegym.agents.trained import load_trained, ppo_policy, seed_runner
 
-RUN = dict(total_steps=16 * 16 * 2, agent_overrides=dict(num_envs=16, num_steps=16))
+# test_ppo_runs.py's checkpoint run (same programs): 6 updates of 16 envs x 16 steps.
+RUN = dict(total_steps=16 * 16 * 6, agent_overrides=dict(num_envs=16, num_steps=16))
 
 
 def test_the_checkpointed_policy_acts_like_the_trained_network(tmp_path):
@@ -20,7 +21,7 @@ def test_the_checkpointed_policy_acts_like_the_trained_network(tmp_path):
         num_seeds=2,
         agent_overrides=RUN["agent_overrides"],
     )
-    assert int(runner.update[0]) == 2  # both updates were restored
+    assert int(runner.update[0]) == 6  # every update was restored
     obs = jax.vmap(ppo.env.reset, in_axes=(0, None))(
         jax.random.split(jax.random.key(0), 8), ppo.env_params
     )[0]

@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from scalegym.agents.planning import Decision, model_step
+from scalegym.agents.planning import Decision, rollout
 from scalegym.envs.pomdp import env as pomdp
 from scalegym.envs.pomdp import families as fam
 
@@ -154,20 +154,7 @@ def _rollouts(
     def one(idx: jax.Array, acts: jax.Array, k: jax.Array) -> tuple[jax.Array, jax.Array]:
         p = jax.tree.map(lambda x: x[idx], params)
         s = jax.tree.map(lambda x: x[idx], states)
-
-        def body(carry: tuple, inputs: tuple) -> tuple[tuple, None]:
-            state, total, steps, done = carry
-            action, kk = inputs
-            nxt, reward, now_done = model_step(env, p, state, action, kk)
-            live = ~done
-            total = total + jnp.where(live, reward, 0.0)
-            return (nxt, total, steps + live.astype(jnp.int32), done | now_done), None
-
-        init = (s, jnp.float32(0.0), jnp.int32(0), jnp.bool_(False))
-        (_, total, steps, _), _ = jax.lax.scan(
-            body, init, (acts, jax.random.split(k, horizon)), unroll=True
-        )
-        return total, steps
+        return rollout(env, p, s, acts, k, unroll=True)  # (return, live steps)
 
     keys = jax.random.split(k_env, num_actions * slots)
     returns, steps = jax.vmap(one)(slot % count, actions, keys)  # [A·R], [A·R]

@@ -53,6 +53,36 @@ def model_step(
     return nxt, jnp.asarray(reward, jnp.float32), done
 
 
+def rollout(
+    env: Any,
+    params: Any,
+    state: Any,
+    actions: jax.Array,
+    key: jax.Array,
+    discount: float = 1.0,
+    unroll: bool | int = 1,
+) -> tuple[jax.Array, jax.Array]:
+    """(return [] float32, live steps [] int32) of the action sequence `actions` [H] from `state`
+    in the model, one key per step.
+
+    Rewards after the first done are not counted (the model is not reset); live steps are the
+    steps up to and including that done, all H steps computed regardless.
+    """
+
+    def body(carry: tuple, inputs: tuple) -> tuple[tuple, None]:
+        state, total, scale, steps, done = carry
+        action, k = inputs
+        nxt, reward, now_done = model_step(env, params, state, action, k)
+        total = total + jnp.where(done, 0.0, scale * reward)
+        steps = steps + (~done).astype(jnp.int32)
+        return (nxt, total, scale * discount, steps, done | now_done), None
+
+    keys = jax.random.split(key, actions.shape[0])
+    init = (state, jnp.float32(0.0), jnp.float32(1.0), jnp.int32(0), jnp.bool_(False))
+    (_, total, _, steps, _), _ = jax.lax.scan(body, init, (actions, keys), unroll=unroll)
+    return total, steps
+
+
 def rollout_return(
     env: Any,
     params: Any,
@@ -65,18 +95,7 @@ def rollout_return(
 
     Rewards after the first done are not counted (the model is not reset).
     """
-
-    def body(carry: tuple, inputs: tuple) -> tuple[tuple, None]:
-        state, total, scale, done = carry
-        action, k = inputs
-        nxt, reward, now_done = model_step(env, params, state, action, k)
-        total = total + jnp.where(done, 0.0, scale * reward)
-        return (nxt, total, scale * discount, done | now_done), None
-
-    keys = jax.random.split(key, actions.shape[0])
-    init = (state, jnp.float32(0.0), jnp.float32(1.0), jnp.bool_(False))
-    (_, total, _, _), _ = jax.lax.scan(body, init, (actions, keys))
-    return total
+    return rollout(env, params, state, actions, key, discount)[0]
 
 
 def run_episodes(
