@@ -1,12 +1,23 @@
 """The `timestep` cell: PPO trained to pick ThreeBody's step, judged against every fixed μ."""
 
 import json
+from typing import ClassVar
 
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
 import pytest
+from flax import struct
 
+import scalegym
+from scalegym.agents.baselines import fixed_action
+from scalegym.agents.planning import Decision
+from scalegym.agents.search import make_planner
 from scalegym.cli import main
+from scalegym.envs.threebody import evaluation
 from scalegym.suites.spec import SuiteError, parse_suite
-from scalegym.suites.timestep import verdict
+from scalegym.suites.timestep import report_lines, timestep_figure, verdict
 
 TINY = b"""
 [suite]
@@ -54,7 +65,17 @@ def test_verdict_names_the_dominating_fixed_steps_and_the_best_one():
 
 @pytest.mark.parametrize(
     "line, field",
-    [('transfer = ["rk4"]', "transfer"), ("baseline_actions = [-1]", "baseline_actions")],
+    [
+        ('transfer = ["rk4"]', "transfer"),
+        ("baseline_actions = [-1]", "baseline_actions"),
+        ('transfer_instances = 1\nplanner = "beam"', "planner_budgets"),
+        ('transfer_instances = 1\nplanner = "gumbel-muzero"\nplanner_budgets = [10]', "planner"),
+        (
+            'transfer_instances = 1\nplanner = "beam"\nplanner_budgets = [10]\n'
+            "planner_params = { depth = 2 }",
+            "planner_params",
+        ),
+    ],
 )
 def test_bad_fields_are_named(line, field):
     key = line.split(" =")[0].encode()
@@ -86,3 +107,90 @@ def test_a_tiny_cell_trains_judges_transfers_and_reports(tmp_path):
     report = (run / "report.md").read_text()
     assert "| fixed 0.01 |" in report and "Transfer of the first seed's policy" in report
     assert (run / "plots" / "ppo-vs-fixed-mu.png").stat().st_size > 0
+
+
+def test_one_step_lookahead_takes_the_best_mu_and_pays_for_every_simulation():
+    # Beam search at budget A = 10 expands the root once: every μ simulated one step from the
+    # same state, the best paper reward taken. Known answer from stepping each μ for real.
+    with jax.enable_x64(True):
+        env, params = scalegym.make("ThreeBody-v0", num_instances=2)
+        params = params.replace(instance=1, reward="paper")
+        step = jax.jit(env.step_env)
+        obs, state = env.reset_env(jax.random.key(0), params)
+        obs, state, *_ = step(jax.random.key(1), state, 5, params)  # t = 2 pays the formula
+        outcomes = [step(jax.random.key(2), state, a, params) for a in range(len(env.actions))]
+        rewards = np.array([float(o[2]) for o in outcomes])
+        substeps = np.array([int(o[4]["substeps"]) for o in outcomes])
+        planner = make_planner("beam", len(env.actions))
+        decision, _ = jax.jit(planner.act, static_argnums=0)(
+            env, params, None, obs, state, jax.random.key(3)
+        )
+    assert int(decision.action) == int(rewards.argmax()) and len(set(rewards)) > 1
+    assert int(decision.sim_steps) == len(env.actions)
+    assert int(decision.sim_work) == substeps.sum() > substeps.max()
+
+
+def test_a_planners_own_substeps_are_charged_beside_the_env_ones():
+    # One step from each instance's start: the planner simulates every μ (their substeps are
+    # planner_substeps); the step pays 0 for every μ (t = 1), so it takes the first, μ index 0.
+    with jax.enable_x64(True):
+        env, params = scalegym.make("ThreeBody-v0", num_instances=2)
+        instances = (0, 1)
+        each = [
+            evaluation.evaluate_instances(env, params, fixed_action, np.int32(a), instances, 1)
+            for a in range(len(env.actions))
+        ]
+        planned = evaluation.evaluate_planner_instances(
+            env, params, make_planner("beam", len(env.actions)), instances, 1
+        )
+    simulated = np.stack([e["substeps"] for e in each])  # [A, instances]
+    np.testing.assert_array_equal(planned["planner_substeps"], simulated.sum(0))
+    np.testing.assert_array_equal(planned["substeps"], simulated[0])
+    row = evaluation.summarize(planned)
+    assert row["total_substeps"] == row["env_substeps"] + row["planner_substeps"]
+    assert row["env_substeps"] == simulated[0].sum()
+    with jax.enable_x64(True), pytest.raises(ValueError, match="does not count its simulated"):
+        evaluation.evaluate_planner_instances(env, params, Uncounted(), (0,), 1)
+
+
+@struct.dataclass
+class Uncounted:
+    """A planner that reports simulated steps but not their work."""
+
+    name: ClassVar[str] = "uncounted"
+
+    def init(self, env, params, obs, state, key):
+        return None
+
+    def act(self, env, params, memory, obs, state, key):
+        return Decision(action=jnp.int32(0), sim_steps=jnp.int32(1)), memory
+
+    def observe(self, env, params, memory, action, obs):
+        return memory
+
+
+def test_planner_rows_are_reported_and_drawn_apart():
+    rows = [
+        row("ppo seed 0", -8.0, 1000, 2.5),
+        row("fixed 0.01", -9.0, 900, 2.0),
+        {**row("beam budget 10", -9.5, 5000, 2.6), "env_substeps": 800, "planner_substeps": 4200},
+    ]
+    for r in rows:
+        r.update(iqr_log10_error=[r["median_log10_error"] - 1, r["median_log10_error"]])
+        r.update(ended_early=0)
+    episodes = {
+        r["policy"]: {"substeps": [r["total_substeps"]] * 2, "final_log10_error": [-8.0, -9.0]}
+        for r in rows
+    }
+    result = {"instances": 2, "eval_steps": 3, "rows": rows, "verdict": verdict(rows)}
+    text = "\n".join(report_lines("cell", {**result, "episodes": episodes}))
+    assert "| beam budget 10 | -9.50" in text and "800 stepping the env + 4,200" in text
+    assert result["verdict"]["seeds"][0]["dominated_by"] == ["fixed 0.01"]  # not the planner
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = timestep_figure(plt, "cell", "ThreeBody-v0", {**result, "episodes": episodes})
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "beam budget 10" in labels
+    assert "a planner's own included" in fig.axes[0].get_xlabel()
+    plt.close(fig)

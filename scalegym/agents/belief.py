@@ -154,7 +154,7 @@ def _rollouts(
     def one(idx: jax.Array, acts: jax.Array, k: jax.Array) -> tuple[jax.Array, jax.Array]:
         p = jax.tree.map(lambda x: x[idx], params)
         s = jax.tree.map(lambda x: x[idx], states)
-        return rollout(env, p, s, acts, k, unroll=True)  # (return, live steps)
+        return rollout(env, p, s, acts, k, unroll=True)[:2]  # (return, live steps)
 
     keys = jax.random.split(k_env, num_actions * slots)
     returns, steps = jax.vmap(one)(slot % count, actions, keys)  # [A·R], [A·R]

@@ -8,6 +8,9 @@
   memory` after the real step. A planner for a partially observed env may read `state` only as a
   model to copy (its hidden parts: never), unless it says `oracle = True`.
 - **Budget** = simulated env steps per decision (`Decision.sim_steps` reports what was spent).
+  Where an env reports the work inside a step (`info["substeps"]`: ThreeBody's Hermite
+  substeps), `Decision.sim_work` sums it over the simulated steps, so a planner's own compute can
+  be charged beside the real env's; planners that do not count it leave it None.
 - `run_episodes` plays whole episodes of one planner, episodes vmapped, under one jit.
 
 Shapes: one env (no batch axis) inside a planner; `run_episodes` adds [E] episodes.
@@ -27,6 +30,7 @@ from flax import struct
 class Decision:
     action: jax.Array  # [] int32 the action to take
     sim_steps: jax.Array  # [] int32 env steps simulated to choose it
+    sim_work: jax.Array | None = None  # [] int32 their work (`step_work`); None: not counted
 
 
 class Planner(Protocol):
@@ -44,13 +48,21 @@ class Planner(Protocol):
     def observe(self, env: Any, params: Any, memory: Any, action: jax.Array, obs: Any) -> Any: ...
 
 
+def step_work(info: Any) -> jax.Array:
+    """The work inside one env step, [] int32: `info["substeps"]` where the env reports it
+    (ThreeBody's Hermite substeps), else 1 (the step itself)."""
+    if isinstance(info, dict) and "substeps" in info:
+        return jnp.asarray(info["substeps"], jnp.int32)
+    return jnp.int32(1)
+
+
 def model_step(
     env: Any, params: Any, state: Any, action: jax.Array, key: jax.Array
-) -> tuple[Any, jax.Array, jax.Array]:
-    """One simulated step on a copy of `state`: (next state, reward [], done [] bool)."""
-    _, nxt, reward, terminated, _ = env.step_env(key, state, action, params)
+) -> tuple[Any, jax.Array, jax.Array, jax.Array]:
+    """One simulated step on a copy of `state`: (next state, reward [], done [] bool, work [])."""
+    _, nxt, reward, terminated, info = env.step_env(key, state, action, params)
     done = terminated | env.is_truncated(nxt, params)
-    return nxt, jnp.asarray(reward, jnp.float32), done
+    return nxt, jnp.asarray(reward, jnp.float32), done, step_work(info)
 
 
 def rollout(
@@ -61,26 +73,27 @@ def rollout(
     key: jax.Array,
     discount: float = 1.0,
     unroll: bool | int = 1,
-) -> tuple[jax.Array, jax.Array]:
-    """(return [] float32, live steps [] int32) of the action sequence `actions` [H] from `state`
-    in the model, one key per step.
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(return [] float32, live steps [] int32, work [] int32) of the action sequence `actions`
+    [H] from `state` in the model, one key per step.
 
     Rewards after the first done are not counted (the model is not reset); live steps are the
-    steps up to and including that done, all H steps computed regardless.
+    steps up to and including that done; work sums `step_work` over all H steps computed.
     """
 
     def body(carry: tuple, inputs: tuple) -> tuple[tuple, None]:
-        state, total, scale, steps, done = carry
+        state, total, scale, steps, work, done = carry
         action, k = inputs
-        nxt, reward, now_done = model_step(env, params, state, action, k)
+        nxt, reward, now_done, step_cost = model_step(env, params, state, action, k)
         total = total + jnp.where(done, 0.0, scale * reward)
         steps = steps + (~done).astype(jnp.int32)
-        return (nxt, total, scale * discount, steps, done | now_done), None
+        return (nxt, total, scale * discount, steps, work + step_cost, done | now_done), None
 
     keys = jax.random.split(key, actions.shape[0])
-    init = (state, jnp.float32(0.0), jnp.float32(1.0), jnp.int32(0), jnp.bool_(False))
-    (_, total, _, steps, _), _ = jax.lax.scan(body, init, (actions, keys), unroll=unroll)
-    return total, steps
+    zero = jnp.int32(0)
+    init = (state, jnp.float32(0.0), jnp.float32(1.0), zero, zero, jnp.bool_(False))
+    (_, total, _, steps, work, _), _ = jax.lax.scan(body, init, (actions, keys), unroll=unroll)
+    return total, steps, work
 
 
 def rollout_return(

@@ -5,7 +5,8 @@ one recompiles) and implements the protocol of `scalegym.agents.planning`: `init
 `observe`. `budget` is the number of simulated env steps per decision; `Decision.sim_steps`
 reports every `model_step` a decision computed, steps past a simulated episode's end included
 (their rewards are dropped), so it is a host-known constant per planner and env, never above
-`budget`. All model keys come from the `key` given to `act`.
+`budget`; `Decision.sim_work` sums those steps' work (ThreeBody: Hermite substeps). All model
+keys come from the `key` given to `act`.
 
 The model steps the true state, so on a partially observed env these planners are oracles: build
 them with `oracle=True` there, which labels them so in reports.
@@ -22,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from scalegym.agents.planning import Decision, model_step, rollout_return
+from scalegym.agents.planning import Decision, model_step, rollout
 from scalegym.core.fields import check_fields, dataclass_fields
 
 
@@ -48,11 +49,13 @@ def _check_common(planner: str, budget: Any, discount: Any) -> None:
 
 def _returns(
     env: Any, params: Any, state: Any, sequences: jax.Array, key: jax.Array, discount: float
-) -> jax.Array:
-    """Model returns of the action sequences [N, H] from `state`, one key each; [N] float32."""
+) -> tuple[jax.Array, jax.Array]:
+    """Model returns of the action sequences [N, H] from `state`, one key each: ([N] float32,
+    their work summed [] int32)."""
     keys = jax.random.split(key, sequences.shape[0])  # [N]
-    one = lambda actions, k: rollout_return(env, params, state, actions, k, discount)
-    return jax.vmap(one)(sequences, keys)
+    one = lambda actions, k: rollout(env, params, state, actions, k, discount)
+    returns, _, work = jax.vmap(one)(sequences, keys)
+    return returns, work.sum()
 
 
 @struct.dataclass
@@ -95,9 +98,9 @@ class RandomShooting:
         n, h = self.num_sequences, self.horizon
         k_seq, k_model = jax.random.split(key)
         sequences = jax.random.randint(k_seq, (n, h), 0, env.num_actions, jnp.int32)  # [N, H]
-        returns = _returns(env, params, state, sequences, k_model, self.discount)  # [N]
+        returns, work = _returns(env, params, state, sequences, k_model, self.discount)  # [N]
         action = sequences[jnp.argmax(returns), 0]
-        return Decision(action=action, sim_steps=jnp.int32(n * h)), memory
+        return Decision(action=action, sim_steps=jnp.int32(n * h), sim_work=work), memory
 
     def observe(self, env: Any, params: Any, memory: None, action: jax.Array, obs: Any) -> None:
         return memory
@@ -201,10 +204,10 @@ class CEM:
         p, h, a = self.population_size, self.horizon, env.num_actions
 
         def round_(carry: tuple, k: jax.Array) -> tuple[tuple, None]:
-            probs, best_return, best_action = carry  # [H, A], [], []
+            probs, best_return, best_action, work = carry  # [H, A], [], [], []
             k_sample, k_model = jax.random.split(k)
             sequences = jax.random.categorical(k_sample, jnp.log(probs), shape=(p, h))  # [P, H]
-            returns = _returns(env, params, state, sequences, k_model, self.discount)  # [P]
+            returns, spent = _returns(env, params, state, sequences, k_model, self.discount)
             _, elites = jax.lax.top_k(returns, self.num_elites)  # [E]
             freq = jax.nn.one_hot(sequences[elites], a).mean(axis=0)  # [H, A]
             probs = self.smoothing * probs + (1.0 - self.smoothing) * freq
@@ -212,16 +215,17 @@ class CEM:
             better = returns[i] > best_return  # ties keep the earlier round's sequence
             best_return = jnp.where(better, returns[i], best_return)
             best_action = jnp.where(better, sequences[i, 0], best_action)
-            return (probs, best_return, best_action), None
+            return (probs, best_return, best_action, work + spent), None
 
-        init = (memory, jnp.float32(-jnp.inf), jnp.int32(0))
+        init = (memory, jnp.float32(-jnp.inf), jnp.int32(0), jnp.int32(0))
         keys = jax.random.split(key, self.iterations)  # [I]
-        (probs, _, action), _ = jax.lax.scan(round_, init, keys)
+        (probs, _, action, work), _ = jax.lax.scan(round_, init, keys)
         uniform = jnp.full((1, a), 1.0 / a, jnp.float32)
         shifted = jnp.concatenate([probs[1:], uniform], axis=0)  # [H, A]
         shifted = (1.0 - self.uniform_mix) * shifted + self.uniform_mix / a
         sim_steps = jnp.int32(p * self.iterations * h)
-        return Decision(action=action.astype(jnp.int32), sim_steps=sim_steps), shifted
+        decision = Decision(action=action.astype(jnp.int32), sim_steps=sim_steps, sim_work=work)
+        return decision, shifted
 
     def observe(
         self, env: Any, params: Any, memory: jax.Array, action: jax.Array, obs: Any
@@ -288,23 +292,24 @@ class BeamSearch:
         ramp, full, sim_steps = beam_schedule(self.budget, self.width, a)
 
         def expand(beam: tuple, scale: jax.Array, k: jax.Array, root: bool) -> tuple:
-            states, values, dones, firsts = beam  # [K] pytree, [K], [K] bool, [K] int32
+            states, values, dones, firsts, work = beam  # [K] pytree, [K], [K] bool, [K], []
             n = values.shape[0] * a
             parent = jnp.repeat(jnp.arange(values.shape[0]), a)  # [K·A]
             actions = jnp.tile(jnp.arange(a, dtype=jnp.int32), values.shape[0])  # [K·A]
             parents = jax.tree.map(lambda x: x[parent], states)
             step = lambda s, act, kk: model_step(env, params, s, act, kk)
-            nxt, reward, done = jax.vmap(step)(parents, actions, jax.random.split(k, n))
+            nxt, reward, done, cost = jax.vmap(step)(parents, actions, jax.random.split(k, n))
             ended = dones[parent]  # [K·A]
             child_values = values[parent] + jnp.where(ended, 0.0, scale * reward)
             child_values = jnp.where(ended & (actions != 0), -jnp.inf, child_values)
             child_firsts = actions if root else firsts[parent]
             top, keep = jax.lax.top_k(child_values, min(self.width, n))  # [K']
             children = jax.tree.map(lambda x: x[keep], nxt)
-            return children, top, (ended | done)[keep], child_firsts[keep]
+            return children, top, (ended | done)[keep], child_firsts[keep], work + cost.sum()
 
         one = lambda x: jnp.asarray(x)[None]
-        beam = (jax.tree.map(one, state), jnp.zeros(1), jnp.zeros(1, bool), jnp.zeros(1, jnp.int32))
+        root = (jnp.zeros(1), jnp.zeros(1, bool), jnp.zeros(1, jnp.int32), jnp.int32(0))
+        beam = (jax.tree.map(one, state), *root)
         keys = jax.random.split(key, len(ramp) + 1)
         scale = jnp.float32(1.0)
         for level in range(len(ramp)):  # ~log_A(width) levels until the beam is full
@@ -318,9 +323,9 @@ class BeamSearch:
         if full:  # else the budget ran out on the ramp, below `width` nodes
             level_keys = jax.random.split(keys[-1], full)  # [full]
             (beam, _), _ = jax.lax.scan(level_, (beam, scale), level_keys)
-        _, values, _, firsts = beam
+        _, values, _, firsts, work = beam
         action = firsts[jnp.argmax(values)]
-        return Decision(action=action, sim_steps=jnp.int32(sim_steps)), memory
+        return Decision(action=action, sim_steps=jnp.int32(sim_steps), sim_work=work), memory
 
     def observe(self, env: Any, params: Any, memory: None, action: jax.Array, obs: Any) -> None:
         return memory

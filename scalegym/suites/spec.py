@@ -19,6 +19,10 @@ from scalegym.agents.ppo_config import override_problems
 from scalegym.core.fields import unknown_field_message
 from scalegym.suites.search import PLANNERS as SEARCH_PLANNERS
 
+# The planners of scalegym.agents.search: they count their simulated work (Decision.sim_work),
+# which a timestep cell charges beside the real Hermite substeps.
+WORK_PLANNERS = ("random-shooting", "cem", "beam")
+
 THRESHOLD_METRICS = ("success", "return")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")  # cell and suite names become directory names
 _INHERIT = object()  # default meaning "the [suite] table's value of the same name"
@@ -123,6 +127,9 @@ class TimestepCell(Cell):
     aarseth_actions: tuple[int, ...]  # fixed η of ThreeBodyAarseth-v0 also judged (not verdict)
     transfer: tuple[str, ...]  # REBOUND integrators the first seed's policy is run on
     transfer_instances: int
+    planner: str  # "" none; else a search planner judged on the same instances (not verdict)
+    planner_budgets: tuple[int, ...]  # its budgets (simulated env steps per decision)
+    planner_params: dict[str, Any]
 
     kind = "timestep"
 
@@ -212,6 +219,9 @@ CELL_KINDS["timestep"] = (
         "aarseth_actions": Rule("int_list", default=(), minimum=0),
         "transfer": Rule("str_or_str_list", default=()),
         "transfer_instances": Rule("int", default=10, minimum=1),
+        "planner": Rule("str", default="", allowed=("", *WORK_PLANNERS)),
+        "planner_budgets": Rule("int_list", default=(), minimum=1),
+        "planner_params": Rule("table", default={}),
     },
 )
 CELL_KINDS["search"] = (
@@ -424,6 +434,17 @@ def _timestep_problems(values: dict[str, Any], where: str) -> list[str]:
             f'{where}: field "transfer": {", ".join(unknown)} unknown; '
             f"allowed: {', '.join(INTEGRATORS)}"
         )
+    if bool(values["planner"]) != bool(values["planner_budgets"]):
+        errors.append(f'{where}: fields "planner" and "planner_budgets" go together; give both')
+    elif values["planner"]:
+        from scalegym.agents.search import make_planner
+
+        for budget in values["planner_budgets"]:
+            try:
+                make_planner(values["planner"], budget, **dict(values["planner_params"]))
+            except (ValueError, TypeError) as err:
+                errors.append(f'{where}: field "planner_params" at budget {budget}: {err}')
+                break
     return errors
 
 

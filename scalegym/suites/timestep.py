@@ -7,9 +7,11 @@ the scatter plot, a summary row per policy, and the verdict the paper's claim ne
 - `dominated_by`: fixed actions with both a lower median final |ΔE| and fewer total substeps,
 - `beats_best_fixed`: the policy's mean paper reward above the best fixed action's.
 Fixed η of Aarseth's criterion (`ThreeBodyAarseth-v0`, `aarseth_actions`) can be judged on the
-same instances beside them: rows named "aarseth η …", outside the verdict. Optionally the first
-seed's policy is transferred to REBOUND's integrators on the host
-(`ThreeBodyRebound-v0`) without retraining.
+same instances beside them: rows named "aarseth η …", outside the verdict. So can a search
+planner that chooses μ by lookahead in the model (`planner`, `planner_budgets`): rows named
+"<planner> budget B", whose substeps count the planner's own simulations as well as the real
+steps (also apart: `planner_substeps`). Optionally the first seed's policy is transferred to
+REBOUND's integrators on the host (`ThreeBodyRebound-v0`) without retraining.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def run_timestep_cell(cell: Any, context: Any) -> dict[str, Any]:
     """Train, then evaluate PPO, the fixed actions and the transfer (see the module)."""
     import scalegym
     from scalegym.agents.baselines import fixed_action
+    from scalegym.agents.search import make_planner
     from scalegym.agents.trained import load_trained, ppo_policy, seed_runner
     from scalegym.envs.threebody import evaluation
 
@@ -46,7 +49,7 @@ def run_timestep_cell(cell: Any, context: Any) -> dict[str, Any]:
         result = _evaluate(env, params, policy, seed_runner(runner, k), cell, instances)
         runs.append((f"ppo seed {cell.seed + k}", result))
     actions = cell.baseline_actions or tuple(range(len(env.actions)))
-    total = cell.seeds + len(actions) + len(cell.aarseth_actions)
+    total = cell.seeds + len(actions) + len(cell.aarseth_actions) + len(cell.planner_budgets)
     for a in actions:
         result = _evaluate(env, params, fixed_action, np.int32(a), cell, instances)
         runs.append((f"fixed {env.actions[a]:.3g}", result))
@@ -59,10 +62,17 @@ def run_timestep_cell(cell: Any, context: Any) -> dict[str, Any]:
             result = _evaluate(eta_env, eta_params, fixed_action, np.int32(a), cell, instances)
             runs.append((f"aarseth η {eta_env.actions[a]:.3g}", result))
             context.advance(0.5 + 0.5 * len(runs) / total)
+    for budget in cell.planner_budgets:
+        planner = make_planner(cell.planner, budget, **dict(cell.planner_params))
+        result = evaluation.evaluate_planner_instances(
+            env, params, planner, instances, cell.eval_steps
+        )
+        runs.append((f"{cell.planner} budget {budget}", result))
+        context.advance(0.5 + 0.5 * len(runs) / total)
     rows = [{"policy": name, **evaluation.summarize(result)} for name, result in runs]
     episodes = {
         name: {
-            "substeps": result["substeps"].tolist(),
+            "substeps": evaluation.episode_substeps(result).tolist(),
             "final_log10_error": result["final_log10_error"].tolist(),
         }
         for name, result in runs
@@ -142,6 +152,14 @@ def report_lines(cell_name: str, result: dict[str, Any]) -> list[str]:
             f"| {r['policy']} | {r['median_log10_error']:.2f} [{q25:.2f}, {q75:.2f}] | "
             f"{r['total_substeps']:,} | {r['mean_paper_reward']:.3f} | {r['ended_early']} |"
         )
+    planned = [r for r in result["rows"] if "planner_substeps" in r]
+    if planned:
+        lines.append("")
+    for r in planned:
+        lines.append(
+            f"{r['policy']}: total substeps = {r['env_substeps']:,} stepping the env + "
+            f"{r['planner_substeps']:,} in the planner's own simulations (outside the verdict)"
+        )
     v = result["verdict"]
     for seed in v["seeds"]:
         dominated = ", ".join(seed["dominated_by"]) or "none"
@@ -178,29 +196,33 @@ def timestep_figure(plt: Any, name: str, env: str, result: dict[str, Any]) -> An
     names = list(result["episodes"])
     fixed = [n for n in names if n.startswith("fixed")]
     aarseth = [n for n in names if n.startswith("aarseth")]
+    planners = [n for n in names if " budget " in n]
     all_steps = np.concatenate([result["episodes"][n]["substeps"] for n in names])
     bins_x = np.logspace(np.log10(max(1, all_steps.min())), np.log10(all_steps.max() + 1), 30)
     for n in names:
         ep = result["episodes"][n]
         steps, err = np.maximum(np.asarray(ep["substeps"]), 1), np.asarray(ep["final_log10_error"])
         is_ppo = n.startswith("ppo")
-        colour = "crimson" if is_ppo else _baseline_colour(plt, n, fixed, aarseth)
+        colour = "crimson" if is_ppo else _baseline_colour(plt, n, fixed, aarseth, planners)
+        marker = "*" if is_ppo else ("s" if n in aarseth else ("D" if n in planners else "o"))
         ax.scatter(
-            steps,
-            err,
-            s=14 if is_ppo else 6,
-            color=colour,
-            alpha=0.7,
-            label=n,
-            marker="*" if is_ppo else ("s" if n in aarseth else "o"),
+            steps, err, s=14 if is_ppo else 6, color=colour, alpha=0.7, label=n, marker=marker
         )
-        if not is_ppo:  # each fixed μ (and η) marked at its medians
-            ax.scatter(np.median(steps), np.median(err), s=80, color=colour, edgecolor="black")
+        if not is_ppo:  # each fixed μ (η, planner budget) marked at its medians
+            ax.scatter(
+                np.median(steps),
+                np.median(err),
+                s=80,
+                color=colour,
+                edgecolor="black",
+                marker="D" if n in planners else "o",
+            )
         top.hist(steps, bins=bins_x, color=colour, alpha=0.35 if not is_ppo else 0.7)
         side.hist(
             err, bins=30, orientation="horizontal", color=colour, alpha=0.35 if not is_ppo else 0.7
         )
-    ax.set(xscale="log", xlabel="Hermite substeps per episode", ylabel="final log10 |ΔE|")
+    xlabel = "Hermite substeps per episode" + (" (a planner's own included)" if planners else "")
+    ax.set(xscale="log", xlabel=xlabel, ylabel="final log10 |ΔE|")
     top.set(xscale="log", title=f"{name}: {env}")
     top.tick_params(labelbottom=False)
     side.tick_params(labelleft=False)
@@ -209,7 +231,11 @@ def timestep_figure(plt: Any, name: str, env: str, result: dict[str, Any]) -> An
     return fig
 
 
-def _baseline_colour(plt: Any, name: str, fixed: list[str], aarseth: list[str]) -> Any:
-    """Fixed μ along viridis, Aarseth's fixed η along copper."""
+def _baseline_colour(
+    plt: Any, name: str, fixed: list[str], aarseth: list[str], planners: list[str]
+) -> Any:
+    """Fixed μ along viridis, Aarseth's fixed η along copper, planner budgets along cool."""
     group, cmap = (fixed, "viridis") if name in fixed else (aarseth, "copper")
+    if name in planners:
+        group, cmap = planners, "cool"
     return plt.get_cmap(cmap)(group.index(name) / max(1, len(group) - 1))

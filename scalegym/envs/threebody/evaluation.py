@@ -12,6 +12,10 @@ paper's evaluation set) under one jit, all seeds vmapped, and returns per-episod
 A finished episode's lane integrates for zero time afterwards, so it costs nothing. A policy is
 `policy(obs [B, 13] float32, key, theta) → actions [B] int32` with its parameters `theta` passed
 as data, so every fixed μ (or every PPO seed) shares one compiled evaluation.
+
+`evaluate_planner_instances` judges a search planner (`scalegym.agents.search`) the same way: it
+chooses μ by simulating steps on a copy of each lane's state, and the Hermite substeps of those
+simulations are returned apart (`planner_substeps`), to be charged beside the real ones.
 """
 
 from __future__ import annotations
@@ -42,34 +46,78 @@ def evaluate_instances(
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """One episode per instance seed; per-episode arrays [len(instances)] (see the module)."""
+    run = _run(env, policy, None, steps)
+    return jax.tree.map(np.asarray, run(_lanes(params, instances), theta, jax.random.key(seed)))
+
+
+def evaluate_planner_instances(
+    env: ThreeBody,
+    params: ThreeBodyParams,
+    planner: Any,
+    instances: tuple[int, ...] = EVAL_INSTANCES,
+    steps: int = EVAL_STEPS,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """`evaluate_instances` for a planner that counts its work (`Decision.sim_work`), plus
+    `planner_substeps` [len(instances)]: the Hermite substeps its simulations took."""
+    run = _run(env, None, planner, steps)
+    return jax.tree.map(np.asarray, run(_lanes(params, instances), None, jax.random.key(seed)))
+
+
+def _lanes(params: ThreeBodyParams, instances: tuple[int, ...]) -> ThreeBodyParams:
+    """Params [L], one lane per instance seed, judged by the paper's reward."""
     seeds = jnp.asarray(instances, jnp.int32)
-    lane_params = jax.vmap(lambda s: params.replace(instance=s, reward="paper"))(seeds)
-    run = _run(env, policy, steps)
-    return jax.tree.map(np.asarray, run(lane_params, theta, jax.random.key(seed)))
+    return jax.vmap(lambda s: params.replace(instance=s, reward="paper"))(seeds)
 
 
 @functools.lru_cache(maxsize=16)
-def _run(env: ThreeBody, policy: Policy, steps: int) -> Callable[..., dict[str, jax.Array]]:
+def _run(
+    env: ThreeBody, policy: Policy | None, planner: Any, steps: int
+) -> Callable[..., dict[str, jax.Array]]:
+    """The jitted evaluation of `policy` (batched, theta as data) or else of `planner` (per lane,
+    vmapped; its memory carried, its simulated substeps summed)."""
     step_env = jax.vmap(env.step_env)
     reset = jax.vmap(env.reset_env)
+    if planner is not None:
+        plan_init = jax.vmap(functools.partial(planner.init, env))
+        plan_act = jax.vmap(functools.partial(planner.act, env))
+        plan_observe = jax.vmap(functools.partial(planner.observe, env))
 
     @jax.jit
     def run(params: ThreeBodyParams, theta: Any, key: jax.Array) -> dict[str, jax.Array]:
         lanes = params.instance.shape[0]
         obs, state = reset(jax.random.split(key, lanes), params)
+        memory = None
+        if planner is not None:  # its keys derive from the step keys' k_act, or from this one
+            k_init = jax.random.fold_in(key, steps)
+            memory = plan_init(params, obs, state, jax.random.split(k_init, lanes))
         zeros = jnp.zeros(lanes)
-        init = (obs, state, jnp.zeros(lanes, bool), zeros, zeros, zeros, zeros)
+        init = (obs, state, memory, jnp.zeros(lanes, bool), zeros, zeros, zeros, zeros, zeros)
 
         def body(carry: tuple, key: jax.Array) -> tuple[tuple, None]:
-            obs, state, done, substeps, reward_sum, taken, final_err = carry
+            obs, state, memory, done, substeps, planned, reward_sum, taken, final_err = carry
             k_act, k_env = jax.random.split(key)
-            action = policy(obs, k_act, theta)
-            # A finished lane integrates for no time: its loop does not run.
+            # A finished lane integrates for no time: its loop does not run (nor its planner's).
             live = params.replace(step_time=jnp.where(done, 0.0, params.step_time))
+            going = ~done
+            if planner is None:
+                action = policy(obs, k_act, theta)
+            else:
+                decision, memory = plan_act(
+                    live, memory, obs, state, jax.random.split(k_act, lanes)
+                )
+                if decision.sim_work is None:
+                    raise ValueError(
+                        f"planner {planner.name!r} does not count its simulated substeps "
+                        "(Decision.sim_work); use random-shooting, cem or beam"
+                    )
+                action = decision.action
+                planned = planned + jnp.where(going, decision.sim_work, 0)
             obs2, state2, reward, terminated, info = step_env(
                 jax.random.split(k_env, lanes), state, action, live
             )
-            going = ~done
+            if planner is not None:
+                memory = plan_observe(live, memory, action, obs2)
             ended = terminated | info["capped"]
             substeps = substeps + jnp.where(going, info["substeps"], 0)
             reward_sum = reward_sum + jnp.where(going, reward, 0.0)
@@ -78,11 +126,14 @@ def _run(env: ThreeBody, policy: Policy, steps: int) -> Callable[..., dict[str, 
             final_err = jnp.where(going, err, final_err)
             keep = lambda new, old: jnp.where(going.reshape(-1, *([1] * (new.ndim - 1))), new, old)
             obs, state = jax.tree.map(keep, (obs2, state2), (obs, state))
-            return (obs, state, done | ended, substeps, reward_sum, taken, final_err), None
+            carry = (obs, state, memory, done | ended, substeps, planned, reward_sum, taken)
+            return (*carry, final_err), None
 
         carry, _ = jax.lax.scan(body, init, jax.random.split(key, steps))
-        _, state, done, substeps, reward_sum, taken, final_err = carry
+        _, state, _, done, substeps, planned, reward_sum, taken, final_err = carry
+        extra = {} if planner is None else {"planner_substeps": planned}
         return {
+            **extra,
             "instance": params.instance,
             "final_log10_error": jnp.log10(jnp.maximum(final_err, rules.ENERGY_FLOOR)),
             "substeps": substeps,
@@ -143,15 +194,29 @@ def evaluate_host_instances(
     }
 
 
+def episode_substeps(result: dict[str, np.ndarray]) -> np.ndarray:
+    """Hermite substeps per episode, a planner's simulated ones included; [episodes]."""
+    return result["substeps"] + result.get("planner_substeps", 0)
+
+
 def summarize(result: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Median and IQR of final log10|ΔE|, total substeps, mean paper reward (the report's row)."""
+    """Median and IQR of final log10|ΔE|, total substeps (a planner's own included, and then
+    also apart), mean paper reward: the report's row."""
     err = result["final_log10_error"]
     q25, q50, q75 = np.percentile(err, [25, 50, 75])
+    substeps = episode_substeps(result)
+    planned = {}
+    if "planner_substeps" in result:
+        planned = {
+            "env_substeps": int(result["substeps"].sum()),
+            "planner_substeps": int(result["planner_substeps"].sum()),
+        }
     return {
         "median_log10_error": float(q50),
         "iqr_log10_error": [float(q25), float(q75)],
-        "total_substeps": int(result["substeps"].sum()),
-        "median_substeps": float(np.median(result["substeps"])),
+        "total_substeps": int(substeps.sum()),
+        **planned,
+        "median_substeps": float(np.median(substeps)),
         "mean_paper_reward": float(result["mean_reward"].mean()),
         "ended_early": int(result["ended_early"].sum()),
         "episodes": len(err),
