@@ -41,7 +41,7 @@ def test_make_train_is_deterministic_per_key() -> None:
 
 def test_vmapped_seeds_train_in_one_call_as_each_seed_alone() -> None:
     env, params = scalegym.make("ToyChain-v0")
-    config = PPOConfig(hidden=(32, 32), **TINY)
+    config = PPOConfig(**TINY)  # test_make_train_is_deterministic_per_key's run: one compile
     keys = jax.random.split(jax.random.key(0), 2)
     train = make_train(env, params, config)
     batched_train = jax.jit(jax.vmap(train))
