@@ -115,3 +115,28 @@ def test_sps_figure_tick_labels_stay_apart() -> None:
     fig = sps_figure(plt, "bench", "Rearrange-v1", rows)
     assert _labels_apart(fig.axes[0], _draw(fig))
     plt.close(fig)
+
+
+def test_curve_figure_bands_the_seeds_iqm_interval_at_evaluations() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scalegym.suites.plots import curve_figure, seed_band
+
+    curve = [
+        {"step": 100, "eval/return": 1.0, "per_seed_return": [0.0, 1.0, 2.0, 1.0]},
+        {"step": 200, "train/return": 2.0},
+        {"step": 300, "eval/return": 5.0, "per_seed_return": [4.0, 5.0, 6.0, 5.0]},
+        {"step": 400, "eval/return": 7.0, "per_seed_return": [7.0]},  # one seed: no band
+    ]
+    steps, low, high = seed_band(curve, "per_seed_return")
+    assert steps == [100, 300]
+    assert all(lo <= mid <= hi for lo, mid, hi in zip(low, (1.0, 5.0), high, strict=True))
+    assert low[0] < high[0] and high[0] < low[1]
+    fig = curve_figure(plt, "ppo", "ToyChain-v0", curve)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "eval IQM 95% CI, seeds" in labels
+    plt.close(fig)
+    assert seed_band(curve[1:2], "per_seed_return") is None

@@ -171,6 +171,8 @@ def test_run_writes_every_output(
     assert "B=4" in report and "bench-tiny" in report and "train-tiny" in report
     assert f"Each timed step feeds {CONSUMED} into the result, auto-reset included" in report
     assert "4.000 ± 0.500" in report and "success ≥ 0.5: pass" in report
+    # Seeds 3.5 and 4.5: IQM 4.0; bootstrap replicates 3.5, 4.0 or 4.5 give the interval.
+    assert "eval return IQM [95% CI]" in report and "| 4.000 [3.500, 4.500] |" in report
 
     curves = read_scalars(run_dir / "tb" / "train-tiny")
     assert [step for step, _ in curves["train/return"]] == [250, 500, 750, 1000]

@@ -121,7 +121,7 @@ class ChunkedRun:
             wall_s=time.perf_counter() - start,
             config=config.as_dict(),
             final=final_metrics(curve),
-            curve=[{k: v for k, v in c.items() if not k.startswith("per_seed")} for c in curve],
+            curve=curve,  # evaluations keep per_seed_* (the plots' seed bands)
         )
 
 

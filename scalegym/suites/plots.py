@@ -69,7 +69,9 @@ def curve_figure(plt: Any, name: str, env: str, curve: list[dict[str, Any]]) -> 
     """Learning curves against env steps per seed, legend below the axes.
 
     Left axis: return of the training episodes that finished in each chunk (a line) and of
-    evaluations on fresh envs (dots). Right axis: evaluation success, whenever it was measured.
+    evaluations on fresh envs (dots: the mean over seeds; with two or more seeds, a band: the
+    95% stratified-bootstrap interval of their IQM). Right axis: evaluation success, whenever it
+    was measured.
     Training success is not drawn: early in training only the episodes that end early, the
     successes, have finished, so it starts near 1.0 whatever the policy (it stays in TensorBoard
     beside `train/episodes`, the count it is taken over).
@@ -89,6 +91,11 @@ def curve_figure(plt: Any, name: str, env: str, curve: list[dict[str, Any]]) -> 
     ):
         if points(tag):
             handles += ax.plot(*zip(*points(tag), strict=True), style, label=label)
+    band = seed_band(curve, "per_seed_return")
+    if band:
+        handles.append(
+            ax.fill_between(*band, color="tab:orange", alpha=0.25, label="eval IQM 95% CI, seeds")
+        )
     ax.set(xlabel="env steps per seed", ylabel="return", title=f"{name}: {env}")
     success = points("eval/success")
     if success:
@@ -112,6 +119,20 @@ def curve_figure(plt: Any, name: str, env: str, curve: list[dict[str, Any]]) -> 
         )
     fig.tight_layout()
     return fig
+
+
+def seed_band(
+    curve: list[dict[str, Any]], key: str
+) -> tuple[list[float], list[float], list[float]] | None:
+    """(steps, low, high) of the IQM's 95% stratified-bootstrap interval over seeds at every
+    evaluation with two or more seeds (`statistics.iqm_with_ci`); None if there is none."""
+    from scalegym.suites.statistics import iqm_with_ci
+
+    rows = [(p["step"], p[key]) for p in curve if len(p.get(key) or []) >= 2]
+    if not rows:
+        return None
+    intervals = [iqm_with_ci(values) for _, values in rows]
+    return [s for s, _ in rows], [i["low"] for i in intervals], [i["high"] for i in intervals]
 
 
 def scaling_figure(plt: Any, name: str, env: str, result: dict[str, Any]) -> Any:

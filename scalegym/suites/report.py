@@ -13,6 +13,7 @@ from typing import Any
 
 from scalegym.agents.result import TrainResult
 from scalegym.suites.search import report_lines as search_lines
+from scalegym.suites.statistics import iqm_cell
 from scalegym.suites.timestep import report_lines
 
 MANIFEST, RESULTS, SUMMARY, REPORT = "manifest.json", "results.jsonl", "summary.csv", "report.md"
@@ -178,12 +179,14 @@ def render_report(
     train = [r for r in latest.values() if r["kind"] == "train" and r["status"] == "ok"]
     if train:
         header = ["cell", "env", "agent", "seeds", "env steps / seed", "eval return"]
-        header += ["eval success", "train return", "threshold", "SPS", "compile s", "wall s"]
+        header += ["eval return IQM [95% CI]", "eval success", "eval success IQM [95% CI]"]
+        header += ["train return", "threshold", "SPS", "compile s", "wall s"]
         lines += ["", "## Training", ""]
         lines += [
             "Eval: each seed's policy on fresh envs, first episode of each (mean ± std over "
-            "seeds). Train return: episodes that ended during the last chunk. SPS: env steps "
-            "per second over all seeds, compile excluded.",
+            "seeds; IQM: interquartile mean over seeds with a 95% stratified-bootstrap interval, "
+            "Agarwal et al. 2021, given from 2 seeds). Train return: episodes that ended during "
+            "the last chunk. SPS: env steps per second over all seeds, compile excluded.",
             "",
         ]
         lines += [_row(header), _rule(len(header))]
@@ -199,7 +202,9 @@ def render_report(
                         str(result.seeds),
                         f"{result.steps:,}",
                         _mean_std(final.eval_return, final.per_seed_return),
+                        iqm_cell(final.per_seed_return),
                         _mean_std(final.eval_success, final.per_seed_success),
+                        iqm_cell(final.per_seed_success),
                         _num(final.train_return, 3),
                         _verdict(record["result"].get("threshold")),
                         _si(result.sps),

@@ -22,6 +22,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from scalegym.suites.statistics import iqm_cell
+
 PLANNERS = ("random-shooting", "cem", "beam", "gumbel-muzero", "belief", "oracle")
 BOOTSTRAP_DRAWS = 2000
 
@@ -157,14 +159,15 @@ def report_lines(cell_name: str, env: str, result: dict[str, Any]) -> list[str]:
         f"### {cell_name}: {label} on {env}, {result['seeds']} seeds × {result['episodes']} "
         "episodes",
         "",
-        "| budget | return ± s.e. | success | sim steps / decision | ms / decision |",
-        "|---|---|---|---|---|",
+        "| budget | return ± s.e. | return IQM [95% CI] | success | sim steps / decision "
+        "| ms / decision |",
+        "|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         lines.append(
             f"| {r['budget']:,} | {r['return']:.3f} ± {r['return_sem']:.3f} | "
-            f"{r['success']:.2f} | {r['sim_steps_per_decision']:.0f} | "
-            f"{r['wall_ms_per_decision']:.3f} |"
+            f"{iqm_cell(r.get('per_seed_return'))} | {r['success']:.2f} | "
+            f"{r['sim_steps_per_decision']:.0f} | {r['wall_ms_per_decision']:.3f} |"
         )
     s = result.get("slope")
     if s:
