@@ -1,4 +1,5 @@
-"""The README's code runs as written: the quickstart, and a custom env benchmarked by the CLI."""
+"""The README's code runs as written (the quickstart, a custom env benchmarked by the CLI), and
+its results tables are the ones the reference runs give."""
 
 import json
 import re
@@ -107,3 +108,16 @@ def test_readme_suite_blocks_are_valid_suites():
             block = '[suite]\nname = "readme"\n' + block
         spec = parse_suite(block.encode(), f"README toml block {index}")
         assert spec.cells
+
+
+def test_generated_tables_match_the_reference_results(tmp_path):
+    from scalegym.suites import readme_tables
+
+    assert readme_tables.main(["--check"]) == 0
+    readme = README.read_text()
+    assert readme.count("<!-- generated: ") == len(readme_tables.TABLES)
+    # A number edited by hand is caught: the check rebuilds the table from the files.
+    copy = tmp_path / "README.md"
+    copy.write_text(readme.replace("| 3.76 [3.52, 3.99] |", "| 9.99 [3.52, 3.99] |"))
+    (tmp_path / "results").symlink_to(README.parent / "results")
+    assert readme_tables.main(["--check", "--readme", str(copy)]) == 1
