@@ -96,3 +96,56 @@ def test_the_exact_optimal_value_is_recorded_where_the_env_has_one():
     result = {"planner": "belief", "seeds": 2, "episodes": 4, "rows": [row]}
     lines = report_lines("c", "PaninskiLock-v0", {**result, "optimal_value": v_star})
     assert f"V* of this instance (exact): {v_star:.4f}" in "\n".join(lines)
+
+
+PRIOR_SUITE = """
+[suite]
+name = "prior"
+seeds = 2
+
+[[cell]]
+name = "ppo"
+kind = "train"
+env = "ToyChain-v0"
+agent = "ppo"
+steps = 1536  # test_ppo_runs.py's checkpoint run: the same compiled programs
+agent_params = {{ num_envs = 16, num_steps = 16 }}
+
+[[cell]]
+name = "gumbel"
+kind = "search"
+env = "ToyChain-v0"
+env_params = {search_params}
+planner = "gumbel-muzero"
+checkpoint = "{checkpoint}"
+budgets = [4]
+episodes = 4
+max_steps = 12
+"""
+
+
+@pytest.mark.parametrize(
+    "checkpoint, search_params, message",
+    [
+        ("cell:nope", "{}", "'cell:nope' names no earlier train cell; allowed: cell:ppo"),
+        ("cell:ppo", "{ length = 7 }", "they must match"),
+    ],
+)
+def test_a_checkpoint_cell_reference_must_name_an_earlier_matching_train_cell(
+    checkpoint, search_params, message
+):
+    source = PRIOR_SUITE.format(checkpoint=checkpoint, search_params=search_params)
+    with pytest.raises(SuiteError, match=message):
+        parse_suite(source.encode(), "prior.toml")
+
+
+def test_gumbel_plans_with_the_prior_of_the_suites_own_train_cell(tmp_path):
+    suite = tmp_path / "prior.toml"
+    suite.write_text(PRIOR_SUITE.format(checkpoint="cell:ppo", search_params="{}"))
+    run = tmp_path / "run"
+    assert main(["run", str(suite), "--out", str(run), "--no-progress"]) == 0
+    records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    assert [(r["cell"], r["status"]) for r in records] == [("ppo", "ok"), ("gumbel", "ok")]
+    (row,) = records[1]["result"]["rows"]
+    assert row["budget"] == 4 and row["sim_steps_per_decision"] <= 4
+    assert (run / "checkpoints" / "ppo" / "progress.json").exists()  # the prior it read

@@ -17,6 +17,7 @@ state and is labelled so).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -59,6 +60,16 @@ def planner_for(
     raise ValueError(f"unknown planner {name!r}; allowed: {', '.join(PLANNERS)}")
 
 
+CELL_CHECKPOINT = "cell:"  # checkpoint = "cell:NAME": an earlier train cell of the same run
+
+
+def resolve_checkpoint(checkpoint: str, run_dir: Path) -> str:
+    """A search cell's `checkpoint` as a path: "cell:NAME" is the run's checkpoints/NAME/."""
+    if checkpoint.startswith(CELL_CHECKPOINT):
+        return str(run_dir / "checkpoints" / checkpoint[len(CELL_CHECKPOINT) :])
+    return checkpoint
+
+
 def run_search_cell(cell: Any, context: Any) -> dict[str, Any]:
     """Return (and success) against budget for one planner on one env (see the module)."""
     import scalegym
@@ -70,7 +81,11 @@ def run_search_cell(cell: Any, context: Any) -> dict[str, Any]:
     with TensorBoardLogger(context.tb_dir) as logger:
         for index, budget in enumerate(cell.budgets):
             planner = planner_for(
-                cell.planner, budget, dict(cell.planner_params), cell.checkpoint, cell.env_params
+                cell.planner,
+                budget,
+                dict(cell.planner_params),
+                resolve_checkpoint(cell.checkpoint, context.run_dir),
+                cell.env_params,
             )
             key = jax.random.key(cell.seed)
             count = cell.seeds * cell.episodes

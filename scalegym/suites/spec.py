@@ -314,6 +314,7 @@ def parse_suite(source: bytes, path: str, *, check_envs: bool = True) -> SuiteSp
         cell = _check_cell(table, index, suite, path, errors, first_use)
         if cell is not None:
             cells.append(cell)
+    errors.extend(_cell_references(cells, path))
     if check_envs:  # also when other cells had problems: one pass reports every error found
         cache: dict[str, str | None] = {}
         for cell in cells:
@@ -455,6 +456,8 @@ def _search_problems(values: dict[str, Any], where: str) -> list[str]:
     budgets = list(values["budgets"])
     if budgets != sorted(set(budgets)):
         return [f'{where}: field "budgets": {budgets}; must increase']
+    if values["checkpoint"].startswith("cell:"):
+        return []  # an earlier train cell of the suite: checked with the suite (_cell_references)
     if values["checkpoint"]:
         if not Path(values["checkpoint"]).exists():
             return [f'{where}: field "checkpoint": {values["checkpoint"]}: no such run directory']
@@ -464,6 +467,31 @@ def _search_problems(values: dict[str, Any], where: str) -> list[str]:
     except (ValueError, TypeError) as err:
         return [f'{where}: field "planner_params": {err}']
     return []
+
+
+def _cell_references(cells: list[Cell], path: str) -> list[str]:
+    """A search cell's `checkpoint = "cell:NAME"` must name an earlier train cell of the suite,
+    trained on the same env and env_params (a planner's prior must fit its env)."""
+    errors = []
+    for index, cell in enumerate(cells):
+        checkpoint = getattr(cell, "checkpoint", "")
+        if not (isinstance(cell, SearchCell) and checkpoint.startswith("cell:")):
+            continue
+        name = checkpoint[len("cell:") :]
+        where = f'{path}: {_where(cell.index, cell.name)}: field "checkpoint"'
+        earlier = [c for c in cells[:index] if isinstance(c, TrainCell)]
+        source = next((c for c in earlier if c.name == name), None)
+        if source is None:
+            allowed = ", ".join(f"cell:{c.name}" for c in earlier) or "none (no train cell before)"
+            errors.append(
+                f"{where}: {checkpoint!r} names no earlier train cell; allowed: {allowed}"
+            )
+        elif (source.env, dict(source.env_params)) != (cell.env, dict(cell.env_params)):
+            errors.append(
+                f"{where}: {checkpoint!r} trained on {source.env} {dict(source.env_params)}, "
+                f"this cell plans on {cell.env} {dict(cell.env_params)}; they must match"
+            )
+    return errors
 
 
 def _threshold_problems(
