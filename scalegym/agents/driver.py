@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from scalegym.agents.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from scalegym.agents.devices import describe, env_mesh, shard_runner
 from scalegym.agents.evaluation import EVAL_SEED_OFFSET, eval_scalars, evaluate_policy
 from scalegym.agents.ppo import PPO, RunnerState
 from scalegym.agents.result import (
@@ -36,9 +37,12 @@ class ChunkedRun:
         num_seeds: int,
         seed: int,
         checkpoint_dir: Path | None = None,
+        devices: int | None = None,
     ):
         self.env_id, self.ppo, self.config = env_id, ppo, ppo.config
         self.num_seeds, self.seed = num_seeds, seed
+        # The env batch split over local devices (all by default; scalegym.agents.devices).
+        self.mesh = env_mesh(devices, self.config.num_envs)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.chunk = updates_per_log(self.config.num_updates)
         self._compiled: dict[int, Any] = {}
@@ -75,6 +79,7 @@ class ChunkedRun:
         if resume and has_checkpoint(self.checkpoint_dir):
             assert self.checkpoint_dir is not None
             runner, saved = load_checkpoint(self.checkpoint_dir, runner, self.identity())
+        runner = shard_runner(runner, self.mesh)
         done_updates = int(saved.get("updates", 0))
         curve: list[dict[str, Any]] = saved.get("curve", [])
         compile_s, run_s = float(saved.get("compile_s", 0.0)), float(saved.get("run_s", 0.0))
@@ -87,6 +92,7 @@ class ChunkedRun:
                 compile_s += seconds
                 t0 = time.perf_counter()
                 runner, metrics = jax.block_until_ready(compiled(runner))
+                runner = shard_runner(runner, self.mesh)  # as the chunk was compiled for
                 elapsed = time.perf_counter() - t0
                 run_s += elapsed
                 done_updates += length
@@ -120,6 +126,7 @@ class ChunkedRun:
             compile_s=compile_s,
             wall_s=time.perf_counter() - start,
             config=config.as_dict(),
+            devices=describe(self.mesh),
             final=final_metrics(curve),
             curve=curve,  # evaluations keep per_seed_* (the plots' seed bands)
         )

@@ -88,6 +88,7 @@ class TrainResult:
     config: dict[str, Any]
     final: FinalMetrics
     curve: list[dict[str, Any]]  # per chunk: {"step": env steps per seed, scalar: value, ...}
+    devices: dict[str, Any] | None = None  # {"device_kind", "devices"} the env batch ran on
 
     def as_record(self) -> dict[str, Any]:
         record = dataclasses.asdict(self)

@@ -30,9 +30,11 @@ def train_agent(
     checkpoint_dir: Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    devices: int | None = None,
 ) -> TrainResult:
     """Train `agent` on `env_id` for `total_steps` env steps per seed (rounded down to whole
-    updates of num_envs × num_steps, at least one)."""
+    updates of num_envs × num_steps, at least one). A JAX env's batch is split over `devices`
+    local devices (None: all of them; `scalegym.agents.devices`)."""
     if agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}; allowed: {', '.join(AGENTS)}")
     if total_steps < 1 or num_seeds < 1:
@@ -55,5 +57,5 @@ def train_agent(
             progress=progress,
         )
     ppo = make_ppo(resolved.env, resolved.params, config)
-    run = ChunkedRun(env_id, ppo, num_seeds, seed, checkpoint_dir)
+    run = ChunkedRun(env_id, ppo, num_seeds, seed, checkpoint_dir, devices=devices)
     return run.run(log=log, resume=resume, progress=progress)

@@ -53,10 +53,31 @@ def add_run_command(commands: Any) -> None:
     cmd.add_argument(
         "--resume", type=Path, metavar="RUN_DIR", help="continue a run, skipping finished cells"
     )
+    add_devices(cmd)
     add_import(cmd)
     cmd.add_argument("--json", action="store_true", help="print one JSON object to stdout")
     add_progress(cmd)
     cmd.set_defaults(handler=_run)
+
+
+def check_devices(devices: int | None) -> None:
+    """--devices past the local devices there are: refused before any work."""
+    from scalegym.agents.devices import local_devices
+
+    try:
+        local_devices(devices)
+    except ValueError as err:
+        raise UsageError(f"--devices: {err}") from None
+
+
+def add_devices(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--devices",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="split the training env batch over the first N local devices (default: all)",
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -79,6 +100,7 @@ def _run(args: argparse.Namespace) -> int:
         check_writable_dir(args.out, "--out")
     else:
         check_writable_dir(DEFAULT_ROOT, "results root")
+    check_devices(args.devices)
     source = args.suite if args.suite is not None else args.resume / SUITE_COPY
     try:
         spec = load_suite(source)  # every cell validated before any work starts
@@ -88,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
             resume_dir=args.resume,
             progress=progress_enabled(args.progress),
             command=args.command_line,
+            devices=args.devices,
         )
     except (SuiteError, RunDirError, RunDirBusy) as err:  # the input, not the run, is wrong
         raise UsageError(str(err)) from None
@@ -147,6 +170,7 @@ def add_train_command(commands: Any) -> None:
     cmd.add_argument(
         "--resume", action="store_true", help="continue from the checkpoint in --out DIR"
     )
+    add_devices(cmd)
     add_import(cmd)
     cmd.add_argument("--json", action="store_true", help="print one JSON object to stdout")
     add_progress(cmd)
@@ -187,6 +211,7 @@ def _train(args: argparse.Namespace) -> int:
     problems = override_problems(agent_overrides)
     if problems:
         raise UsageError(f"--agent-set: {'; '.join(problems)}")
+    check_devices(args.devices)
     try:  # the whole config, as training will build it, before any folder is made
         config = default_config(args.env_id).replace(total_timesteps=args.steps, **agent_overrides)
     except ValueError as err:
@@ -223,6 +248,7 @@ def _train(args: argparse.Namespace) -> int:
                 checkpoint_dir=run_dir / "checkpoint",
                 resume=args.resume,
                 progress=progress_enabled(args.progress),
+                devices=args.devices,
             )
     except (ValueError, RunDirBusy) as err:  # the agent or its config, or a busy directory
         raise UsageError(str(err)) from None

@@ -54,6 +54,7 @@ class CellContext:
     checkpoint_dir: Path  # checkpoints/<cell>/
     resuming: bool  # the run is being resumed: a checkpoint of this cell may be continued
     advance: Callable[[float], None]  # fraction of the cell done, 0..1
+    devices: int | None = None  # local devices a training's env batch is split over (None: all)
 
 
 def run_suite(
@@ -63,12 +64,14 @@ def run_suite(
     progress: bool = True,
     *,
     command: Sequence[str] | None = None,
+    devices: int | None = None,
 ) -> Path:
     """Run every cell of `spec` not yet finished; returns the run directory.
 
     A new run goes to `out_dir` or `results/runs/<suite>/<UTC stamp>/`; `resume_dir` continues
     a run, skipping its cells recorded "ok". A cell that raises is recorded "failed" and the run
-    goes on. summary.csv and report.md are rewritten at the end.
+    goes on. summary.csv and report.md are rewritten at the end. Train and timestep cells split
+    their env batch over `devices` local devices (None: all; `scalegym.agents.devices`).
     """
     command = list(command if command is not None else sys.argv)
     run_dir = Path(resume_dir) if resume_dir is not None else _create_run_dir(spec, out_dir)
@@ -76,12 +79,16 @@ def run_suite(
         if resume_dir is not None:
             _resume_manifest(run_dir, spec, command)
         else:
-            _write_manifest(run_dir, spec, command)
-        _run_cells(spec, run_dir, resuming=resume_dir is not None, progress=progress)
+            _write_manifest(run_dir, spec, command, devices)
+        _run_cells(
+            spec, run_dir, resuming=resume_dir is not None, progress=progress, devices=devices
+        )
     return run_dir
 
 
-def _run_cells(spec: SuiteSpec, run_dir: Path, *, resuming: bool, progress: bool) -> None:
+def _run_cells(
+    spec: SuiteSpec, run_dir: Path, *, resuming: bool, progress: bool, devices: int | None
+) -> None:
     results = run_dir / report.RESULTS
     done = {r["cell"] for r in report.read_records(results) if r["status"] == "ok"}
     todo = [cell for cell in spec.cells if cell.name not in done]
@@ -89,7 +96,9 @@ def _run_cells(spec: SuiteSpec, run_dir: Path, *, resuming: bool, progress: bool
         with cell_progress(len(spec.cells), len(spec.cells) - len(todo), progress) as bar:
             for cell in todo:
                 bar.start(cell.name)
-                record = run_cell(cell, run_dir, resuming=resuming, advance=bar.update)
+                record = run_cell(
+                    cell, run_dir, resuming=resuming, advance=bar.update, devices=devices
+                )
                 append_record(results, record)
                 bar.finish(report.cell_summary(record))
     finally:  # after Ctrl-C too: the report then lists the cells still to run
@@ -97,7 +106,12 @@ def _run_cells(spec: SuiteSpec, run_dir: Path, *, resuming: bool, progress: bool
 
 
 def run_cell(
-    cell: Cell, run_dir: Path, *, resuming: bool = False, advance: Callable[[float], None]
+    cell: Cell,
+    run_dir: Path,
+    *,
+    resuming: bool = False,
+    advance: Callable[[float], None],
+    devices: int | None = None,
 ) -> dict[str, Any]:
     """Run one cell and return its record; an exception becomes a "failed" record."""
     context = CellContext(
@@ -106,6 +120,7 @@ def run_cell(
         checkpoint_dir=run_dir / "checkpoints" / cell.name,
         resuming=resuming,
         advance=advance,
+        devices=devices,
     )
     started, start = _now(), time.perf_counter()
     record: dict[str, Any] = {
@@ -363,7 +378,9 @@ def _create_run_dir(spec: SuiteSpec, out_dir: str | Path | None) -> Path:
     return run_dir
 
 
-def _write_manifest(run_dir: Path, spec: SuiteSpec, command: list[str]) -> None:
+def _write_manifest(
+    run_dir: Path, spec: SuiteSpec, command: list[str], devices: int | None = None
+) -> None:
     from scalegym.suites.measures import device_info, versions
 
     (run_dir / SUITE_COPY).write_bytes(spec.source)  # the exact file, for --resume and reruns
@@ -382,6 +399,7 @@ def _write_manifest(run_dir: Path, spec: SuiteSpec, command: list[str]) -> None:
         "cwd": os.getcwd(),
         "git": git_state(),
         "device": device_info(),
+        "training_devices": devices or device_info()["num_devices"],  # the env batch's split
         "versions": versions(),
         "resumed": [],
     }

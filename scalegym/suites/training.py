@@ -37,6 +37,7 @@ def train_in_cell(cell: Any, context: Any, *, share: float = 1.0) -> tuple[Train
             seed=cell.seed,
             env_overrides=dict(cell.env_params),
             agent_overrides=dict(cell.agent_params),
+            devices=getattr(context, "devices", None),
             log=log,
             checkpoint_dir=context.checkpoint_dir,
             resume=resume,

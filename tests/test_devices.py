@@ -1,0 +1,83 @@
+"""The env batch of a PPO run split over local devices (scalegym.agents.devices).
+
+The two-device run happens in a subprocess with two forced CPU devices (`jax_num_cpu_devices`
+must be set before JAX starts its backend); it trains the same run on 1 and on 2 devices.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from scalegym.agents.devices import env_mesh, local_devices, shard_runner
+
+TWO_DEVICES = textwrap.dedent(
+    """
+    import json, sys
+    import jax
+    jax.config.update("jax_num_cpu_devices", 2)
+    sys.path.insert(0, "tests")
+    import toy_envs  # noqa: F401  (ToyChain-v0)
+    import scalegym
+    from scalegym.agents.devices import env_mesh, shard_runner
+    from scalegym.agents.ppo import make_ppo
+    from scalegym.agents.ppo_config import PPOConfig
+    from scalegym.agents.train import train_agent
+
+    assert len(jax.local_devices()) == 2
+    # Where the leaves go: env-batched ones split along E (axis 1 after seeds), the rest whole.
+    env, params = scalegym.make("ToyChain-v0")
+    ppo = make_ppo(env, params, PPOConfig(num_envs=16, num_steps=16))
+    runner = jax.jit(jax.vmap(ppo.init))(jax.random.split(jax.random.key(0), 2))
+    runner = shard_runner(runner, env_mesh(2, 16))
+    obs = jax.tree.leaves(runner.obs)[0]
+    weights = jax.tree.leaves(runner.train_state.params)[0]
+    out = {
+        "obs": list(obs.shape),
+        "obs_shards": [list(s.data.shape) for s in obs.addressable_shards],
+        "weights_whole": all(s.data.shape == weights.shape for s in weights.addressable_shards),
+    }
+    for devices in (1, 2):
+        result = train_agent(
+            "ToyChain-v0", total_steps=16 * 16 * 6, num_seeds=2, progress=False,
+            agent_overrides=dict(num_envs=16, num_steps=16), devices=devices,
+        )
+        curve = [{k: v for k, v in p.items() if k != "perf/sps"} for p in result.curve]
+        out[str(devices)] = {"devices": result.devices, "curve": curve, "sps": result.sps}
+    print(json.dumps(out))
+    """
+)
+
+
+def test_one_device_is_no_mesh_and_bad_counts_are_named():
+    assert env_mesh(None, 16) is None and env_mesh(1, 7) is None  # this machine: 1 CPU device
+    runner = object()
+    assert shard_runner(runner, None) is runner
+    with pytest.raises(ValueError, match="only 1 local cpu device"):
+        local_devices(len(jax.local_devices()) + 1)
+    with pytest.raises(ValueError, match="allowed: integers >= 1"):
+        local_devices(0)
+
+
+def test_a_ppo_run_on_two_devices_matches_one_device():
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    done = subprocess.run(
+        [sys.executable, "-c", TWO_DEVICES], capture_output=True, text=True, env=env, timeout=1200
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.splitlines()[-1])
+    k, e, *rest = out["obs"]  # [K, E, ...]: each device holds [K, E/2, ...]; weights whole
+    assert (k, e) == (2, 16) and out["obs_shards"] == [[k, e // 2, *rest]] * 2
+    assert out["weights_whole"]
+    one, two = out["1"], out["2"]
+    assert one["devices"]["devices"] == 1 and two["devices"]["devices"] == 2
+    assert [p["step"] for p in one["curve"]] == [p["step"] for p in two["curve"]]
+    for a, b in zip(one["curve"], two["curve"], strict=True):
+        assert a.keys() == b.keys()
+        for key, value in a.items():
+            np.testing.assert_allclose(b[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
