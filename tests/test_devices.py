@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from scalegym.agents.devices import env_mesh, local_devices, shard_runner
+from scalegym.agents.train import train_agent
 
 TWO_DEVICES = textwrap.dedent(
     """
@@ -42,13 +43,8 @@ TWO_DEVICES = textwrap.dedent(
         "obs_shards": [list(s.data.shape) for s in obs.addressable_shards],
         "weights_whole": all(s.data.shape == weights.shape for s in weights.addressable_shards),
     }
-    for devices in (1, 2):
-        result = train_agent(
-            "ToyChain-v0", total_steps=16 * 16 * 6, num_seeds=2, progress=False,
-            agent_overrides=dict(num_envs=16, num_steps=16), devices=devices,
-        )
-        curve = [{k: v for k, v in p.items() if k != "perf/sps"} for p in result.curve]
-        out[str(devices)] = {"devices": result.devices, "curve": curve, "sps": result.sps}
+    result = train_agent("ToyChain-v0", devices=2, **json.loads(sys.argv[1]))
+    out["devices"], out["curve"], out["sps"] = result.devices, result.curve, result.sps
     print(json.dumps(out))
     """
 )
@@ -64,20 +60,36 @@ def test_one_device_is_no_mesh_and_bad_counts_are_named():
         local_devices(0)
 
 
+# test_ppo_runs.py's checkpoint run (the 1-device programs are shared with it).
+RUN = dict(
+    total_steps=16 * 16 * 6,
+    num_seeds=2,
+    progress=False,
+    agent_overrides=dict(num_envs=16, num_steps=16),
+)
+
+
 def test_a_ppo_run_on_two_devices_matches_one_device():
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     done = subprocess.run(
-        [sys.executable, "-c", TWO_DEVICES], capture_output=True, text=True, env=env, timeout=1200
+        [sys.executable, "-c", TWO_DEVICES, json.dumps(RUN)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.splitlines()[-1])
+    single = train_agent("ToyChain-v0", devices=1, **RUN)
+    one = {"devices": single.devices, "curve": single.curve}
+    two = {"devices": out["devices"], "curve": out["curve"]}
     k, e, *rest = out["obs"]  # [K, E, ...]: each device holds [K, E/2, ...]; weights whole
     assert (k, e) == (2, 16) and out["obs_shards"] == [[k, e // 2, *rest]] * 2
     assert out["weights_whole"]
-    one, two = out["1"], out["2"]
     assert one["devices"]["devices"] == 1 and two["devices"]["devices"] == 2
     assert [p["step"] for p in one["curve"]] == [p["step"] for p in two["curve"]]
     for a, b in zip(one["curve"], two["curve"], strict=True):
         assert a.keys() == b.keys()
         for key, value in a.items():
-            np.testing.assert_allclose(b[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
+            if key != "perf/sps":
+                np.testing.assert_allclose(b[key], value, rtol=1e-4, atol=1e-5, err_msg=key)

@@ -66,6 +66,7 @@ class StandInTrainer:
         checkpoint_dir: Path | None = None,
         resume: bool = False,
         progress: bool = True,
+        devices: int | None = None,
     ) -> TrainResult:
         if agent != "ppo":
             raise ValueError(f"unknown agent {agent!r}; allowed: ppo")

@@ -11,7 +11,6 @@ import pytest
 from flax import struct
 
 import scalegym
-from scalegym.agents.baselines import fixed_action
 from scalegym.agents.planning import Decision
 from scalegym.agents.search import make_planner
 from scalegym.cli import main
@@ -136,14 +135,17 @@ def test_a_planners_own_substeps_are_charged_beside_the_env_ones():
     with jax.enable_x64(True):
         env, params = scalegym.make("ThreeBody-v0", num_instances=2)
         instances = (0, 1)
-        each = [
-            evaluation.evaluate_instances(env, params, fixed_action, np.int32(a), instances, 1)
-            for a in range(len(env.actions))
-        ]
+        step = jax.jit(env.step_env)  # the program the test above compiled (params are data)
+        simulated = np.zeros((len(env.actions), len(instances)), np.int64)  # [A, instances]
+        for i in instances:
+            lane = params.replace(instance=i, reward="paper")
+            _, state = env.reset_env(jax.random.key(0), lane)
+            for a in range(len(env.actions)):
+                info = step(jax.random.key(1), state, a, lane)[4]
+                simulated[a, i] = int(info["substeps"])
         planned = evaluation.evaluate_planner_instances(
             env, params, make_planner("beam", len(env.actions)), instances, 1
         )
-    simulated = np.stack([e["substeps"] for e in each])  # [A, instances]
     np.testing.assert_array_equal(planned["planner_substeps"], simulated.sum(0))
     np.testing.assert_array_equal(planned["substeps"], simulated[0])
     row = evaluation.summarize(planned)

@@ -188,8 +188,8 @@ def report_lines(cell_name: str, result: dict[str, Any]) -> list[str]:
 
 def timestep_figure(plt: Any, name: str, env: str, result: dict[str, Any]) -> Any:
     """Final log10|ΔE| against substeps per episode, one colour per policy, with marginals."""
-    fig = plt.figure(figsize=(7, 6))
-    grid = fig.add_gridspec(4, 4, hspace=0.05, wspace=0.05)
+    fig = plt.figure(figsize=(7, 7.5))
+    grid = fig.add_gridspec(4, 4, hspace=0.05, wspace=0.05, bottom=0.27)
     ax = fig.add_subplot(grid[1:, :3])
     top = fig.add_subplot(grid[0, :3], sharex=ax)
     side = fig.add_subplot(grid[1:, 3], sharey=ax)
@@ -227,7 +227,9 @@ def timestep_figure(plt: Any, name: str, env: str, result: dict[str, Any]) -> An
     top.tick_params(labelbottom=False)
     side.tick_params(labelleft=False)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=6, loc="upper right", ncol=2)
+    # Below the axes, where it hides no point (a planner's sit far right).
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=6, loc="lower center", ncol=4, frameon=False)
     return fig
 
 
