@@ -96,21 +96,6 @@ def rollout(
     return total, steps, work
 
 
-def rollout_return(
-    env: Any,
-    params: Any,
-    state: Any,
-    actions: jax.Array,
-    key: jax.Array,
-    discount: float = 1.0,
-) -> jax.Array:
-    """Return of the action sequence `actions` [H] from `state` in the model; [] float32.
-
-    Rewards after the first done are not counted (the model is not reset).
-    """
-    return rollout(env, params, state, actions, key, discount)[0]
-
-
 def run_episodes(
     env: Any,
     params: Any,
