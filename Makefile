@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24,<27"
 
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev,peers,search]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,peers,ray,search]"
 	@touch $(STAMP)
 
 # The smoke suite: a benchmark and a short PPO run; prints the run directory and the tb command.

@@ -113,21 +113,18 @@ def test_dtypes_are_float32_and_int32(env_id, env_and_params, x64):
 
 
 def test_no_retrace_on_new_values(env_and_params):
+    # The shared jitted step: a retrace would add an entry to its cache of traced programs.
     env, params, run = env_and_params
-    traces = []
-
-    @jax.jit
-    def step(key, state, action, params):
-        traces.append(1)
-        return env.step(key, state, action, params)
-
     _, state = run.reset_env(jax.random.key(0), params)
+    action = env.action_space(params).sample(jax.random.key(0))
+    _, state, *_ = run.step(jax.random.key(9), state, action, params)
+    traced = run.step._cache_size()
     for i in range(3):
         action = env.action_space(params).sample(jax.random.key(i))
         # New values of every argument, params included (an env step is one program per shape).
-        params = params.replace(max_steps_in_episode=params.max_steps_in_episode + i)
-        _, state, *_ = step(jax.random.key(10 + i), state, action, params)
-    assert len(traces) == 1
+        params = params.replace(max_steps_in_episode=params.max_steps_in_episode + i + 1)
+        _, state, *_ = run.step(jax.random.key(10 + i), state, action, params)
+    assert run.step._cache_size() == traced
 
 
 def test_same_key_same_trajectory_different_keys_differ(env_and_params):

@@ -46,13 +46,46 @@ def test_shipped_suites_load() -> None:
     assert all(c.seeds == 3 and c.threshold == 0.9 for c in train)  # seeds from [suite]
 
 
-def test_sps_suite_benches_scalegym_envs_beside_the_peers() -> None:
+def test_sps_suite_benches_every_scalegym_env_beside_the_peers() -> None:
+    import scalegym
+
     sps = load_suite("sps")
-    assert {cell.kind for cell in sps.cells} == {"bench"}
-    envs = {cell.env for cell in sps.cells}
-    assert {"Rearrange-v1", "RearrangePick-v1", "xminigrid:MiniGrid-DoorKey-8x8"} <= envs
-    assert {"navix:Navix-Empty-8x8-v0", "gymnax:FourRooms-misc"} <= envs
-    assert all(4096 in cell.batch_sizes for cell in sps.cells)
+    assert {cell.kind for cell in sps.cells} == {"bench", "train"}
+    bench = [cell for cell in sps.cells if cell.kind == "bench"]
+    envs = {cell.env for cell in bench}
+    shipped = {e for e in scalegym.list_envs() if not e.startswith("ToyChain")}  # tests' toys
+    assert shipped <= envs
+    assert {"xminigrid:MiniGrid-DoorKey-8x8", "navix:Navix-Empty-8x8-v0"} <= envs
+    assert {"gymnax:FourRooms-misc", "gymnax:CartPole-v1"} <= envs
+    assert all(1 in cell.batch_sizes and 64 in cell.batch_sizes for cell in bench)
+    assert all(65536 in c.batch_sizes for c in bench if not c.env.startswith("ThreeBody"))
+    assert {cell.env for cell in sps.cells if cell.kind == "train"} == {
+        "Rearrange-v1",
+        "gymnax:CartPole-v1",
+    }
+
+
+def test_full_suite_runs_every_shipped_suite_with_prefixed_names() -> None:
+    full = load_suite("full", check_envs=False)
+    included = ["smoke", "sps", "rearrange", "threebody", "pomdp-scaling", "search-scaling"]
+    expected = [
+        f"{name}.{cell.name}" for name in included for cell in load_suite(name).cells
+    ]
+    assert [cell.name for cell in full.cells] == expected
+    (search,) = [c for c in full.cells if getattr(c, "checkpoint", "").startswith("cell:")]
+    assert search.checkpoint == "cell:search-scaling.ppo-rearrange-5x5"  # its own train cell
+    assert set(shipped_suites()) - {"full", "pomdp-scaling-small"} == set(included)
+
+
+def test_include_names_what_it_may_include() -> None:
+    source = b'[suite]\nname = "mine"\ninclude = ["smoke", "nope", "mine"]\n'
+    with pytest.raises(SuiteError) as err:
+        parse_suite(source, "mine.toml", check_envs=False)
+    text = "\n".join(err.value.errors)
+    assert "'nope' is not a shipped suite" in text and "'mine' is not" in text
+    assert "allowed: full, pomdp-scaling" in text
+    spec = parse_suite(source.replace(b', "nope", "mine"', b""), "mine.toml", check_envs=False)
+    assert [c.name for c in spec.cells] == ["smoke.bench-rearrange", "smoke.ppo-rearrange-5x5"]
 
 
 def test_defaults_and_types(tmp_path: Path) -> None:

@@ -42,8 +42,11 @@ def evaluate_policy(
         x = add_time(normalize(runner.obs_norm, obs, config.normalize_obs))
         carry, logits, _ = ppo.apply(params, carry, x, starts[None])
         action, _ = sample_action(k_act, logits[0])
-        obs, state, _, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(k_env, num_envs), state, action, env_params
+        # No auto-reset: only first episodes count, so a finished lane's later steps are never
+        # read, and the program holds no reset. The keys are the ones `step` would pass on.
+        k_step = jax.vmap(lambda k: jax.random.split(k)[0])(jax.random.split(k_env, num_envs))
+        obs, state, _, term, trunc, info = jax.vmap(env.transition, in_axes=(0, 0, 0, None))(
+            k_step, state, action, env_params
         )
         done = term | trunc
         counted = done & first
@@ -78,14 +81,15 @@ def eval_scalars(out: dict[str, Any]) -> dict[str, Any]:
 
 
 def evaluate_host_policy(
-    act: Callable[[Any, jax.Array], np.ndarray],
+    act: Callable[[Any, jax.Array], tuple[np.ndarray, jax.Array]],
     make_vector: Callable[[int], gymnasium.vector.VectorEnv],
     seed: int,
     *,
     num_envs: int = EVAL_ENVS,
     max_steps: int = 100_000,
 ) -> dict[str, float]:
-    """Sums over the first episode of `num_envs` fresh host envs; `act(obs, key)` -> actions [E].
+    """Sums over the first episode of `num_envs` fresh host envs; `act(obs, key)` returns the
+    actions [E] and the key for the next step.
 
     `info["success"]` of a lane's final step counts as its success when the env reports it.
     Lanes still running after `max_steps` are left out of the sums.
@@ -98,8 +102,8 @@ def evaluate_host_policy(
         returns = np.zeros(num_envs)
         sums = {"episodes": 0.0, "return_sum": 0.0}
         for _ in range(max_steps):
-            key, k_act = jax.random.split(key)
-            obs, reward, terminated, truncated, info = envs.step(np.asarray(act(obs, k_act)))
+            action, key = act(obs, key)
+            obs, reward, terminated, truncated, info = envs.step(action)
             returns += np.where(first, reward, 0.0)
             ended = (terminated | truncated) & first
             if ended.any():

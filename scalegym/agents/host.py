@@ -40,7 +40,8 @@ VectorFactory = Callable[[int], gymnasium.vector.VectorEnv]
 class HostPolicy(NamedTuple):
     """The jitted pieces the host loop calls."""
 
-    act: Callable[..., tuple[jax.Array, jax.Array, jax.Array]]  # (params, norm, obs [E], key)
+    # (params, norm, obs [E], key) -> (action [E], log_prob [E], value [E], the next key)
+    act: Callable[..., tuple[jax.Array, jax.Array, jax.Array, jax.Array]]
     values: Callable[..., jax.Array]  # (params, norm, obs [T, E, ...]) -> [T, E]
     learn: Callable[..., tuple[TrainState, dict[str, jax.Array]]]  # (state, traj, norm, key)
 
@@ -75,11 +76,13 @@ def make_host_policy(config: PPOConfig, network: Any) -> HostPolicy:
 
     @jax.jit
     def act(params: Any, norm: ObsNorm, obs: Any, key: jax.Array) -> tuple[jax.Array, ...]:
+        # The key is split here, not on the host: one dispatch per step instead of two.
+        key, k_act = jax.random.split(key)
         x = add_time(normalize(norm, obs, config.normalize_obs))
         starts = jnp.zeros((1, jax.tree.leaves(obs)[0].shape[0]), bool)
         _, logits, value = apply(params, carry0, x, starts)
-        action, log_prob = sample_action(key, logits[0])
-        return action, log_prob, value[0]
+        action, log_prob = sample_action(k_act, logits[0])
+        return action, log_prob, value[0], key
 
     @jax.jit
     def values(params: Any, norm: ObsNorm, obs: Any) -> jax.Array:
@@ -164,9 +167,9 @@ def collect_host_rollout(
         k: [] for k in ("obs", "act", "logp", "val", "rew", "term", "trunc", "final")
     }
     for _ in range(num_steps):
-        key, k_act = jax.random.split(key)
-        action, log_prob, value = policy.act(state.params, obs_norm, obs, k_act)
-        next_obs, reward, terminated, truncated, info = envs.step(np.asarray(action))
+        action, log_prob, value, key = policy.act(state.params, obs_norm, obs, key)
+        action = np.asarray(action)
+        next_obs, reward, terminated, truncated, info = envs.step(action)
         done = terminated | truncated
         tracker.record(reward, done)
         for name, item in (
@@ -181,7 +184,8 @@ def collect_host_rollout(
         ):
             rows[name].append(item)
         obs = next_obs
-    stack = lambda items: jax.tree.map(lambda *x: jnp.stack([jnp.asarray(v) for v in x]), *items)
+    # Stacked on the host: an eager jnp.stack of T arrays compiles a program per leaf and shape.
+    stack = lambda items: jax.tree.map(lambda *x: np.stack([np.asarray(v) for v in x]), *items)
     traj = Transition(
         obs=stack(rows["obs"]),
         starts=jnp.zeros((num_steps, envs.num_envs), bool),
@@ -238,8 +242,9 @@ def _train_one(
     chunk_steps = 0
     evaluation: dict[str, float] = {}
 
-    def act(obs: Any, key: jax.Array) -> np.ndarray:
-        return np.asarray(policy.act(state.params, obs_norm, obs, key)[0])
+    def act(obs: Any, key: jax.Array) -> tuple[np.ndarray, jax.Array]:
+        action, _, _, key = policy.act(state.params, obs_norm, obs, key)
+        return np.asarray(action), key
 
     def evaluate() -> dict[str, float]:
         return evaluate_host_policy(act, make_vector, seed + EVAL_SEED_OFFSET)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import sys
@@ -54,6 +55,20 @@ def add_run_command(commands: Any) -> None:
         "--resume", type=Path, metavar="RUN_DIR", help="continue a run, skipping finished cells"
     )
     add_devices(cmd)
+    cmd.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: cells one after another in this process (default); ray: each cell a Ray "
+        "task (needs the ray extra)",
+    )
+    cmd.add_argument(
+        "--address",
+        metavar="ADDR",
+        default=None,
+        help="with --executor ray: the cluster to join (e.g. ray://head:10001 or auto); "
+        "default: start a local Ray",
+    )
     add_import(cmd)
     cmd.add_argument("--json", action="store_true", help="print one JSON object to stdout")
     add_progress(cmd)
@@ -68,6 +83,16 @@ def check_devices(devices: int | None) -> None:
         local_devices(devices)
     except ValueError as err:
         raise UsageError(f"--devices: {err}") from None
+
+
+def check_executor(executor: str, address: str | None) -> None:
+    """--address only with --executor ray, and ray installed for it: refused before any work."""
+    if address is not None and executor != "ray":
+        raise UsageError("--address is the Ray cluster to join; it needs --executor ray")
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise UsageError(
+            "--executor ray: ray is not installed; install the extra: pip install 'scalegym[ray]'"
+        )
 
 
 def add_devices(cmd: argparse.ArgumentParser) -> None:
@@ -101,6 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         check_writable_dir(DEFAULT_ROOT, "results root")
     check_devices(args.devices)
+    check_executor(args.executor, args.address)
     source = args.suite if args.suite is not None else args.resume / SUITE_COPY
     try:
         spec = load_suite(source)  # every cell validated before any work starts
@@ -111,6 +137,9 @@ def _run(args: argparse.Namespace) -> int:
             progress=progress_enabled(args.progress),
             command=args.command_line,
             devices=args.devices,
+            executor=args.executor,
+            address=args.address,
+            imports=args.imports,
         )
     except (SuiteError, RunDirError, RunDirBusy) as err:  # the input, not the run, is wrong
         raise UsageError(str(err)) from None

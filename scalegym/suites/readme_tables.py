@@ -71,19 +71,60 @@ def _env_label(record: dict[str, Any]) -> str:
 
 
 def sps_table(root: Path) -> list[str]:
-    """Env steps per second of every bench cell of the `sps` reference run, by batch size."""
-    run = REFERENCE / "sps-cpu"
+    """The `sps` reference run: env-only SPS of every bench cell by batch size, each scalegym
+    env's ratio to the fastest peer at each batch size, and end-to-end PPO SPS."""
+    from scalegym.suites.report import is_peer, peer_ratios
+
+    run = REFERENCE / "sps"
     manifest, records = read_run(root / run)
     bench = [r for r in records if r["kind"] == "bench"]
     sizes = sorted({row["batch_size"] for r in bench for row in r["result"]["results"]})
     lines = [
-        "| env | " + " | ".join(f"B={b}" for b in sizes) + " |",
+        "| env | " + " | ".join(f"B={b:,}" for b in sizes) + " |",
         "|---|" + "---|" * len(sizes),
     ]
     for r in bench:
         sps = {row["batch_size"]: row["sps"] for row in r["result"]["results"]}
         cells = [_si(sps[b]) if b in sps else "—" for b in sizes]
         lines.append(f"| {_env_label(r)} | " + " | ".join(cells) + " |")
+    ratios = peer_ratios(bench)
+    peers = [r["cell"] for r in bench if is_peer(r["env"])]
+    if ratios:
+        lines += [
+            "",
+            "Each scalegym env's SPS ÷ the fastest peer's at the same batch size "
+            f"(peers: {', '.join(peers)}; every ratio is in the run's report.md):",
+            "",
+            "| env | " + " | ".join(f"B={b:,}" for b in ratios) + " |",
+            "|---|" + "---|" * len(ratios),
+        ]
+        ours = [r for r in bench if not is_peer(r["env"])]
+        for r in ours:
+            row = []
+            for rows in ratios.values():
+                found = [
+                    min(v for v in x if v == v)  # NaN: that peer was not run at this size
+                    for cell, _, x in rows
+                    if cell == r["cell"]
+                ]
+                row.append(f"{found[0]:.2f}×" if found else "—")
+            lines.append(f"| {_env_label(r)} | " + " | ".join(row) + " |")
+    train = [r for r in records if r["kind"] == "train"]
+    if train:
+        lines += [
+            "",
+            "End-to-end PPO (rollout, GAE and update in one compiled program; all seeds, compile "
+            "excluded):",
+            "",
+            "| env | seeds | envs × steps per update | env steps / seed | SPS |",
+            "|---|---|---|---|---|",
+        ]
+        for r in train:
+            result, config = r["result"], r["result"]["config"]
+            lines.append(
+                f"| {_env_label(r)} | {result['seeds']} | {config['num_envs']} × "
+                f"{config['num_steps']} | {result['steps']:,} | {_si(result['sps'])} |"
+            )
     return [*lines, "", machine_line(manifest, str(run))]
 
 

@@ -76,21 +76,27 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
 
 
 def write_outputs(run_dir: str | Path) -> tuple[Path, Path]:
-    """(Re)write summary.csv and report.md of a run from its manifest and results.jsonl."""
+    """(Re)write summary.csv, report.md and plots/ of a run from its manifest and results.jsonl."""
+    run_dir = Path(run_dir)
+    summary_text, report_text = render_outputs(run_dir)
+    summary = write_text_atomic(run_dir / SUMMARY, summary_text)
+    report = write_text_atomic(run_dir / REPORT, report_text)
+    from scalegym.suites.plots import write_plots  # matplotlib loads only when a run reports
+
+    write_plots(run_dir, latest_records(read_records(run_dir / RESULTS)))
+    return summary, report
+
+
+def render_outputs(run_dir: str | Path) -> tuple[str, str]:
+    """The texts of summary.csv and report.md for a run, from its manifest and results.jsonl."""
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     latest = latest_records(read_records(run_dir / RESULTS))
-    rows = summary_rows(manifest, latest)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
-    summary = write_text_atomic(run_dir / SUMMARY, buffer.getvalue())
-    report = write_text_atomic(run_dir / REPORT, render_report(run_dir, manifest, latest))
-    from scalegym.suites.plots import write_plots  # matplotlib loads only when a run reports
-
-    write_plots(run_dir, latest)
-    return summary, report
+    writer.writerows(summary_rows(manifest, latest))
+    return buffer.getvalue(), render_report(run_dir, manifest, latest)
 
 
 def summary_rows(
@@ -176,6 +182,7 @@ def render_report(
             sps = {row["batch_size"]: row["sps"] for row in record["result"]["results"]}
             cells = [_si(sps[b]) if b in sps else "" for b in sizes]
             lines.append(_row([record["cell"], _env_label(record), *cells]))
+        lines += peer_ratio_section(bench, manifest)
     train = [r for r in latest.values() if r["kind"] == "train" and r["status"] == "ok"]
     if train:
         header = ["cell", "env", "agent", "seeds", "env steps / seed", "eval return"]
@@ -241,6 +248,52 @@ def render_report(
     if pending:
         lines += ["", f"Not run yet: {', '.join(pending)} (`scalegym run --resume {run_dir}`)."]
     return "\n".join(lines) + "\n"
+
+
+PEER_PREFIXES = ("gymnax:", "xminigrid:", "navix:")  # the peers' ids, as `scalegym bench` takes
+
+
+def is_peer(env_id: str) -> bool:
+    return env_id.startswith(PEER_PREFIXES)
+
+
+def peer_ratios(bench: list[dict[str, Any]]) -> dict[int, list[tuple[str, float, list[float]]]]:
+    """Per batch size measured by a scalegym env and a peer: (cell, SPS, SPS ÷ each peer's)."""
+    sps = {
+        r["cell"]: {row["batch_size"]: row["sps"] for row in r["result"]["results"]} for r in bench
+    }
+    ours = [r["cell"] for r in bench if not is_peer(r["env"])]
+    peers = [r["cell"] for r in bench if is_peer(r["env"])]
+    out: dict[int, list[tuple[str, float, list[float]]]] = {}
+    for size in sorted({b for cell in ours for b in sps[cell]}):
+        if not any(size in sps[p] for p in peers):
+            continue
+        out[size] = [
+            (cell, sps[cell][size], [sps[cell][size] / sps[p].get(size, math.nan) for p in peers])
+            for cell in ours
+            if size in sps[cell]
+        ]
+    return out
+
+
+def peer_ratio_section(bench: list[dict[str, Any]], manifest: dict[str, Any]) -> list[str]:
+    """Each scalegym env beside the peers at the same batch size: its SPS ÷ each peer's."""
+    peers = [r["cell"] for r in bench if is_peer(r["env"])]
+    by_size = peer_ratios(bench)
+    if not by_size:
+        return []
+    lines = ["", "## Beside the peers (SPS ratio at the same batch size)", ""]
+    lines += [
+        f"Same process, same harness, same device ({device_line(manifest)}); "
+        "a ratio above 1 means the scalegym env steps faster than that peer.",
+    ]
+    for size, rows in by_size.items():
+        header = ["cell", "SPS", *(f"÷ {p}" for p in peers)]
+        lines += ["", f"B = {size:,}", "", _row(header), _rule(len(header))]
+        for cell, value, ratios in rows:
+            shown = ["" if math.isnan(x) else f"{x:.2f}×" for x in ratios]
+            lines.append(_row([cell, _si(value), *shown]))
+    return lines
 
 
 def cell_summary(record: dict[str, Any]) -> str:

@@ -65,6 +65,9 @@ def run_suite(
     *,
     command: Sequence[str] | None = None,
     devices: int | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    imports: Sequence[str] = (),
 ) -> Path:
     """Run every cell of `spec` not yet finished; returns the run directory.
 
@@ -72,35 +75,76 @@ def run_suite(
     a run, skipping its cells recorded "ok". A cell that raises is recorded "failed" and the run
     goes on. summary.csv and report.md are rewritten at the end. Train and timestep cells split
     their env batch over `devices` local devices (None: all; `scalegym.agents.devices`).
+    `executor="ray"` runs each cell as a Ray task (`scalegym.suites.ray_executor`) on the cluster
+    at `address` (None: a local Ray), whose workers import `imports` first; the run directory is
+    the same either way, so either executor resumes the other's run.
     """
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}")
     command = list(command if command is not None else sys.argv)
     run_dir = Path(resume_dir) if resume_dir is not None else _create_run_dir(spec, out_dir)
     with hold_run_dir(run_dir):
         if resume_dir is not None:
-            _resume_manifest(run_dir, spec, command)
+            _resume_manifest(run_dir, spec, command, executor)
         else:
-            _write_manifest(run_dir, spec, command, devices)
+            _write_manifest(run_dir, spec, command, devices, executor)
         _run_cells(
-            spec, run_dir, resuming=resume_dir is not None, progress=progress, devices=devices
+            spec,
+            run_dir,
+            resuming=resume_dir is not None,
+            progress=progress,
+            devices=devices,
+            executor=executor,
+            address=address,
+            imports=imports,
         )
     return run_dir
 
 
+EXECUTORS = ("local", "ray")
+
+
 def _run_cells(
-    spec: SuiteSpec, run_dir: Path, *, resuming: bool, progress: bool, devices: int | None
+    spec: SuiteSpec,
+    run_dir: Path,
+    *,
+    resuming: bool,
+    progress: bool,
+    devices: int | None,
+    executor: str = "local",
+    address: str | None = None,
+    imports: Sequence[str] = (),
 ) -> None:
     results = run_dir / report.RESULTS
     done = {r["cell"] for r in report.read_records(results) if r["status"] == "ok"}
     todo = [cell for cell in spec.cells if cell.name not in done]
     try:
         with cell_progress(len(spec.cells), len(spec.cells) - len(todo), progress) as bar:
-            for cell in todo:
-                bar.start(cell.name)
-                record = run_cell(
-                    cell, run_dir, resuming=resuming, advance=bar.update, devices=devices
-                )
+
+            def finished(record: dict[str, Any]) -> None:
                 append_record(results, record)
                 bar.finish(report.cell_summary(record))
+
+            if executor == "ray":
+                from scalegym.suites.ray_executor import run_cells_on_ray
+
+                run_cells_on_ray(
+                    run_cell,
+                    todo,
+                    run_dir,
+                    resuming=resuming,
+                    devices=devices,
+                    address=address,
+                    imports=imports,
+                    on_start=lambda cell: None,  # cells overlap: the bar counts whole cells
+                    on_finish=finished,
+                )
+                return
+            for cell in todo:
+                bar.start(cell.name)
+                finished(
+                    run_cell(cell, run_dir, resuming=resuming, advance=bar.update, devices=devices)
+                )
     finally:  # after Ctrl-C too: the report then lists the cells still to run
         report.write_outputs(run_dir)
 
@@ -379,7 +423,11 @@ def _create_run_dir(spec: SuiteSpec, out_dir: str | Path | None) -> Path:
 
 
 def _write_manifest(
-    run_dir: Path, spec: SuiteSpec, command: list[str], devices: int | None = None
+    run_dir: Path,
+    spec: SuiteSpec,
+    command: list[str],
+    devices: int | None = None,
+    executor: str = "local",
 ) -> None:
     from scalegym.suites.measures import device_info, versions
 
@@ -400,13 +448,16 @@ def _write_manifest(
         "git": git_state(),
         "device": device_info(),
         "training_devices": devices or device_info()["num_devices"],  # the env batch's split
+        "executor": executor,  # the driver's device above; a Ray worker's may differ
         "versions": versions(),
         "resumed": [],
     }
     report.write_text_atomic(run_dir / report.MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
-def _resume_manifest(run_dir: Path, spec: SuiteSpec, command: list[str]) -> None:
+def _resume_manifest(
+    run_dir: Path, spec: SuiteSpec, command: list[str], executor: str = "local"
+) -> None:
     """Check `run_dir` is a run of this suite, note the resume, and drop a half-written line."""
     try:
         manifest = report.read_manifest(run_dir)
@@ -425,6 +476,7 @@ def _resume_manifest(run_dir: Path, spec: SuiteSpec, command: list[str]) -> None
             "suite_sha256": spec.sha256,
             "suite_changed": spec.sha256 != suite.get("sha256"),
             "git": git_state(),  # the code the resumed cells ran with
+            "executor": executor,
         }
     )
     # The cells run now are the spec's; the report lists them in this order.

@@ -8,7 +8,7 @@ import math
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -161,6 +161,8 @@ SUITE_RULES = {
     "description": Rule("str", default=""),
     "seeds": Rule("int", default=1, minimum=1),
     "seed": Rule("int", default=0, minimum=0),
+    # Shipped suites whose cells this suite runs first, named "<suite>.<cell>" (the `full` suite)
+    "include": Rule("str_or_str_list", default=()),
 }
 # Each kind: its cell class and the rules of its own fields. Later kinds ("scaling", "search")
 # add an entry here and a runner in `runner.CELL_RUNNERS`.
@@ -304,12 +306,13 @@ def parse_suite(source: bytes, path: str, *, check_envs: bool = True) -> SuiteSp
         errors.append(
             f'{path}: [suite]: field "name": {suite["name"]!r} must match [A-Za-z0-9_.-]+'
         )
+    included, digest = _included_cells(suite, path, errors, check_envs)
     raw_cells = data.get("cell", [])
-    if not isinstance(raw_cells, list) or not raw_cells:
+    if not isinstance(raw_cells, list) or not (raw_cells or included):
         errors.append(f"{path}: no [[cell]] tables; a suite needs at least one cell")
         raw_cells = []
-    cells: list[Cell] = []
-    first_use: dict[str, int] = {}
+    cells: list[Cell] = list(included)
+    first_use: dict[str, int] = {cell.name: -1 for cell in included}
     for index, table in enumerate(raw_cells):
         cell = _check_cell(table, index, suite, path, errors, first_use)
         if cell is not None:
@@ -325,12 +328,42 @@ def parse_suite(source: bytes, path: str, *, check_envs: bool = True) -> SuiteSp
         name=suite["name"],
         description=suite["description"],
         path=path,
-        sha256=hashlib.sha256(source).hexdigest(),
+        sha256=hashlib.sha256(source + digest).hexdigest(),  # included suites count too
         seeds=suite["seeds"],
         seed=suite["seed"],
         cells=tuple(cells),
         source=source,
     )
+
+
+def _included_cells(
+    suite: dict[str, Any], path: str, errors: list[str], check_envs: bool
+) -> tuple[list[Cell], bytes]:
+    """The cells of the shipped suites `include`d, renamed "<suite>.<cell>" (their checkpoint
+    references too), and the included files' bytes for the hash."""
+    cells: list[Cell] = []
+    digest = b""
+    for name in suite.get("include", ()):
+        if name not in shipped_suites() or name == suite.get("name"):
+            allowed = ", ".join(s for s in shipped_suites() if s != suite.get("name"))
+            errors.append(
+                f'{path}: [suite]: field "include": {name!r} is not a shipped suite it can '
+                f"include; allowed: {allowed}"
+            )
+            continue
+        try:
+            spec = load_suite(name, check_envs=check_envs)
+        except SuiteError as err:
+            errors.extend(err.errors)
+            continue
+        digest += spec.source
+        for cell in spec.cells:
+            renamed = replace(cell, name=f"{name}.{cell.name}")
+            checkpoint = getattr(cell, "checkpoint", "")
+            if checkpoint.startswith("cell:"):
+                renamed = replace(renamed, checkpoint=f"cell:{name}.{checkpoint[5:]}")
+            cells.append(renamed)
+    return cells, digest
 
 
 def _check_cell(
