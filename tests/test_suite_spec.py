@@ -68,9 +68,7 @@ def test_sps_suite_benches_every_scalegym_env_beside_the_peers() -> None:
 def test_full_suite_runs_every_shipped_suite_with_prefixed_names() -> None:
     full = load_suite("full", check_envs=False)
     included = ["smoke", "sps", "rearrange", "threebody", "pomdp-scaling", "search-scaling"]
-    expected = [
-        f"{name}.{cell.name}" for name in included for cell in load_suite(name).cells
-    ]
+    expected = [f"{name}.{cell.name}" for name in included for cell in load_suite(name).cells]
     assert [cell.name for cell in full.cells] == expected
     (search,) = [c for c in full.cells if getattr(c, "checkpoint", "").startswith("cell:")]
     assert search.checkpoint == "cell:search-scaling.ppo-rearrange-5x5"  # its own train cell

@@ -30,7 +30,8 @@ env = "ThreeBody-v0"
 env_params = { max_substeps = 2000 }
 agent = "ppo"
 steps = 800
-agent_params = { num_envs = 8, num_steps = 100, num_minibatches = 2 }
+# 8 evaluation envs, not 64: the integrator compiles a copy of its step per lane-group size
+agent_params = { num_envs = 8, num_steps = 100, num_minibatches = 2, eval_envs = 8 }
 instances = 2
 eval_steps = 3
 baseline_actions = [9, 6]

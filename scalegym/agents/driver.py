@@ -46,7 +46,7 @@ class ChunkedRun:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.chunk = updates_per_log(self.config.num_updates)
         self._compiled: dict[int, Any] = {}
-        evaluate = lambda r, k: evaluate_policy(ppo, r, k, ppo.env_params)
+        evaluate = lambda r, k: evaluate_policy(ppo, r, k, ppo.env_params, ppo.config.eval_envs)
         self._evaluate = jax.jit(jax.vmap(evaluate))
 
     def compiled_chunk(self, length: int, runner: RunnerState) -> tuple[Any, float]:

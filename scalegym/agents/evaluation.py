@@ -19,7 +19,7 @@ from scalegym.agents.normalization import normalize
 from scalegym.agents.policy import add_time, sample_action
 from scalegym.agents.ppo import PPO, RunnerState
 
-EVAL_ENVS = 64  # fresh envs per seed and evaluation
+EVAL_ENVS = 64  # fresh envs per seed and evaluation (PPOConfig.eval_envs sets it for a run)
 EVAL_SEED_OFFSET = 1_000_003  # evaluation seeds never coincide with a training seed
 
 

@@ -247,7 +247,9 @@ def _train_one(
         return np.asarray(action), key
 
     def evaluate() -> dict[str, float]:
-        return evaluate_host_policy(act, make_vector, seed + EVAL_SEED_OFFSET)
+        return evaluate_host_policy(
+            act, make_vector, seed + EVAL_SEED_OFFSET, num_envs=config.eval_envs
+        )
 
     try:
         for update in range(config.num_updates):

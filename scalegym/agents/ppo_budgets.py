@@ -61,7 +61,7 @@ class CompiledPPO:
         if self.traced and hasattr(env_params, "max_steps_in_episode"):
             # the evaluation's scan length: a Python int, part of what this object compiled for
             env_params = env_params.replace(max_steps_in_episode=self.episode_limit)
-        return evaluate_policy(ppo, runner, key, env_params)
+        return evaluate_policy(ppo, runner, key, env_params, ppo.config.eval_envs)
 
     @property
     def episode_limit(self) -> int:

@@ -32,6 +32,7 @@ class PPOConfig:
     memory: int = 128  # GRU width
     normalize_obs: bool = False
     reward_scale: float = 1.0  # rewards are multiplied by this before GAE (ThreeBody's are ~1e3)
+    eval_envs: int = 64  # fresh envs per seed at each of the driver's evaluations
 
     @property
     def batch_size(self) -> int:
@@ -47,7 +48,14 @@ class PPOConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the field and the allowed values."""
-        positive = ("num_envs", "num_steps", "total_timesteps", "update_epochs", "num_minibatches")
+        positive = (
+            "num_envs",
+            "num_steps",
+            "total_timesteps",
+            "update_epochs",
+            "num_minibatches",
+            "eval_envs",
+        )
         for name in positive:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(

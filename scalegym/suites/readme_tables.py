@@ -70,9 +70,12 @@ def _env_label(record: dict[str, Any]) -> str:
     return f"`{record['env']}`" + (f" {extra}" if extra else "")
 
 
+RATIO_BATCH = 4096  # the batch size of the README's ratio table
+
+
 def sps_table(root: Path) -> list[str]:
     """The `sps` reference run: env-only SPS of every bench cell by batch size, each scalegym
-    env's ratio to the fastest peer at each batch size, and end-to-end PPO SPS."""
+    env's ratio to each peer at B = RATIO_BATCH, and end-to-end PPO SPS."""
     from scalegym.suites.report import is_peer, peer_ratios
 
     run = REFERENCE / "sps"
@@ -89,26 +92,20 @@ def sps_table(root: Path) -> list[str]:
         lines.append(f"| {_env_label(r)} | " + " | ".join(cells) + " |")
     ratios = peer_ratios(bench)
     peers = [r["cell"] for r in bench if is_peer(r["env"])]
-    if ratios:
+    size = RATIO_BATCH if RATIO_BATCH in ratios else max(ratios, default=None)
+    if size is not None:
         lines += [
             "",
-            "Each scalegym env's SPS ÷ the fastest peer's at the same batch size "
-            f"(peers: {', '.join(peers)}; every ratio is in the run's report.md):",
+            f"At B = {size:,}, each scalegym env's SPS ÷ each peer's (every batch size is in the "
+            "run's report.md; ThreeBody, float64 physics, has no peer):",
             "",
-            "| env | " + " | ".join(f"B={b:,}" for b in ratios) + " |",
-            "|---|" + "---|" * len(ratios),
+            "| env | " + " | ".join(f"÷ {p}" for p in peers) + " |",
+            "|---|" + "---|" * len(peers),
         ]
-        ours = [r for r in bench if not is_peer(r["env"])]
-        for r in ours:
-            row = []
-            for rows in ratios.values():
-                found = [
-                    min(v for v in x if v == v)  # NaN: that peer was not run at this size
-                    for cell, _, x in rows
-                    if cell == r["cell"]
-                ]
-                row.append(f"{found[0]:.2f}×" if found else "—")
-            lines.append(f"| {_env_label(r)} | " + " | ".join(row) + " |")
+        labels = {r["cell"]: _env_label(r) for r in bench}
+        for cell, _, row in ratios[size]:
+            shown = ["—" if x != x else f"{x:.2f}×" for x in row]  # NaN: not run at this size
+            lines.append(f"| {labels[cell]} | " + " | ".join(shown) + " |")
     train = [r for r in records if r["kind"] == "train"]
     if train:
         lines += [
