@@ -32,6 +32,25 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="also run the tests marked slow (learning tests beyond one per env family)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # `make test` (CI, under 15 minutes on 2 cores) runs one PPO learning test per env family;
+    # the further learning tests (CNN, GRU, the host path, a gymnax peer) run with --slow.
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="a slow learning test: run with --slow (make test-all)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if os.environ.get("SCALEGYM_TEST_XLA_CACHE_OWNER") == str(os.getpid()):
         shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)

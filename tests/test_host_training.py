@@ -4,6 +4,7 @@ import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax.training.train_state import TrainState
 
 from scalegym.agents.host import (
@@ -37,6 +38,7 @@ def test_dict_final_obs():
     assert out["a"][1, 0] == 0.0 and out["b"][1].tolist() == [1.0, 1.0]
 
 
+@pytest.mark.slow  # beyond one learning test per env family: make test-all
 def test_gymnasium_cartpole_learns_on_the_host_path():
     logged = []
     record = train_agent(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import pytest
 
 import scalegym
 from scalegym.agents.driver import ChunkedRun
@@ -34,6 +35,7 @@ def untrained_eval(env_id: str, total_steps: int = 1, **env_overrides) -> dict[s
     return {"return": scalars["eval/return"], "success": scalars.get("eval/success", np.nan)}
 
 
+@pytest.mark.slow  # beyond one learning test per env family: make test-all
 def test_ppo_learns_gymnax_cartpole_with_purejaxrl_settings() -> None:
     # PPOConfig's defaults are PureJaxRL's CartPole-v1 settings (4 envs x 128 steps, lr 2.5e-4
     # annealed, 4 epochs x 4 minibatches, tanh 64x64); the budget is a fifth of theirs.

@@ -113,6 +113,7 @@ def train_and_evaluate(env_id: str, env_overrides: dict, config: PPOConfig) -> t
     return runner, metrics, before, evaluate(runner)
 
 
+@pytest.mark.slow  # beyond one learning test per env family: make test-all
 def test_gru_ppo_learns_the_toy_chain() -> None:
     # ToyChain: +1 at the right end, -0.1 a step. Going right from cells 0..2 returns 0.6..0.8
     # (less slips); a fresh policy wanders and scores about 0.3.
@@ -123,6 +124,27 @@ def test_gru_ppo_learns_the_toy_chain() -> None:
     assert after > before + 0.2 and after > 0.55, (before, after)
 
 
+def test_cnn_torso_convolves_the_view_and_sees_where_things_are() -> None:
+    # The CNN's learning test is marked slow; this checks the network itself, forward only.
+    from scalegym.agents.policy import build_network
+
+    env, params = scalegym.make("Rearrange-v1", **SMALL_REARRANGE)
+    config = default_config("Rearrange-v1").replace(network="cnn", hidden=(32,))
+    network = build_network(config, env.action_space(params).n)
+    obs, _ = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), 4), params)
+    variables = network.init(jax.random.key(1), obs)
+    torso = variables["params"]["actor_torso"]
+    assert {"Conv_0", "Conv_1"} <= set(torso)
+    view = obs["view"].shape[-3:]  # [V, V, C]
+    assert torso["Conv_0"]["kernel"].shape == (3, 3, view[-1], 16)
+    logits, values = jax.jit(network.apply)(variables, obs)
+    assert logits.shape == (4, env.action_space(params).n) and values.shape == (4,)
+    # The view feeds the output: a different view changes the logits.
+    other = {**obs, "view": jnp.roll(obs["view"], 1, axis=1)}
+    assert not np.allclose(jax.jit(network.apply)(variables, other)[0], logits)
+
+
+@pytest.mark.slow  # beyond one learning test per env family: make test-all
 def test_cnn_ppo_learns_small_rearrange() -> None:
     # 10k steps on a 5x5 open room: success of the sampled policy rose from 0.03 to 1.0 (seed 0).
     config = default_config("Rearrange-v1").replace(
