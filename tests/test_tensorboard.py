@@ -55,12 +55,15 @@ def _free_port() -> int:
 def test_tb_command_serves_the_scalar_tags(tmp_path: Path) -> None:
     _write_curves(tmp_path / "run" / "tb" / "cell")
     port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "scalegym.cli", "tb", str(tmp_path / "run"), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # Files, not pipes: the server logs every request, and a pipe nobody reads fills and blocks it.
+    out_path, err_path = tmp_path / "tb.out", tmp_path / "tb.err"
+    command = [sys.executable, "-m", "scalegym.cli", "tb", str(tmp_path / "run")]
+    with out_path.open("w") as out_file, err_path.open("w") as err_file:
+        server = subprocess.Popen(
+            [*command, "--port", str(port)],
+            stdout=out_file,
+            stderr=err_file,
+        )
     url = f"http://127.0.0.1:{port}/data/plugin/scalars/tags"
     tags: dict = {}
     try:
@@ -77,10 +80,11 @@ def test_tb_command_serves_the_scalar_tags(tmp_path: Path) -> None:
     finally:
         server.send_signal(signal.SIGINT)  # Ctrl-C: the command's normal way out
         try:
-            out, err = server.communicate(timeout=300)
+            server.wait(timeout=300)
         except subprocess.TimeoutExpired:
             server.kill()
-            out, err = server.communicate()
+            server.wait()
+    out, err = out_path.read_text(), err_path.read_text()
     assert {"train/return", "perf/sps"} <= set(tags.get("cell", {})), err
     assert f"http://127.0.0.1:{port}/" in out
     assert server.returncode == 0, err

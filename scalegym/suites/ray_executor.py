@@ -20,10 +20,11 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from scalegym.suites.runner import utc_now
+from scalegym.suites.search import referenced_cell
 from scalegym.suites.spec import Cell, SearchCell
 
 RunCell = Callable[..., dict[str, Any]]  # the runner's run_cell(cell, run_dir, *, resuming, ...)
@@ -38,10 +39,8 @@ def cell_files(cell: Cell) -> list[str]:
 
 def cell_reads(cell: Cell) -> list[str]:
     """The names of the earlier cells whose checkpoints `cell` reads (a search cell's prior)."""
-    checkpoint = getattr(cell, "checkpoint", "")
-    if isinstance(cell, SearchCell) and checkpoint.startswith("cell:"):
-        return [checkpoint[len("cell:") :]]
-    return []
+    name = referenced_cell(getattr(cell, "checkpoint", ""))
+    return [name] if isinstance(cell, SearchCell) and name is not None else []
 
 
 def pack(root: Path, folders: Sequence[str]) -> Files:
@@ -104,7 +103,7 @@ def lost_cell_record(cell: Cell, error: BaseException, started: str, wall_s: flo
         "traceback": "".join(traceback.format_exception_only(error))[-4000:],
         "result": {},
         "started": started,
-        "finished": _now(),
+        "finished": utc_now(),
         "wall_s": wall_s,
     }
 
@@ -153,7 +152,7 @@ def run_cells_on_ray(
                     imports=list(imports),
                     sys_path=sys_path,
                 )
-                running[ref] = (cell, _now(), time.perf_counter())
+                running[ref] = (cell, utc_now(), time.perf_counter())
                 on_start(cell)
             [ref], _ = ray.wait(list(running), num_returns=1)
             cell, started, start = running.pop(ref)
@@ -167,10 +166,6 @@ def run_cells_on_ray(
     finally:
         for ref in running:  # Ctrl-C: stop what is still running; resume picks them up
             ray.cancel(ref, force=True)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _ignore(fraction: float) -> None:

@@ -166,7 +166,7 @@ def run_cell(
         advance=advance,
         devices=devices,
     )
-    started, start = _now(), time.perf_counter()
+    started, start = utc_now(), time.perf_counter()
     record: dict[str, Any] = {
         "cell": cell.name,
         "kind": cell.kind,
@@ -186,7 +186,7 @@ def run_cell(
             traceback=traceback.format_exc(limit=-8),
             result={},
         )
-    record.update(started=started, finished=_now(), wall_s=time.perf_counter() - start)
+    record.update(started=started, finished=utc_now(), wall_s=time.perf_counter() - start)
     return record
 
 
@@ -442,7 +442,7 @@ def _write_manifest(
         "cells": _cell_entries(spec),
         "seed": spec.seed,
         "seeds": {c.name: c.seeds for c in spec.cells if isinstance(c, TrainCell | ScalingCell)},
-        "started": _now(),
+        "started": utc_now(),
         "command": command,
         "cwd": os.getcwd(),
         "git": git_state(),
@@ -471,7 +471,7 @@ def _resume_manifest(
         )
     manifest.setdefault("resumed", []).append(
         {
-            "at": _now(),
+            "at": utc_now(),
             "command": command,
             "suite_sha256": spec.sha256,
             "suite_changed": spec.sha256 != suite.get("sha256"),
@@ -500,7 +500,8 @@ def _drop_partial_line(path: Path) -> None:
             os.fsync(f.fileno())
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The time now in UTC to the second, as the manifest and records write it."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 

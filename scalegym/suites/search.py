@@ -63,11 +63,17 @@ def planner_for(
 CELL_CHECKPOINT = "cell:"  # checkpoint = "cell:NAME": an earlier train cell of the same run
 
 
+def referenced_cell(checkpoint: str) -> str | None:
+    """The train cell NAME a `checkpoint = "cell:NAME"` names; None for a path (or none)."""
+    if checkpoint.startswith(CELL_CHECKPOINT):
+        return checkpoint[len(CELL_CHECKPOINT) :]
+    return None
+
+
 def resolve_checkpoint(checkpoint: str, run_dir: Path) -> str:
     """A search cell's `checkpoint` as a path: "cell:NAME" is the run's checkpoints/NAME/."""
-    if checkpoint.startswith(CELL_CHECKPOINT):
-        return str(run_dir / "checkpoints" / checkpoint[len(CELL_CHECKPOINT) :])
-    return checkpoint
+    name = referenced_cell(checkpoint)
+    return checkpoint if name is None else str(run_dir / "checkpoints" / name)
 
 
 def run_search_cell(cell: Any, context: Any) -> dict[str, Any]:

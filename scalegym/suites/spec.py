@@ -17,6 +17,7 @@ from scalegym.agents import AGENTS
 from scalegym.agents.budgets import CRITERIA, SCALING_AGENTS, UNITS, geometric_budgets
 from scalegym.agents.ppo_config import override_problems
 from scalegym.core.fields import unknown_field_message
+from scalegym.suites.search import CELL_CHECKPOINT, referenced_cell
 from scalegym.suites.search import PLANNERS as SEARCH_PLANNERS
 
 # The planners of scalegym.agents.search: they count their simulated work (Decision.sim_work),
@@ -359,9 +360,9 @@ def _included_cells(
         digest += spec.source
         for cell in spec.cells:
             renamed = replace(cell, name=f"{name}.{cell.name}")
-            checkpoint = getattr(cell, "checkpoint", "")
-            if checkpoint.startswith("cell:"):
-                renamed = replace(renamed, checkpoint=f"cell:{name}.{checkpoint[5:]}")
+            source = referenced_cell(getattr(cell, "checkpoint", ""))
+            if source is not None:
+                renamed = replace(renamed, checkpoint=f"{CELL_CHECKPOINT}{name}.{source}")
             cells.append(renamed)
     return cells, digest
 
@@ -489,7 +490,7 @@ def _search_problems(values: dict[str, Any], where: str) -> list[str]:
     budgets = list(values["budgets"])
     if budgets != sorted(set(budgets)):
         return [f'{where}: field "budgets": {budgets}; must increase']
-    if values["checkpoint"].startswith("cell:"):
+    if referenced_cell(values["checkpoint"]) is not None:
         return []  # an earlier train cell of the suite: checked with the suite (_cell_references)
     if values["checkpoint"]:
         if not Path(values["checkpoint"]).exists():
@@ -508,9 +509,9 @@ def _cell_references(cells: list[Cell], path: str) -> list[str]:
     errors = []
     for index, cell in enumerate(cells):
         checkpoint = getattr(cell, "checkpoint", "")
-        if not (isinstance(cell, SearchCell) and checkpoint.startswith("cell:")):
+        name = referenced_cell(checkpoint)
+        if not isinstance(cell, SearchCell) or name is None:
             continue
-        name = checkpoint[len("cell:") :]
         where = f'{path}: {_where(cell.index, cell.name)}: field "checkpoint"'
         earlier = [c for c in cells[:index] if isinstance(c, TrainCell)]
         source = next((c for c in earlier if c.name == name), None)
