@@ -165,8 +165,10 @@ def test_evaluation_runs_one_episode_per_seed_like_stepping_the_env(x64):
         rewards.append(float(reward))
     assert int(result["substeps"][1]) == substeps
     np.testing.assert_allclose(result["mean_reward"][1], np.mean(rewards), rtol=1e-5)
+    # |ΔE| ~ 1e-8 turns a last-bit difference in the energy (two programs may contract a
+    # multiply-add differently) into ~1e-8 of relative difference in log10|ΔE|.
     np.testing.assert_allclose(
-        result["final_log10_error"][1], np.log10(abs(float(state.delta_e))), rtol=1e-9
+        result["final_log10_error"][1], np.log10(abs(float(state.delta_e))), rtol=1e-7
     )
     row = evaluation.summarize(result)
     assert row["episodes"] == 3 and row["total_substeps"] == int(result["substeps"].sum())

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from scalegym.suites.runner import utc_now
+from scalegym.suites.clock import utc_now
 from scalegym.suites.search import referenced_cell
 from scalegym.suites.spec import Cell, SearchCell
 

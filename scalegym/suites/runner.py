@@ -21,6 +21,7 @@ from scalegym.agents.result import TrainResult
 from scalegym.core.resolve import env_precision
 from scalegym.progress import cell_progress
 from scalegym.suites import report
+from scalegym.suites.clock import utc_now
 from scalegym.suites.lock import hold_run_dir
 from scalegym.suites.search import run_search_cell
 from scalegym.suites.spec import BenchCell, Cell, ScalingCell, SuiteSpec, TrainCell
@@ -498,11 +499,6 @@ def _drop_partial_line(path: Path) -> None:
         with open(path, "r+b") as f:
             f.truncate(data.rfind(b"\n") + 1)
             os.fsync(f.fileno())
-
-
-def utc_now() -> str:
-    """The time now in UTC to the second, as the manifest and records write it."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _to_json(obj: Any) -> Any:
