@@ -55,15 +55,22 @@ def _free_port() -> int:
 def test_tb_command_serves_the_scalar_tags(tmp_path: Path) -> None:
     _write_curves(tmp_path / "run" / "tb" / "cell")
     port = _free_port()
-    # Files, not pipes: the server logs every request, and a pipe nobody reads fills and blocks it.
+    # Files, not pipes: nothing reads them while it serves, and a full pipe would block it.
     out_path, err_path = tmp_path / "tb.out", tmp_path / "tb.err"
     command = [sys.executable, "-m", "scalegym.cli", "tb", str(tmp_path / "run")]
-    with out_path.open("w") as out_file, err_path.open("w") as err_file:
-        server = subprocess.Popen(
-            [*command, "--port", str(port)],
-            stdout=out_file,
-            stderr=err_file,
-        )
+    # A child inherits an ignored SIGINT (pytest started as a background job `cmd &` ignores it,
+    # and Ctrl-C would then never reach the server); with a handler here, the child starts with
+    # SIGINT's default, as from a terminal.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with out_path.open("w") as out_file, err_path.open("w") as err_file:
+            server = subprocess.Popen(
+                [*command, "--port", str(port)],
+                stdout=out_file,
+                stderr=err_file,
+            )
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     url = f"http://127.0.0.1:{port}/data/plugin/scalars/tags"
     tags: dict = {}
     try:
