@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15
 
 .PHONY: run test test-all lint format clean
 
@@ -21,12 +22,12 @@ run: $(STAMP)
 	$(BIN)/scalegym run smoke
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15
+	$(PYTEST)
 
 # Also the learning tests marked slow (CNN, GRU, host-path and gymnax CartPole): about 3 more
 # minutes of CPU on 2 cores.
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15 --slow
+	$(PYTEST) --slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

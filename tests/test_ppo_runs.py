@@ -137,11 +137,12 @@ def test_cnn_torso_convolves_the_view_and_sees_where_things_are() -> None:
     assert {"Conv_0", "Conv_1"} <= set(torso)
     view = obs["view"].shape[-3:]  # [V, V, C]
     assert torso["Conv_0"]["kernel"].shape == (3, 3, view[-1], 16)
-    logits, values = jax.jit(network.apply)(variables, obs)
+    apply = jax.jit(network.apply)  # one program for both views
+    logits, values = apply(variables, obs)
     assert logits.shape == (4, env.action_space(params).n) and values.shape == (4,)
     # The view feeds the output: a different view changes the logits.
     other = {**obs, "view": jnp.roll(obs["view"], 1, axis=1)}
-    assert not np.allclose(jax.jit(network.apply)(variables, other)[0], logits)
+    assert not np.allclose(apply(variables, other)[0], logits)
 
 
 @pytest.mark.slow  # beyond one learning test per env family: make test-all
