@@ -177,7 +177,8 @@ def compacted_loop(
         return jax.lax.switch(index, steps, slots), index, index == 0  # the last bucket: done
 
     slots = Slots(loop, mass, rate, max_substeps, jnp.arange(lanes, dtype=jnp.int32))
-    start = (slots, jnp.asarray(len(sizes) - 1, jnp.int32), jnp.asarray(False))
+    slots = step(len(sizes) - 1, slots)  # every lane runs at first: nothing to regroup yet
+    start = (slots, jnp.asarray(len(sizes) - 1, jnp.int32), ~any_running(slots))
     slots, _, _ = jax.lax.while_loop(lambda carry: ~carry[2], phase, start)
     return take(slots.loop, jnp.argsort(slots.lane))  # back to lane order
 
