@@ -8,6 +8,7 @@ and so do the values of a scaling cell that leave the env's shapes alone.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -210,7 +211,12 @@ def exact_judge(resolved: ResolvedEnv, ppo: PPO) -> Judge:
         )
     from scalegym.envs.pomdp import exact
 
-    model, v_star = env.tabular(params), float(env.optimal_value(params))
+    v_star = float(env.optimal_value(params))
+    if hasattr(env, "candidates"):  # no tables: any size (PerRoomSecret's S² candidates)
+        candidates = env.candidates(params)
+        value_of = functools.partial(exact.candidate_policy_value, candidates)
+    else:
+        value_of = functools.partial(exact.policy_value, env.tabular(params))
     step = jax.jit(lambda p, norm, carry, x: policy_step(ppo, p, norm, carry, x))
 
     def judge(runner: RunnerState) -> np.ndarray:
@@ -219,7 +225,7 @@ def exact_judge(resolved: ResolvedEnv, ppo: PPO) -> Judge:
         for k in range(runner.carry.shape[0]):
             p, norm = seed_slice((runner.train_state.params, runner.obs_norm), k)
             policy = exact.network_policy(lambda c, x, p=p, n=norm: step(p, n, c, x), carry0)
-            values.append(exact.policy_value(model, policy))
+            values.append(value_of(policy))
         return v_star - np.asarray(values, np.float64)
 
     return judge

@@ -268,6 +268,10 @@ class RevealingBandit(FinitePOMDP):
     def tabular(self, params: Any) -> TabularPOMDP:
         return fam.bandit_tabular(params)
 
+    def candidates(self, params: Any) -> fam.Candidates:
+        """The instance for `exact.candidate_policy_value` (no tables: any size)."""
+        return fam.bandit_candidates(params)
+
     def optimal_value(self, params: Any) -> float:
         return fam.bandit_optimal_value(params)
 
@@ -311,6 +315,9 @@ class PerRoomSecret(RevealingBandit):
 
     def tabular(self, params: Any) -> TabularPOMDP:
         return fam.per_room_tabular(params)
+
+    def candidates(self, params: Any) -> fam.Candidates:
+        return fam.per_room_candidates(params)
 
 
 class Tiger(FinitePOMDP):

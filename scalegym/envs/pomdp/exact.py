@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import jax
 import numpy as np
 
+from scalegym.envs.pomdp.families import Candidates
 from scalegym.envs.pomdp.tabular import TabularPOMDP
 
 # Shapes: N histories in one tree level, S states, A actions, O observation symbols, D input size.
@@ -314,6 +315,30 @@ def policy_value(
             parent, _, symbols, alpha = _expand(model, alpha, probs, step=step, max_nodes=max_nodes)
             carry = _take(carry, parent)
     return total
+
+
+def candidate_policy_value(candidates: Candidates, policy: HistoryPolicy) -> float:
+    """The exact expected return of a history policy on a candidate family, without tables.
+
+    Every history of the selection is an action prefix (the symbols are the depths), so the
+    policy is queried on all A^j prefixes at depth j and P(c) is the product of its action
+    probabilities along c's path; V(π) = Σ_c P(c) · P(w | c), P(w | c) = 1/2 + α(q_c − 1/2).
+    Equals `policy_value` on the family's tabular model, and runs where that model is too big
+    (PerRoomSecret's S² candidates): the last depth queries A^(k−1) rows.
+    """
+    a_count, k = candidates.num_actions, candidates.depth
+    inputs = np.eye(k + 2, dtype=np.float32)  # [O, O] the one-hot symbols, as `TabularPOMDP`
+    path = np.ones(1)  # [n] the probability of each action prefix
+    carry = policy.initial(1)
+    for depth in range(k):
+        symbols = np.full(len(path), depth)
+        carry, probs = policy(carry, symbols, inputs[symbols])
+        probs = _check_probs(probs, len(path), a_count)  # [n, A]
+        if depth + 1 < k:
+            carry = _take(carry, np.repeat(np.arange(len(path)), a_count))  # child p·A + a
+        path = (path[:, None] * probs).reshape(-1)  # [n · A]
+    p_win = 0.5 + candidates.alpha * (np.asarray(candidates.win_probs, np.float64) - 0.5)
+    return float(path @ p_win)
 
 
 def revealing_constant(

@@ -243,37 +243,53 @@ def bandit_secret(p: RevealingBanditParams) -> int:
     return int(np.random.default_rng([p.instance_seed, 2]).integers(p.size))
 
 
-def candidate_tabular(
-    family: str, num_actions: int, k: int, win_probs: np.ndarray, alpha: float, field: str
-) -> TabularPOMDP:
-    """k actions pick one of A^k candidates; candidate c leads to W with win_probs[c], else L;
-    W/L emit w/l with the right symbol at (1 + α)/2; reward 1 on w. H = k."""
-    offsets = tree_offsets(num_actions, k)
+@dataclass(frozen=True)
+class Candidates:
+    """A candidate family without its tables: k actions pick one of A^k candidates (the first
+    k − 1 through the selection tree, whose nodes emit only their depth), candidate c leads to W
+    with win_probs[c], else L, and W/L emit the right symbol at (1 + α)/2; reward 1 on w.
+    Candidate c = leaf · A + a, leaf the base-A digits of the first k − 1 actions. O = k + 2."""
+
+    name: str
+    num_actions: int
+    depth: int  # k = H
+    win_probs: np.ndarray  # [A^k]
+    alpha: float
+
+
+def candidate_tabular(c: Candidates, field: str) -> TabularPOMDP:
+    """The same instance as dense tables (for the generic exact tools; small sizes only)."""
+    a_count, k = c.num_actions, c.depth
+    offsets = tree_offsets(a_count, k)
     win = int(offsets[k])
     lose, s_count, o_count = win + 1, win + 2, k + 2
-    _check_tabular_size(family, s_count, field)
-    transition = np.zeros((num_actions, s_count, s_count))
-    tree_transitions(transition, num_actions, k)
-    for leaf in range(num_actions ** (k - 1)):
-        for a in range(num_actions):
-            q = float(win_probs[leaf * num_actions + a])
+    _check_tabular_size(c.name, s_count, field)
+    transition = np.zeros((a_count, s_count, s_count))
+    tree_transitions(transition, a_count, k)
+    for leaf in range(a_count ** (k - 1)):
+        for a in range(a_count):
+            q = float(c.win_probs[leaf * a_count + a])
             transition[a, offsets[k - 1] + leaf, win] = q
             transition[a, offsets[k - 1] + leaf, lose] = 1.0 - q
     transition[:, win, win] = transition[:, lose, lose] = 1.0
     emission = np.zeros((s_count, o_count))
     for j in range(k):
         emission[offsets[j] : offsets[j + 1], j] = 1.0
-    emission[win:, k:] = revealing_emission(alpha)
+    emission[win:, k:] = revealing_emission(c.alpha)
     obs_reward = np.zeros(o_count)
     obs_reward[k] = 1.0
-    return _model(family, transition, emission, obs_reward, k)
+    return _model(c.name, transition, emission, obs_reward, k)
 
 
-def bandit_tabular(p: RevealingBanditParams) -> TabularPOMDP:
+def bandit_candidates(p: RevealingBanditParams) -> Candidates:
     k = bandit_validate(p, "RevealingBandit")
     win_probs = np.full(p.size, 0.5)
     win_probs[int(p.secret)] = (1 + float(p.epsilon)) / 2
-    return candidate_tabular("RevealingBandit", p.num_actions, k, win_probs, float(p.alpha), "size")
+    return Candidates("RevealingBandit", p.num_actions, k, win_probs, float(p.alpha))
+
+
+def bandit_tabular(p: RevealingBanditParams) -> TabularPOMDP:
+    return candidate_tabular(bandit_candidates(p), "size")
 
 
 def bandit_optimal_value(p: RevealingBanditParams | PerRoomSecretParams) -> float:
@@ -308,14 +324,17 @@ def per_room_secret(p: PerRoomSecretParams) -> tuple[int, np.ndarray]:
     return int(rng.integers(p.size)), rng.integers(p.size, size=p.size)
 
 
-def per_room_tabular(p: PerRoomSecretParams) -> TabularPOMDP:
+def per_room_candidates(p: PerRoomSecretParams) -> Candidates:
+    """S² candidates (room, key) = room · S + key, spelled by 2k actions."""
     k = bandit_validate(p, "PerRoomSecret")
     win_probs = np.full(p.size * p.size, 0.5)
     live = int(p.live_room)
     win_probs[live * p.size + int(np.asarray(p.keys)[live])] = (1 + float(p.epsilon)) / 2
-    return candidate_tabular(
-        "PerRoomSecret", p.num_actions, 2 * k, win_probs, float(p.alpha), "size"
-    )
+    return Candidates("PerRoomSecret", p.num_actions, 2 * k, win_probs, float(p.alpha))
+
+
+def per_room_tabular(p: PerRoomSecretParams) -> TabularPOMDP:
+    return candidate_tabular(per_room_candidates(p), "size")
 
 
 # --------------------------------------------------------------------------- Tiger
