@@ -250,8 +250,8 @@ def test_bench_jax_env_records(env_id: str) -> None:
     records = bench_jax_env(resolved.env, resolved.params, [1, 8], num_steps=8, repeats=2)
     assert [r["batch_size"] for r in records] == [1, 8]
     for record in records:
-        assert set(record) == RECORD_KEYS
-        assert record["repeats"] == 2 and record["num_steps"] == 8
+        assert set(record) == RECORD_KEYS | {"devices"}
+        assert record["repeats"] == 2 and record["num_steps"] == 8 and record["devices"] == 1
         for key in ("sps", "sps_min", "sps_max"):
             assert math.isfinite(record[key]) and record[key] > 0
         assert record["sps_min"] <= record["sps"] <= record["sps_max"]

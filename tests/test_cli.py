@@ -90,6 +90,9 @@ def test_unknown_env_id_suggests_the_close_one(capsys: pytest.CaptureFixture[str
         (["CartPole-v1", "--batch-sizes", "0"], "--batch-sizes"),
         (["CartPole-v1", "--set", "novalue"], "FIELD=VALUE"),
         (["CartPole-v1", "--import", "no_such_module_xyz"], "no_such_module_xyz"),
+        (["CartPole-v1", "--devices", "2"], "host env"),
+        (["PaninskiLock-v0", "--devices", "2"], "JAX_NUM_CPU_DEVICES"),  # 1 CPU device here
+        (["PaninskiLock-v0", "--devices", "0"], "--devices"),
     ],
 )
 def test_bench_user_errors_exit_2_without_traceback(

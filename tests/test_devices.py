@@ -93,3 +93,57 @@ def test_a_ppo_run_on_two_devices_matches_one_device():
         for key, value in a.items():
             if key != "perf/sps":
                 np.testing.assert_allclose(b[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+BENCH_TWO_DEVICES = textwrap.dedent(
+    """
+    import json
+    import jax
+    jax.config.update("jax_num_cpu_devices", 2)
+    jax.config.update("jax_enable_x64", True)
+    import numpy as np
+    import scalegym
+    from scalegym.suites.measures import bench_jax_env, make_rollout, split_rollout
+
+    # ThreeBody: uneven while loops per lane (the regrouping rule) inside each device's share.
+    env, params = scalegym.make("ThreeBody-v0")
+    batch, steps = 8, 3
+    _, state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(jax.random.PRNGKey(0), batch), params
+    )
+    actions = jax.random.randint(jax.random.PRNGKey(1), (steps, batch), 0, 10)
+    keys = jax.random.split(jax.random.PRNGKey(2), (steps, batch))
+    rollout = make_rollout(env)
+    whole = jax.jit(rollout)(state, actions, keys, params)
+    split = jax.jit(split_rollout(rollout, 2))(state, actions, keys, params)
+    out = {
+        "pos": bool(np.array_equal(np.asarray(whole[0].pos), np.asarray(split[0].pos))),
+        "total": [float(whole[1]), float(split[1])],
+        "work": [np.asarray(whole[2]).tolist(), np.asarray(split[2]).tolist()],
+    }
+    records = bench_jax_env(env, params, [8], num_steps=2, repeats=1, progress=False, devices=2)
+    out["record"] = {k: records[0][k] for k in ("devices", "batch_size", "sps")}
+    try:
+        bench_jax_env(env, params, [3], num_steps=2, repeats=1, progress=False, devices=2)
+    except ValueError as err:
+        out["error"] = str(err)
+    print(json.dumps(out))
+    """
+)
+
+
+def test_bench_split_over_two_devices_steps_the_same_envs():
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    done = subprocess.run(
+        [sys.executable, "-c", BENCH_TWO_DEVICES], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["pos"]  # every env ends where the one-device rollout leaves it
+    np.testing.assert_allclose(out["total"][1], out["total"][0], rtol=1e-5)
+    (done_whole, offered_whole), (done_split, offered_split) = out["work"]
+    assert done_split == done_whole  # the same substeps, summed over the devices
+    assert offered_split <= offered_whole  # each device waits only for its own slowest lane
+    assert out["record"]["devices"] == 2 and out["record"]["batch_size"] == 8
+    assert out["record"]["sps"] > 0
+    assert out["error"] == "batch size 3 does not split over devices=2; use a multiple of 2"

@@ -105,6 +105,14 @@ def add_bench_command(commands: Any) -> None:
         help="diagnostic: leave the observation out of what each step must produce (XLA then "
         "drops it); the difference to the default is what the observation costs",
     )
+    cmd.add_argument(
+        "--devices",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="split each batch over the first N local devices, each stepping its share on its "
+        "own (default 1; on a CPU, set JAX_NUM_CPU_DEVICES=N first)",
+    )
     cmd.add_argument("--out", type=Path, metavar="PATH", help="also write the JSON to PATH")
     cmd.add_argument("--json", action="store_true", help="print one JSON object to stdout")
     add_progress(cmd)
@@ -147,6 +155,15 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
         resolved = resolve_env(args.env_id, **overrides)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if args.devices > 1:
+        from scalegym.agents.devices import local_devices
+
+        if resolved.kind != "jax":
+            raise UsageError(f"--devices {args.devices}: {args.env_id} is a host env")
+        try:
+            local_devices(args.devices)
+        except ValueError as err:
+            raise UsageError(f"--devices: {err} (on a CPU: JAX_NUM_CPU_DEVICES=N)") from None
     # Failures at one batch size are kept in the report; what escapes is a bad argument.
     try:
         return bench_report(
@@ -158,6 +175,7 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
             overrides=overrides,
             progress=args.progress,
             consume_obs=args.consume_obs,
+            devices=args.devices,
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
@@ -196,5 +214,6 @@ def _print_bench_table(report: dict[str, Any]) -> None:
         f"device: {device['backend']} ({device['device_kind']}) x{device['num_devices']}, "
         f"{device['cpu_count']} CPUs, {device['processor']}; jax {report['jax']}; "
         f"{report['num_steps']} steps x {report['repeats']} repeats; "
+        f"batch split over {report.get('devices', 1)} device(s); "
         f"each step consumes: {report['consumes']}"
     )

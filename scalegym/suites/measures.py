@@ -57,22 +57,30 @@ def bench_jax_env(
     warmup: int = 1,
     progress: bool | None = None,
     consume_obs: bool = True,
+    devices: int = 1,
 ) -> list[dict[str, Any]]:
     """Env steps per second of a functional (scalegym or gymnax) env, one record per batch size.
 
     Each record: `batch_size`, `sps` (median over `repeats` of B·num_steps/seconds), `sps_min`,
-    `sps_max`, `compile_s`, `repeats`, `num_steps`. `warmup` untimed runs precede the timed ones.
-    `progress=None` shows a progress bar on stderr only when stderr is a terminal.
+    `sps_max`, `compile_s`, `repeats`, `num_steps`, `devices`. `warmup` untimed runs precede the
+    timed ones. `progress=None` shows a progress bar on stderr only when stderr is a terminal.
     `consume_obs=False` is a diagnostic: XLA then drops the observation, and the difference to
-    the default is what the observation costs.
+    the default is what the observation costs. `devices=N` splits each batch over the first N
+    local devices (`split_rollout`); B must be a multiple of N.
     """
     _check_sizes(batch_sizes, num_steps, repeats)
-    rollout = jax.jit(make_rollout(env, consume_obs=consume_obs))
+    rollout = make_rollout(env, consume_obs=consume_obs)
+    rollout = jax.jit(rollout if devices == 1 else split_rollout(rollout, devices))
     batch_reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
     sample_action = jax.vmap(jax.vmap(env.action_space(params).sample))
     records = []
     with count_progress(len(batch_sizes), f"bench {env_name(env)}", progress) as advance:
         for batch_size in batch_sizes:
+            if batch_size % devices:
+                raise ValueError(
+                    f"batch size {batch_size:,} does not split over devices={devices}; "
+                    f"use a multiple of {devices}"
+                )
             # Raw uint32 keys: what gymnax-era envs expect.
             key = jax.random.fold_in(jax.random.PRNGKey(seed), batch_size)
             key_reset, key_actions, key_steps = jax.random.split(key, 3)
@@ -95,6 +103,7 @@ def bench_jax_env(
                 seconds.append(time.perf_counter() - start)
                 works.append(np.asarray(work, np.float64))
             record = _record(batch_size, num_steps, seconds, compile_s)
+            record["devices"] = devices
             if works[0][1] > 0:  # the env reports integrator substeps (ThreeBody)
                 record.update(_substep_record(seconds, works))
             records.append(record)
@@ -140,6 +149,42 @@ def make_rollout(
         return state, total, work
 
     return rollout
+
+
+def split_rollout(rollout: Callable[..., Any], devices: int) -> Callable[..., Any]:
+    """`rollout` with its batch split over the first `devices` local devices (`shard_map`).
+
+    Each device steps its B/N envs on its own, so a device waits only for its own slowest lane
+    (an integrator's while loop runs on one core; N CPU devices run N of them at once). The
+    checksums and work of the devices are summed; params are replicated.
+    """
+    from jax.sharding import Mesh, PartitionSpec
+
+    from scalegym.agents.devices import local_devices
+
+    batch = PartitionSpec("batch")
+    per_step = PartitionSpec(None, "batch")  # [T, B, ...] actions and keys
+
+    def per_device(state: Any, actions: Any, keys: jax.Array, params: Any) -> Any:
+        state, total, work = rollout(state, actions, keys, params)
+        return state, total[None], work[None]  # [1], [1, 2] per device
+
+    mesh = Mesh(local_devices(devices), ("batch",))
+    # check_vma=False: the integrator's while loops carry per-lane values that the varying-axis
+    # check cannot type (their initial carries mix replicated constants with batch leaves).
+    sharded = jax.shard_map(
+        per_device,
+        mesh=mesh,
+        in_specs=(batch, per_step, per_step, PartitionSpec()),
+        out_specs=(batch, batch, batch),
+        check_vma=False,
+    )
+
+    def run(state: Any, actions: Any, keys: jax.Array, params: Any) -> Any:
+        state, totals, works = sharded(state, actions, keys, params)
+        return state, totals.sum(), works.sum(axis=0)
+
+    return run
 
 
 def step_checksum(obs: Any, reward: Any, *flags: Any) -> jax.Array:
@@ -210,6 +255,7 @@ def bench_report(
     overrides: dict[str, Any] | None = None,
     progress: bool | None = None,
     consume_obs: bool = True,
+    devices: int = 1,
 ) -> dict[str, Any]:
     """Benchmark a resolved env and return the JSON-ready report (`scalegym bench --json`).
 
@@ -223,7 +269,7 @@ def bench_report(
         for batch_size in batch_sizes:
             try:
                 records += _bench_one_size(
-                    resolved, batch_size, num_steps, repeats, seed, consume_obs
+                    resolved, batch_size, num_steps, repeats, seed, consume_obs, devices
                 )
             except Exception as err:  # kept in the report; the other sizes still run
                 failed.append(
@@ -243,6 +289,7 @@ def bench_report(
         "versions": versions(),
         "num_steps": num_steps,
         "repeats": repeats,
+        "devices": devices,  # the batch split over this many local devices
         "results": [{k: r[k] for k in keep if k in r} for r in records],
         "failed": failed,
     }
@@ -255,13 +302,30 @@ def _bench_one_size(
     repeats: int,
     seed: int,
     consume_obs: bool,
+    devices: int = 1,
 ) -> list[dict[str, Any]]:
     if resolved.kind == "jax":
-        bench, env = bench_jax_env, (resolved.env, resolved.params)
-    else:
-        bench, env = bench_host_env, (resolved.make_vector,)
-    return bench(  # type: ignore[operator]
-        *env, [batch_size], num_steps, repeats, seed, progress=False, consume_obs=consume_obs
+        return bench_jax_env(
+            resolved.env,
+            resolved.params,
+            [batch_size],
+            num_steps,
+            repeats,
+            seed,
+            progress=False,
+            consume_obs=consume_obs,
+            devices=devices,
+        )
+    if devices != 1:
+        raise ValueError(f"{resolved.id}: devices={devices}: a host env runs on the host only")
+    return bench_host_env(
+        resolved.make_vector,
+        [batch_size],
+        num_steps,
+        repeats,
+        seed,
+        progress=False,
+        consume_obs=consume_obs,
     )
 
 
