@@ -304,29 +304,19 @@ def _bench_one_size(
     consume_obs: bool,
     devices: int = 1,
 ) -> list[dict[str, Any]]:
+    sizes = ([batch_size], num_steps, repeats, seed)
     if resolved.kind == "jax":
         return bench_jax_env(
             resolved.env,
             resolved.params,
-            [batch_size],
-            num_steps,
-            repeats,
-            seed,
+            *sizes,
             progress=False,
             consume_obs=consume_obs,
             devices=devices,
         )
     if devices != 1:
         raise ValueError(f"{resolved.id}: devices={devices}: a host env runs on the host only")
-    return bench_host_env(
-        resolved.make_vector,
-        [batch_size],
-        num_steps,
-        repeats,
-        seed,
-        progress=False,
-        consume_obs=consume_obs,
-    )
+    return bench_host_env(resolved.make_vector, *sizes, progress=False, consume_obs=consume_obs)
 
 
 def device_info() -> dict[str, Any]:
