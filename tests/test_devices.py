@@ -135,7 +135,11 @@ BENCH_TWO_DEVICES = textwrap.dedent(
 def test_bench_split_over_two_devices_steps_the_same_envs():
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     done = subprocess.run(
-        [sys.executable, "-c", BENCH_TWO_DEVICES], capture_output=True, text=True, env=env
+        [sys.executable, "-c", BENCH_TWO_DEVICES],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.splitlines()[-1])
