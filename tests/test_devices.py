@@ -151,3 +151,19 @@ def test_bench_split_over_two_devices_steps_the_same_envs():
     assert out["record"]["devices"] == 2 and out["record"]["batch_size"] == 8
     assert out["record"]["sps"] > 0
     assert out["error"] == "batch size 3 does not split over devices=2; use a multiple of 2"
+
+
+def test_threebody_trains_on_one_device_unless_asked():
+    # ThreeBody's regrouped integrator does not split well under PPO's SPMD device split (its
+    # class says so); other envs keep "all devices" as the default.
+    from scalegym.agents.train import training_devices
+    from scalegym.envs.rearrange.env import Rearrange
+    from scalegym.envs.threebody.env import ThreeBody, ThreeBodyAarseth
+
+    for env in (ThreeBody(num_instances=2), ThreeBodyAarseth(num_instances=2)):
+        assert training_devices(env, None) == 1
+        assert training_devices(env, 1) == 1
+        with pytest.warns(UserWarning, match=r"slows down .*\(devices=2\)"):
+            assert training_devices(env, 2) == 2
+    assert training_devices(Rearrange(), None) is None
+    assert training_devices(Rearrange(), 2) == 2
