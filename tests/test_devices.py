@@ -69,17 +69,22 @@ RUN = dict(
 )
 
 
-def test_a_ppo_run_on_two_devices_matches_one_device():
+def run_on_two_devices(script: str, *args: str) -> dict:
+    """Run `script` in a subprocess (it forces two CPU devices); its last stdout line as JSON."""
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     done = subprocess.run(
-        [sys.executable, "-c", TWO_DEVICES, json.dumps(RUN)],
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         env=env,
         timeout=1200,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.splitlines()[-1])
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_a_ppo_run_on_two_devices_matches_one_device():
+    out = run_on_two_devices(TWO_DEVICES, json.dumps(RUN))
     single = train_agent("ToyChain-v0", devices=1, **RUN)
     one = {"devices": single.devices, "curve": single.curve}
     two = {"devices": out["devices"], "curve": out["curve"]}
@@ -133,16 +138,7 @@ BENCH_TWO_DEVICES = textwrap.dedent(
 
 
 def test_bench_split_over_two_devices_steps_the_same_envs():
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    done = subprocess.run(
-        [sys.executable, "-c", BENCH_TWO_DEVICES],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1200,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.splitlines()[-1])
+    out = run_on_two_devices(BENCH_TWO_DEVICES)
     assert out["pos"]  # every env ends where the one-device rollout leaves it
     np.testing.assert_allclose(out["total"][1], out["total"][0], rtol=1e-5)
     (done_whole, offered_whole), (done_split, offered_split) = out["work"]

@@ -68,10 +68,10 @@ def training_devices(env: Any, devices: int | None) -> int | None:
     step does not split well (`splits_over_devices = False`), with a warning if asked for more."""
     if getattr(env, "splits_over_devices", True):
         return devices
-    name = getattr(env, "name", type(env).__name__)
     if devices is None:
         return 1
     if devices > 1:
+        name = getattr(env, "name", type(env).__name__)
         warnings.warn(
             f"{name}: its step slows down when the env batch is split over devices "
             f"(devices={devices}); see {type(env).__name__}.splits_over_devices",

@@ -115,6 +115,16 @@ def import_user_module(module: str) -> None:
         raise UsageError(f"--import {module}: {err}") from None
 
 
+def check_devices(devices: int | None) -> None:
+    """--devices past the local devices there are: refused before any work."""
+    from scalegym.agents.devices import local_devices
+
+    try:
+        local_devices(devices)
+    except ValueError as err:
+        raise UsageError(f"--devices: {err} (on a CPU: JAX_NUM_CPU_DEVICES=N)") from None
+
+
 def check_writable_dir(path: Path, flag: str) -> None:
     """UsageError naming `path` unless files can be created in it, or where it would be created.
 

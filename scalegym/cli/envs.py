@@ -17,6 +17,7 @@ from scalegym.cli.common import (
     add_overrides,
     add_progress,
     batch_sizes,
+    check_devices,
     check_writable_dir,
     fail,
     import_user_module,
@@ -155,15 +156,9 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
         resolved = resolve_env(args.env_id, **overrides)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    if args.devices > 1:
-        from scalegym.agents.devices import local_devices
-
-        if resolved.kind != "jax":
-            raise UsageError(f"--devices {args.devices}: {args.env_id} is a host env")
-        try:
-            local_devices(args.devices)
-        except ValueError as err:
-            raise UsageError(f"--devices: {err} (on a CPU: JAX_NUM_CPU_DEVICES=N)") from None
+    if args.devices > 1 and resolved.kind != "jax":
+        raise UsageError(f"--devices {args.devices}: {args.env_id} is a host env")
+    check_devices(args.devices)
     # Failures at one batch size are kept in the report; what escapes is a bad argument.
     try:
         return bench_report(

@@ -18,6 +18,7 @@ from scalegym.cli.common import (
     add_import,
     add_overrides,
     add_progress,
+    check_devices,
     check_writable_dir,
     fail,
     import_user_module,
@@ -73,16 +74,6 @@ def add_run_command(commands: Any) -> None:
     cmd.add_argument("--json", action="store_true", help="print one JSON object to stdout")
     add_progress(cmd)
     cmd.set_defaults(handler=_run)
-
-
-def check_devices(devices: int | None) -> None:
-    """--devices past the local devices there are: refused before any work."""
-    from scalegym.agents.devices import local_devices
-
-    try:
-        local_devices(devices)
-    except ValueError as err:
-        raise UsageError(f"--devices: {err}") from None
 
 
 def check_executor(executor: str, address: str | None) -> None:
