@@ -70,15 +70,16 @@ def _env_label(record: dict[str, Any]) -> str:
     return f"`{record['env']}`" + (f" {extra}" if extra else "")
 
 
-RATIO_BATCH = 4096  # the batch size of the README's ratio table
+RATIO_BATCH = 4096  # the batch size of the README's ratio table (CPU run)
+GPU_RATIO_BATCH = 1_048_576  # the same for the GPU run
 
 
-def sps_table(root: Path) -> list[str]:
-    """The `sps` reference run: env-only SPS of every bench cell by batch size, each scalegym
-    env's ratio to each peer at B = RATIO_BATCH, and end-to-end PPO SPS."""
+def sps_table(root: Path, name: str = "sps", ratio_batch: int = RATIO_BATCH) -> list[str]:
+    """A bench reference run (`sps`, `sps-gpu`): env-only SPS of every bench cell by batch size,
+    each scalegym env's ratio to each peer at B = `ratio_batch`, and end-to-end PPO SPS."""
     from scalegym.suites.report import is_peer, peer_ratios
 
-    run = REFERENCE / "sps"
+    run = REFERENCE / name
     manifest, records = read_run(root / run)
     bench = [r for r in records if r["kind"] == "bench"]
     sizes = sorted({row["batch_size"] for r in bench for row in r["result"]["results"]})
@@ -92,7 +93,7 @@ def sps_table(root: Path) -> list[str]:
         lines.append(f"| {_env_label(r)} | " + " | ".join(cells) + " |")
     ratios = peer_ratios(bench)
     peers = [r["cell"] for r in bench if is_peer(r["env"])]
-    size = RATIO_BATCH if RATIO_BATCH in ratios else max(ratios, default=None)
+    size = ratio_batch if ratio_batch in ratios else max(ratios, default=None)
     if size is not None:
         lines += [
             "",
@@ -176,6 +177,7 @@ def threebody_table(root: Path) -> list[str]:
 
 TABLES: dict[str, Callable[[Path], list[str]]] = {
     "sps": sps_table,
+    "sps-gpu": lambda root: sps_table(root, "sps-gpu", GPU_RATIO_BATCH),
     "search-scaling": search_table,
     "threebody": threebody_table,
 }
