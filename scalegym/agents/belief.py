@@ -1,37 +1,45 @@
-"""Rollout planners for the POMDP families: a fair one on belief samples, an oracle on the truth.
+"""Planners for the POMDP families: a fair one on belief samples, an oracle on the truth.
 
-Both score each action by Monte-Carlo rollouts in the model (`model_step`: the env's own
-`step_env` on a copy of a state): take the action, then uniform-random actions to the end of the
-episode; Q(a) is the mean return, the decision is argmax_a Q(a) (ties: lowest index).
-
-- `BeliefPlanner` (fair) runs its rollouts from *particles*: pairs (instance, hidden state)
-  drawn from the posterior given what it has seen. The instance is drawn from the family's own
-  instance prior (the same distribution `families.py` draws the secret from at `make()`, drawn
-  here with JAX keys), so the planner never reads the instance's secret; the hidden state comes
-  from the model stepped from those draws, so it never reads the real state. The filter is
-  sampling-importance-resampling with 0/1 weights: `filter_proposals` model steps propose
-  successors of the particles under the action actually taken, the proposals whose observation
-  equals the one actually seen are kept, and `num_particles` are resampled from them. With
-  deterministic emissions (every family here: the symbol is part of the state) that is exact
-  posterior sampling as the proposals grow.
-- `OraclePlanner` (oracle = True) runs the same rollouts from the true state with the true params.
+- `BeliefPlanner` (fair) plans from *particles*: pairs (instance, hidden state) drawn from the
+  posterior given what it has seen. Two choices set it up:
+  - `model`: `"known"` (default) takes the instance in `params` as the model, as V* does (V* is
+    the best return of a history policy on the known instance): only the hidden state is
+    uncertain. `"prior"` draws the instance too, from the family's own instance prior (the
+    distribution `families.py` draws the secret from at `make()`, drawn here with JAX keys), so
+    the planner never reads the instance's secret: its value is the Bayes value under the prior.
+  - `search`: `"tree"` (default) is the POMCP-style search of `pomcp.py`: UCB1 over the tree of
+    action–observation histories, each simulation carrying one particle, so it plans future
+    actions and observations. `"rollouts"` scores each action by Monte-Carlo rollouts (take
+    the action, then uniform-random actions to the episode's end; Q(a) the mean return; ties:
+    lowest index).
+  The filter is sampling-importance-resampling with 0/1 weights: `filter_proposals` model steps
+  propose successors of the particles under the action actually taken, the proposals whose
+  observation equals the one actually seen are kept, and `num_particles` are resampled from
+  them. With deterministic emissions (every family here: the symbol is part of the state) that
+  is exact posterior sampling as the proposals grow. The hidden state of every particle comes
+  from the model stepped from resets, so the planner never reads the real state.
+- `OraclePlanner` (oracle = True) runs flat rollouts from the true state with the true params.
 
 What `BeliefPlanner` reads: the observations (through `init` and `observe`), its own actions,
-and from `params` only the public fields (shapes, `alpha`, `epsilon`, Tiger's costs and
-accuracy, the horizon); it overwrites every secret field (`secret`, `theta`, `live_room`,
-`keys`, `combination`) and `instance_seed` with prior draws before using `params` as a model.
-It never reads `state` (tests pass poisoned secrets and states and get identical decisions).
+and `params` (with model="prior" only the public fields: shapes, `alpha`, `epsilon`, Tiger's
+costs and accuracy, the horizon; it overwrites every secret field, `secret`, `theta`,
+`live_room`, `keys`, `combination`, and `instance_seed` with prior draws). It never reads
+`state` (tests hand it a garbage state, and with model="prior" poisoned secrets, and get
+identical decisions).
 
-A consequence worth stating: in PaninskiLock, RevealingBandit and PerRoomSecret no observation
-before the last action depends on the secret (pairs are uniform under every instance), so the
-posterior over instances inside one episode is the prior and the fair planner's value is 1/2
-at every budget (the Bayes value under the prior); only learning across episodes finds the
-secret. Tiger has no instance secret (only the hidden side), and there the fair planner's value
-rises with budget.
+What each model can earn. In PaninskiLock, RevealingBandit and PerRoomSecret no observation
+before the last action depends on the secret (pairs are uniform under every instance), so with
+model="prior" the posterior over instances inside one episode is the prior and the planner's
+value is 1/2 at every budget (the Bayes value under the prior); only learning across episodes
+finds the secret. With model="known" the tree search finds the secret candidate in the model
+and its value approaches V* as the budget grows (flat rollouts do not: a random continuation
+spells the secret and plays the right parity too rarely to separate the first actions). Tiger
+has no instance secret (only the hidden side), so there the two models coincide.
 
 Budget = simulated env steps per decision, counted exactly: the filter's proposals (after each
-real step) plus every rollout step used. Resets drawn for the first filter are not steps.
-Rollout slots are static (`budget // A`); a decision with `rem` steps left uses the first
+real step) plus every search step used. Resets drawn for the first filter are not steps. The
+tree search runs ⌊(budget − filter) / (H − t)⌋ whole simulations at decision t. Rollout slots
+are static (`budget // A`); a decision with `rem` steps left uses the first
 `(budget − filter cost) // (A · rem)` rollouts of each action and discards the rest.
 
 Supported: PaninskiLock, RevealingBandit, PerRoomSecret, Tiger, NoisyCombinationLock (the
@@ -41,6 +49,7 @@ action, A actions, H the horizon; one env (no batch axis).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from scalegym.agents import pomcp
 from scalegym.agents.planning import Decision, rollout
 from scalegym.envs.pomdp import env as pomdp
 from scalegym.envs.pomdp import families as fam
@@ -164,6 +174,18 @@ def _rollouts(
     return q, jnp.sum(jnp.where(live, steps, 0)).astype(jnp.int32)
 
 
+def _check_budget(env: Any, params: Any, budget: int, owner: str) -> tuple[int, int]:
+    """(A, H); ValueError when `budget` cannot try every action once from the first decision."""
+    num_actions, horizon = int(env.action_space(params).n), env.fixed_episode_length(params)
+    if budget < num_actions * horizon:
+        raise ValueError(
+            f"{owner}: {budget} simulated steps left for search on {env.name}, which needs at "
+            f"least A·H = {num_actions}·{horizon} = {num_actions * horizon} (one simulation per "
+            "action from the first decision); raise budget"
+        )
+    return num_actions, horizon
+
+
 def _plan(
     env: Any,
     params: Any,
@@ -174,13 +196,7 @@ def _plan(
     owner: str,
 ) -> Decision:
     """argmax_a Q(a) with `budget` rollout steps spread over the remaining rem = H − time."""
-    num_actions, horizon = int(env.action_space(params).n), env.fixed_episode_length(params)
-    if budget < num_actions * horizon:
-        raise ValueError(
-            f"{owner}: {budget} simulated steps left for rollouts on {env.name}, which needs at "
-            f"least A·H = {num_actions}·{horizon} = {num_actions * horizon} (one rollout per "
-            "action from the first decision); raise budget"
-        )
+    num_actions, horizon = _check_budget(env, params, budget, owner)
     remaining = jnp.clip(horizon - time, 1, horizon)
     live = budget // (num_actions * remaining)
     q, steps = _rollouts(
@@ -196,9 +212,23 @@ def _plan(
     return Decision(action=jnp.argmax(q).astype(jnp.int32), sim_steps=steps)
 
 
+def _tree_plan(
+    env: Any, params: Any, states: Any, time: jax.Array, budget: int, key: jax.Array, **how: Any
+) -> Decision:
+    """The POMCP-style search (`pomcp.search`; `how`: exploration, max_nodes) from the
+    particles: the root's best tried action."""
+    _check_budget(env, params, budget, "BeliefPlanner")
+    q, visits, steps = pomcp.search(env, params, states, time, budget=budget, key=key, **how)
+    return Decision(action=pomcp.root_action(q, visits), sim_steps=steps)
+
+
+MODELS = ("known", "prior")
+SEARCHES = ("tree", "rollouts")
+
+
 @struct.dataclass
 class BeliefPlanner:
-    """The fair planner: rollouts from particles of the posterior (see the module).
+    """The fair planner: search from particles of the posterior (see the module).
 
     `budget` counts the filter's `filter_proposals` steps too (after every real step), so the
     rollouts get `budget − filter_proposals` steps per decision.
@@ -207,13 +237,25 @@ class BeliefPlanner:
     budget: int = struct.field(pytree_node=False, default=256)  # simulated env steps per decision
     num_particles: int = struct.field(pytree_node=False, default=16)  # P
     filter_proposals: int = struct.field(pytree_node=False, default=64)  # Q model steps per update
+    model: str = struct.field(pytree_node=False, default="known")  # MODELS
+    search: str = struct.field(pytree_node=False, default="tree")  # SEARCHES
+    exploration: float = struct.field(pytree_node=False, default=1.0)  # UCB1 c: ~ return range
+    max_nodes: int = struct.field(pytree_node=False, default=4096)  # tree nodes (search="tree")
     oracle: bool = struct.field(pytree_node=False, default=False)
 
     def __post_init__(self) -> None:
-        for field in ("budget", "num_particles", "filter_proposals"):
+        for field in ("budget", "num_particles", "filter_proposals", "max_nodes"):
             value = getattr(self, field)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"BeliefPlanner: {field}={value!r}; allowed: integers >= 1")
+        for field, allowed in (("model", MODELS), ("search", SEARCHES)):
+            value = getattr(self, field)
+            if value not in allowed:
+                raise ValueError(f"BeliefPlanner: {field}={value!r}; allowed: {', '.join(allowed)}")
+        if not isinstance(self.exploration, int | float) or self.exploration < 0:
+            raise ValueError(
+                f"BeliefPlanner: exploration={self.exploration!r}; allowed: numbers >= 0"
+            )
         if self.filter_proposals < self.num_particles:
             raise ValueError(
                 f"BeliefPlanner: filter_proposals={self.filter_proposals} < num_particles="
@@ -224,7 +266,11 @@ class BeliefPlanner:
 
     @property
     def name(self) -> str:
-        return f"belief-rollouts(budget={self.budget}, particles={self.num_particles})"
+        search = "tree" if self.search == "tree" else "rollouts"
+        return (
+            f"belief-{search}(budget={self.budget}, particles={self.num_particles}, "
+            f"model={self.model})"
+        )
 
     def _particles(
         self, env: Any, params: Any, obs: jax.Array, key: jax.Array
@@ -233,7 +279,10 @@ class BeliefPlanner:
         prior = instance_prior(env)
         k_prior, k_reset, k_pick = jax.random.split(key, 3)
         count = self.filter_proposals
-        drawn = jax.vmap(prior, in_axes=(0, None))(jax.random.split(k_prior, count), params)
+        if self.model == "prior":
+            drawn = jax.vmap(prior, in_axes=(0, None))(jax.random.split(k_prior, count), params)
+        else:  # the instance is the known model: every particle carries it
+            drawn = jax.tree.map(lambda x: jnp.broadcast_to(x, (count, *jnp.shape(x))), params)
         seen, states = jax.vmap(env.reset_env)(jax.random.split(k_reset, count), drawn)
         match = jnp.all(seen == obs, axis=tuple(range(1, seen.ndim)))  # [Q]
         idx, lost = _resample(k_pick, match, self.num_particles)
@@ -281,15 +330,14 @@ class BeliefPlanner:
             lambda new, old: jnp.where(memory.pending, new, old), absorbed, memory
         )
         filtered = jnp.where(memory.pending, self.filter_proposals, 0)
-        decision = _plan(
-            env,
-            memory.params,
-            memory.states,
-            memory.time,
-            self.budget - self.filter_proposals,
-            k_plan,
-            "BeliefPlanner",
-        )
+        if self.search == "tree":
+            plan = functools.partial(
+                _tree_plan, exploration=float(self.exploration), max_nodes=self.max_nodes
+            )
+        else:
+            plan = functools.partial(_plan, owner="BeliefPlanner")
+        budget = self.budget - self.filter_proposals
+        decision = plan(env, memory.params, memory.states, memory.time, budget, k_plan)
         decision = decision.replace(sim_steps=decision.sim_steps + filtered)
         return decision, memory
 
@@ -306,7 +354,7 @@ class BeliefPlanner:
 
 @struct.dataclass
 class OraclePlanner:
-    """The oracle: the same rollouts from the true hidden state with the true params.
+    """The oracle: flat rollouts (`search="rollouts"`) from the true hidden state and params.
 
     It reads `state` (the node: tree position, element, W/L, Tiger's side) and the instance's
     secret through `params`; its values bound what search can get with full information, not
@@ -354,11 +402,12 @@ class OraclePlanner:
 class PlannerHistoryPolicy:
     """A fair planner with fixed keys as an `exact.HistoryPolicy`, for `exact.policy_value`.
 
-    Decision t uses key fold_in(key, t) and init uses fold_in(key, −1)'s split, the same for
+    Decision t uses key fold_in(key, t) and init uses fold_in(key, 2³¹ − 1), the same for
     every history, so the planner is one deterministic history policy and its exact value is a
     weighted sum over every reachable history (no Monte-Carlo error; the planner's own
     randomness is fixed by `key`). The planner gets a zeroed `state` (fair planners never read
-    it); rows go through in padded chunks of `chunk_rows` so each function compiles once.
+    it); rows go through in padded chunks of `chunk_rows`, and the two functions compile once per
+    (env, planner): params and key are their arguments, so many keys cost one compile.
     """
 
     def __init__(
@@ -367,23 +416,8 @@ class PlannerHistoryPolicy:
         if getattr(planner, "oracle", False):
             raise ValueError(f"PlannerHistoryPolicy: {planner.name} reads the hidden state")
         self.key, self.chunk_rows, self.num_actions = key, chunk_rows, env.action_space(params).n
-        _, state = env.reset_env(jax.random.PRNGKey(0), params)
-        blank = jax.tree.map(jnp.zeros_like, state)
-        init_key = jax.random.fold_in(key, 2**31 - 1)
-
-        def first(obs: jax.Array, t: jax.Array) -> tuple[Any, jax.Array]:
-            memory = planner.init(env, params, obs, blank, init_key)
-            decision, memory = planner.act(env, params, memory, obs, blank, key_at(t))
-            return memory, decision.action
-
-        def later(memory: Any, action: jax.Array, obs: jax.Array, t: jax.Array) -> tuple:
-            memory = planner.observe(env, params, memory, action, obs)
-            decision, memory = planner.act(env, params, memory, obs, blank, key_at(t))
-            return memory, decision.action
-
-        key_at = lambda t: jax.random.fold_in(key, t)
-        self._first = jax.jit(jax.vmap(first, in_axes=(0, None)))
-        self._later = jax.jit(jax.vmap(later, in_axes=(0, 0, 0, None)))
+        self.params = params
+        self._first, self._later = _history_steps(env, planner)
 
     def initial(self, n: int) -> dict[str, np.ndarray]:
         return {"t": np.zeros(n, np.int32)}
@@ -398,10 +432,15 @@ class PlannerHistoryPolicy:
             rows = min(self.chunk_rows, n - lo)
             pad = lambda x, lo=lo, rows=rows: _pad_rows(x[lo : lo + rows], self.chunk_rows)
             if "memory" not in carry:
-                memory, action = self._first(pad(inputs), t)
+                memory, action = self._first(self.params, self.key, pad(inputs), t)
             else:
                 memory, action = self._later(
-                    jax.tree.map(pad, carry["memory"]), pad(carry["action"]), pad(inputs), t
+                    self.params,
+                    self.key,
+                    jax.tree.map(pad, carry["memory"]),
+                    pad(carry["action"]),
+                    pad(inputs),
+                    t,
                 )
             memories.append(jax.tree.map(lambda x, r=rows: np.asarray(x)[:r], memory))
             actions.append(np.asarray(action)[:rows])
@@ -411,6 +450,37 @@ class PlannerHistoryPolicy:
         probs[np.arange(n), action] = 1.0
         carry = {"t": np.full(n, t + 1, np.int32), "memory": memory, "action": action}
         return carry, probs
+
+
+@functools.cache  # one compile per (env, planner): the params and the key are arguments
+def _history_steps(env: Any, planner: Any) -> tuple[Callable, Callable]:
+    """Jitted (first, later) decisions of `planner` over rows of histories (see
+    `PlannerHistoryPolicy`): first(params, key, obs [N, D], t), later(params, key, memory [N],
+    action [N], obs [N, D], t) → (memory [N], action [N])."""
+
+    def blank(params: Any) -> Any:
+        _, state = env.reset_env(jax.random.PRNGKey(0), params)
+        return jax.tree.map(jnp.zeros_like, state)
+
+    def first(params: Any, key: jax.Array, obs: jax.Array, t: jax.Array) -> tuple:
+        init_key = jax.random.fold_in(key, 2**31 - 1)
+        memory = planner.init(env, params, obs, blank(params), init_key)
+        decision, memory = planner.act(
+            env, params, memory, obs, blank(params), jax.random.fold_in(key, t)
+        )
+        return memory, decision.action
+
+    def later(params: Any, key: jax.Array, memory: Any, action: Any, obs: Any, t: Any) -> tuple:
+        memory = planner.observe(env, params, memory, action, obs)
+        decision, memory = planner.act(
+            env, params, memory, obs, blank(params), jax.random.fold_in(key, t)
+        )
+        return memory, decision.action
+
+    return (
+        jax.jit(jax.vmap(first, in_axes=(None, None, 0, None))),
+        jax.jit(jax.vmap(later, in_axes=(None, None, 0, 0, 0, None))),
+    )
 
 
 def _pad_rows(x: Any, rows: int) -> np.ndarray:
