@@ -168,7 +168,8 @@ def add_train_command(commands: Any) -> None:
             "the agent (default ppo), or a planner (random-shooting, cem, beam, gumbel-muzero, "
             "belief, oracle): it plays --episodes episodes per seed with --agent-set budget=N "
             "(simulated env steps per decision) and its options; checkpoint=RUN_DIR gives "
-            "gumbel-muzero a `scalegym train` run's prior and value"
+            "gumbel-muzero a `scalegym train` run's prior and value; belief takes "
+            "model=known|prior and search=tree|rollouts"
         ),
     )
     cmd.add_argument(

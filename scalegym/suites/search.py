@@ -10,8 +10,8 @@ bootstrap interval over seeds. TensorBoard gets `search/return` and
 
 Planners by name: `random-shooting`, `cem`, `beam` (`agents/search.py`), `gumbel-muzero`
 (`agents/gumbel.py`; with `checkpoint` = a `scalegym train` run directory, its PPO prior and
-value), `belief` and `oracle` (`agents/belief.py`, POMDP families; the oracle reads the hidden
-state and is labelled so).
+value), `belief` and `oracle` (`agents/belief.py`, POMDP families: the belief planner's tree
+search is `agents/pomcp.py`; the oracle reads the hidden state and is labelled so).
 """
 
 from __future__ import annotations
