@@ -231,7 +231,10 @@ class BeliefPlanner:
     """The fair planner: search from particles of the posterior (see the module).
 
     `budget` counts the filter's `filter_proposals` steps too (after every real step), so the
-    rollouts get `budget − filter_proposals` steps per decision.
+    search gets `budget − filter_proposals` steps per decision. `exploration` is UCB1's c for
+    search="tree", in reward units; None (default) takes the family's one-step reward span
+    (`reward_span`: 1 for the families paying in [0, 1], 110 for Tiger), as POMCP sets c to the
+    range of rewards.
     """
 
     budget: int = struct.field(pytree_node=False, default=256)  # simulated env steps per decision
@@ -239,7 +242,7 @@ class BeliefPlanner:
     filter_proposals: int = struct.field(pytree_node=False, default=64)  # Q model steps per update
     model: str = struct.field(pytree_node=False, default="known")  # MODELS
     search: str = struct.field(pytree_node=False, default="tree")  # SEARCHES
-    exploration: float = struct.field(pytree_node=False, default=1.0)  # UCB1 c: ~ return range
+    exploration: float | None = struct.field(pytree_node=False, default=None)  # UCB1 c; see below
     max_nodes: int = struct.field(pytree_node=False, default=4096)  # tree nodes (search="tree")
     oracle: bool = struct.field(pytree_node=False, default=False)
 
@@ -252,9 +255,12 @@ class BeliefPlanner:
             value = getattr(self, field)
             if value not in allowed:
                 raise ValueError(f"BeliefPlanner: {field}={value!r}; allowed: {', '.join(allowed)}")
-        if not isinstance(self.exploration, int | float) or self.exploration < 0:
+        if self.exploration is not None and (
+            not isinstance(self.exploration, int | float) or self.exploration < 0
+        ):
             raise ValueError(
-                f"BeliefPlanner: exploration={self.exploration!r}; allowed: numbers >= 0"
+                f"BeliefPlanner: exploration={self.exploration!r}; allowed: numbers >= 0, or "
+                "None (the family's reward span)"
             )
         if self.filter_proposals < self.num_particles:
             raise ValueError(
@@ -331,9 +337,8 @@ class BeliefPlanner:
         )
         filtered = jnp.where(memory.pending, self.filter_proposals, 0)
         if self.search == "tree":
-            plan = functools.partial(
-                _tree_plan, exploration=float(self.exploration), max_nodes=self.max_nodes
-            )
+            scale = env.reward_span(params) if self.exploration is None else self.exploration
+            plan = functools.partial(_tree_plan, exploration=scale, max_nodes=self.max_nodes)
         else:
             plan = functools.partial(_plan, owner="BeliefPlanner")
         budget = self.budget - self.filter_proposals

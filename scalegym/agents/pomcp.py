@@ -52,7 +52,7 @@ def empty_tree(max_nodes: int, num_actions: int, num_symbols: int) -> Tree:
     )
 
 
-def ucb_action(tree: Tree, node: jax.Array, exploration: float) -> jax.Array:
+def ucb_action(tree: Tree, node: jax.Array, exploration: float | jax.Array) -> jax.Array:
     """UCB1 at `node`: untried actions first (lowest index), then Q + c·√(ln N / N(a))."""
     visits = tree.visits[node]  # [A]
     total = jnp.maximum(jnp.sum(visits), 1).astype(jnp.float32)
@@ -69,7 +69,7 @@ def simulate(
     remaining: jax.Array,
     *,
     horizon: int,
-    exploration: float,
+    exploration: float | jax.Array,
     key: jax.Array,
 ) -> tuple[Tree, jax.Array]:
     """One simulation from the root with one particle (params, state): (tree, steps used []).
@@ -130,7 +130,7 @@ def search(
     time: jax.Array,
     *,
     budget: int,
-    exploration: float,
+    exploration: float | jax.Array,
     max_nodes: int,
     key: jax.Array,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:

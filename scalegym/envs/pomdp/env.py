@@ -88,6 +88,11 @@ class FinitePOMDP(Environment[POMDPState, Any]):
     def num_obs(self, params: Any) -> int:
         raise NotImplementedError
 
+    def reward_span(self, params: Any) -> jax.Array:
+        """Highest minus lowest one-step reward ([] float32): 1 here (rewards in [0, 1]);
+        a planner's exploration scale."""
+        return jnp.float32(1.0)
+
     def get_obs(self, state: POMDPState, params: Any, key: jax.Array | None = None) -> jax.Array:
         return jax.nn.one_hot(state.symbol, self.num_obs(params), dtype=jnp.float32)
 
@@ -353,6 +358,9 @@ class Tiger(FinitePOMDP):
 
     def num_obs(self, params: Any) -> int:
         return 2
+
+    def reward_span(self, params: Any) -> jax.Array:
+        return f32(params.treasure) + f32(params.tiger_penalty)  # +10 against −100
 
     def action_space(self, params: Any = None) -> spaces.Discrete:
         return spaces.Discrete(3)
