@@ -272,9 +272,8 @@ class BeliefPlanner:
 
     @property
     def name(self) -> str:
-        search = "tree" if self.search == "tree" else "rollouts"
         return (
-            f"belief-{search}(budget={self.budget}, particles={self.num_particles}, "
+            f"belief-{self.search}(budget={self.budget}, particles={self.num_particles}, "
             f"model={self.model})"
         )
 
@@ -457,7 +456,7 @@ class PlannerHistoryPolicy:
         return carry, probs
 
 
-@functools.cache  # one compile per (env, planner): the params and the key are arguments
+@functools.lru_cache(maxsize=32)  # one compile per (env, planner): params and key are arguments
 def _history_steps(env: Any, planner: Any) -> tuple[Callable, Callable]:
     """Jitted (first, later) decisions of `planner` over rows of histories (see
     `PlannerHistoryPolicy`): first(params, key, obs [N, D], t), later(params, key, memory [N],
