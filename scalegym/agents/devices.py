@@ -4,13 +4,15 @@ A run's env-batched leaves — env states, observations, episode-start flags, re
 each [K, E, ...] over K seeds and E envs — are split along E over a one-axis mesh ("env"); the
 network, optimiser, observation statistics and keys are replicated. The jitted update then runs
 as one SPMD program: XLA partitions the rollout over devices and inserts the collectives the
-learning step needs (minibatches mix envs). On one device nothing changes.
+learning step needs (minibatches mix envs), while the env step itself runs per device
+(`per_device`, shard_map), each device stepping its own share. On one device nothing changes.
 
 `devices=None` takes every local device; `devices=N` the first N. E must divide evenly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -60,6 +62,26 @@ def shard_runner(runner: Any, mesh: Mesh | None, env_axis: int = 1) -> Any:
         sharding = split if field in ENV_FIELDS else whole
         placed[field] = jax.tree.map(lambda x, s=sharding: jax.device_put(x, s), value)
     return runner._replace(**placed)
+
+
+def per_device(step: Callable, mesh: Mesh | None) -> Callable:
+    """The batched env step `step(keys [E], states [E], actions [E], params)` run by each device
+    on its own share of the E envs (`shard_map`), params replicated; without a mesh, `step`.
+
+    The env step has no reason to talk across envs, and left to XLA's partitioner an env whose
+    step sorts or gathers across its batch (ThreeBody's lane regrouping) would do so across
+    devices. Outputs keep the env axis first, split over the mesh like the inputs.
+    """
+    if mesh is None:
+        return step
+    split = PartitionSpec(ENV_AXIS)
+    return jax.shard_map(
+        step,
+        mesh=mesh,
+        in_specs=(split, split, split, PartitionSpec()),
+        out_specs=split,
+        check_vma=False,
+    )
 
 
 def describe(mesh: Mesh | None) -> dict[str, Any]:

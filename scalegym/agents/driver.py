@@ -43,6 +43,7 @@ class ChunkedRun:
         self.num_seeds, self.seed = num_seeds, seed
         # The env batch split over local devices (all by default; scalegym.agents.devices).
         self.mesh = env_mesh(devices, self.config.num_envs)
+        self.ppo = ppo._replace(mesh=self.mesh)  # in training, each device steps its own envs
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.chunk = updates_per_log(self.config.num_updates)
         self._compiled: dict[int, Any] = {}

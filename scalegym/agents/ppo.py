@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax.training.train_state import TrainState
 
+from scalegym.agents.devices import per_device
 from scalegym.agents.normalization import ObsNorm, init_obs_norm, normalize, update_obs_norm
 from scalegym.agents.policy import add_time, build_network, make_apply, make_value, sample_action
 from scalegym.agents.ppo_config import PPOConfig
@@ -59,6 +60,7 @@ class PPO(NamedTuple):
     apply: Callable[..., tuple[jax.Array, jax.Array, jax.Array]]  # see policy.make_apply
     value: Callable[..., jax.Array]  # (params, carry, obs [E, ...]) -> [E]
     learn: Callable[..., tuple[TrainState, dict[str, jax.Array]]]  # see ppo_loss.make_learn
+    mesh: Any = None  # the devices the env batch is split over (devices.env_mesh); None: one
 
     def init(self, key: jax.Array) -> RunnerState:
         return init_runner(self, key)
@@ -120,9 +122,10 @@ def env_step(ppo: PPO, runner: RunnerState) -> tuple[RunnerState, tuple[Transiti
         params, runner.carry, add_time(norm(runner.obs)), runner.starts[None]
     )
     action, log_prob = sample_action(k_act, logits[0])
-    obs, env_state, reward, terminated, truncated, info = jax.vmap(
-        ppo.env.step, in_axes=(0, 0, 0, None)
-    )(jax.random.split(k_env, config.num_envs), runner.env_state, action, ppo.env_params)
+    step = per_device(jax.vmap(ppo.env.step, in_axes=(0, 0, 0, None)), ppo.mesh)
+    obs, env_state, reward, terminated, truncated, info = step(
+        jax.random.split(k_env, config.num_envs), runner.env_state, action, ppo.env_params
+    )
     # V(last real obs) equals V(next obs) unless the episode ended this step. A recurrent critic
     # needs this step's carry; a feed-forward one is batched over the whole rollout afterwards
     # (same numbers, far fewer small ops per step), so its slot is filled in `collect_rollout`.

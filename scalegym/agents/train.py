@@ -6,7 +6,6 @@ plain gymnasium ids train on the host (`scalegym.agents.host`). Both return a `T
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -58,23 +57,5 @@ def train_agent(
             progress=progress,
         )
     ppo = make_ppo(resolved.env, resolved.params, config)
-    devices = training_devices(resolved.env, devices)
     run = ChunkedRun(env_id, ppo, num_seeds, seed, checkpoint_dir, devices=devices)
     return run.run(log=log, resume=resume, progress=progress)
-
-
-def training_devices(env: Any, devices: int | None) -> int | None:
-    """The devices to split `env`'s batch over: one by default for an env whose class says its
-    step does not split well (`splits_over_devices = False`), with a warning if asked for more."""
-    if getattr(env, "splits_over_devices", True):
-        return devices
-    if devices is None:
-        return 1
-    if devices > 1:
-        name = getattr(env, "name", type(env).__name__)
-        warnings.warn(
-            f"{name}: its step slows down when the env batch is split over devices "
-            f"(devices={devices}); see {type(env).__name__}.splits_over_devices",
-            stacklevel=2,
-        )
-    return devices

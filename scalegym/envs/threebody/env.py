@@ -82,11 +82,6 @@ class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
 
     requires_x64 = True
     obs_from_state = False  # a non-finite step returns the previous observation
-    # PPO's device split is one SPMD program, and the regrouping's sorts and gathers then cross
-    # devices: on 2 forced CPU devices PPO ran 71 env steps/s against 2,847 on one (same
-    # results). `train_agent` therefore uses one device unless asked; `scalegym bench --devices`
-    # splits with shard_map instead, where each device regroups its own lanes.
-    splits_over_devices = False
     actions: tuple[float, ...] = rules.MU_ACTIONS
     criterion = "mu"  # the keyword of `integrator.integrate` the action's value goes to
 
