@@ -40,6 +40,19 @@ def exact_belief_value(env, params, budget: int, seed: int) -> float:
     return exact.policy_value(env.tabular(params), policy)
 
 
+def exact_values(env, params, planner, keys: int = 8) -> np.ndarray:
+    """Exact values of a fair planner with keys 0..keys−1 fixed (one compile for all keys)."""
+    model = env.tabular(params)
+    return np.array(
+        [
+            exact.policy_value(
+                model, PlannerHistoryPolicy(env, params, planner, jax.random.PRNGKey(s))
+            )
+            for s in range(keys)
+        ]
+    )
+
+
 def test_rollout_belief_value_below_v_star_on_tiger() -> None:
     # Tiger H = 3: V* = 2.72 (belief-tree DP = closed form). Exact values of the fair planner with
     # keys fixed (seed 0): budget 28 -> -5.695, budget 256 -> -24.89: one key is not monotone in
@@ -64,15 +77,7 @@ def test_tree_planner_reaches_v_star_on_tiger() -> None:
     env, params = tiger(3)
     v_star = env.optimal_value(params)
     planner = BeliefPlanner(budget=1024, num_particles=64, filter_proposals=256)
-    values = np.array(
-        [
-            exact.policy_value(
-                env.tabular(params),
-                PlannerHistoryPolicy(env, params, planner, jax.random.PRNGKey(s)),
-            )
-            for s in range(8)
-        ]
-    )
+    values = exact_values(env, params, planner)
     assert np.all(values <= v_star + 1e-9)
     assert np.sum(np.isclose(values, v_star, atol=1e-9)) >= 5, values
 
@@ -167,16 +172,10 @@ def paninski_small(instance_seed: int = 0) -> tuple:
 
 
 @functools.cache
-def tree_values(budget: int, keys: int = 8) -> tuple[float, ...]:
-    """Exact values of the tree planner with keys 0..keys−1 fixed (one compile for all keys)."""
+def tree_values(budget: int) -> tuple[float, ...]:
+    """The tree planner's exact values on the small PaninskiLock, keys 0..7."""
     env, params = paninski_small()
-    planner = BeliefPlanner(budget=budget, **TREE)
-    return tuple(
-        exact.policy_value(
-            env.tabular(params), PlannerHistoryPolicy(env, params, planner, jax.random.PRNGKey(s))
-        )
-        for s in range(keys)
-    )
+    return tuple(exact_values(env, params, BeliefPlanner(budget=budget, **TREE)))
 
 
 def test_tree_planner_approaches_v_star_on_paninski_below_the_oracle() -> None:

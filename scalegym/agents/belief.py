@@ -281,10 +281,10 @@ class BeliefPlanner:
         self, env: Any, params: Any, obs: jax.Array, key: jax.Array
     ) -> tuple[Any, Any, jax.Array]:
         """The first filter: instances from the prior, their resets, kept where obs matches."""
-        prior = instance_prior(env)
         k_prior, k_reset, k_pick = jax.random.split(key, 3)
         count = self.filter_proposals
         if self.model == "prior":
+            prior = instance_prior(env)
             drawn = jax.vmap(prior, in_axes=(0, None))(jax.random.split(k_prior, count), params)
         else:  # the instance is the known model: every particle carries it
             drawn = jax.tree.map(lambda x: jnp.broadcast_to(x, (count, *jnp.shape(x))), params)
@@ -295,7 +295,7 @@ class BeliefPlanner:
         return jax.tree.map(take, drawn), jax.tree.map(take, states), lost
 
     def init(self, env: Any, params: Any, obs: Any, state: Any, key: jax.Array) -> BeliefMemory:
-        instance_prior(env)
+        instance_prior(env)  # a supported family, or a ValueError naming the env
         particles, states, lost = self._particles(env, params, obs, key)
         return BeliefMemory(
             params=particles,

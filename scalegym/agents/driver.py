@@ -39,7 +39,7 @@ class ChunkedRun:
         checkpoint_dir: Path | None = None,
         devices: int | None = None,
     ):
-        self.env_id, self.ppo, self.config = env_id, ppo, ppo.config
+        self.env_id, self.config = env_id, ppo.config
         self.num_seeds, self.seed = num_seeds, seed
         # The env batch split over local devices (all by default; scalegym.agents.devices).
         self.mesh = env_mesh(devices, self.config.num_envs)
