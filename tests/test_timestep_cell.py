@@ -16,7 +16,7 @@ from scalegym.agents.search import make_planner
 from scalegym.cli import main
 from scalegym.envs.threebody import evaluation
 from scalegym.suites.spec import SuiteError, parse_suite
-from scalegym.suites.timestep import report_lines, timestep_figure, verdict
+from scalegym.suites.timestep import report_lines, select_seed, timestep_figure, verdict
 
 TINY = b"""
 [suite]
@@ -33,6 +33,7 @@ steps = 800
 # 8 evaluation envs, not 64: the integrator compiles a copy of its step per lane-group size
 agent_params = { num_envs = 8, num_steps = 100, num_minibatches = 2, eval_envs = 8 }
 instances = 2
+validation_instances = 2
 eval_steps = 3
 baseline_actions = [9, 6]
 transfer = ["leapfrog"]
@@ -63,9 +64,25 @@ def test_verdict_names_the_dominating_fixed_steps_and_the_best_one():
     ]
 
 
+def test_the_selected_seed_is_undominated_first_then_best_paid():
+    rows = [
+        row("ppo seed 0", -6.2, 760, 1.9),  # the best reward, but dominated by fixed 0.02
+        row("ppo seed 1", -8.0, 1000, 1.85),
+        row("ppo seed 2", -8.1, 1200, 1.80),
+        row("fixed 0.02", -6.3, 400, 1.8),
+        row("fixed 0.01", -7.9, 850, 1.83),
+    ]
+    assert select_seed(rows) == "ppo seed 1"
+    # Every seed dominated: the highest reward of them all.
+    assert select_seed([*rows[:1], *rows[3:]]) == "ppo seed 0"
+    with pytest.raises(ValueError, match="no PPO rows"):
+        select_seed(rows[3:])
+
+
 @pytest.mark.parametrize(
     "line, field",
     [
+        ("validation_instances = 999", "validation_instances"),
         ('transfer = ["rk4"]', "transfer"),
         ("baseline_actions = [-1]", "baseline_actions"),
         ('transfer_instances = 1\nplanner = "beam"', "planner_budgets"),
@@ -104,8 +121,16 @@ def test_a_tiny_cell_trains_judges_transfers_and_reports(tmp_path):
     assert fine["median_log10_error"] < coarse["median_log10_error"]
     assert result["transfer"][0]["integrator"] == "leapfrog"
     assert result["transfer"][0]["episodes"] == 1
+    # Validation: the same policies on instance seeds 2-3, other systems than the verdict's 0-1.
+    validation = result["validation"]
+    assert validation["instances"] == [2, 3] and validation["selected"] == "ppo seed 0"
+    assert [r["policy"] for r in validation["rows"]] == names
+    assert all(r["episodes"] == 2 for r in validation["rows"])
+    assert validation["rows"][2]["median_log10_error"] != result["rows"][2]["median_log10_error"]
+    assert result["verdict"]["selected"] == "ppo seed 0"
     report = (run / "report.md").read_text()
     assert "| fixed 0.01 |" in report and "Transfer of the first seed's policy" in report
+    assert "**The trained policy: ppo seed 0**, selected on validation instance seeds 2–3" in report
     assert (run / "plots" / "ppo-vs-fixed-mu.png").stat().st_size > 0
 
 

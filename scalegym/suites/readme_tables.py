@@ -171,6 +171,19 @@ def threebody_table(root: Path) -> list[str]:
                 f"| {row['policy']} | {row['median_log10_error']:.2f} [{q25:.2f}, {q75:.2f}] | "
                 f"{substeps} | {row['mean_paper_reward']:.3f} |"
             )
+        verdict = result["verdict"]
+        if verdict.get("selected"):
+            first, last = result["validation"]["instances"]
+            chosen = next(s for s in verdict["seeds"] if s["policy"] == verdict["selected"])
+            lines += [
+                "",
+                f"The trained policy, selected on validation seeds {first}–{last}: "
+                f"**{verdict['selected']}**, dominated by "
+                f"{', '.join(chosen['dominated_by']) or 'no fixed μ'}; beats the best fixed μ's "
+                f"mean paper reward ({verdict['best_fixed']}): "
+                + ("yes" if chosen["beats_best_fixed"] else "no")
+                + ".",
+            ]
         lines.append("")
     return [*lines, machine_line(manifest, str(run))]
 

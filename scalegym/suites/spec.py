@@ -122,6 +122,9 @@ class TimestepCell(Cell):
     seed: int
     agent_params: dict[str, Any]
     instances: int  # evaluation instance seeds 0..instances-1
+    # Training instance seeds instances..instances+validation_instances-1, disjoint from the
+    # evaluation seeds, on which one PPO seed is selected (0: no selection).
+    validation_instances: int
     eval_steps: int  # env steps per evaluation episode
     eval_params: dict[str, Any]  # env params at evaluation (training uses env_params)
     baseline_actions: tuple[int, ...]  # fixed actions judged beside PPO; () = all
@@ -216,6 +219,7 @@ CELL_KINDS["timestep"] = (
         "seed": Rule("int", default=_INHERIT, minimum=0),
         "agent_params": Rule("table", default={}),
         "instances": Rule("int", default=100, minimum=1),
+        "validation_instances": Rule("int", default=0, minimum=0),
         "eval_steps": Rule("int", default=300, minimum=1),
         "eval_params": Rule("table", default={}),
         "baseline_actions": Rule("int_list", default=(), minimum=0),
@@ -455,10 +459,18 @@ def _scaling_problems(values: dict[str, Any], where: str) -> list[str]:
 
 def _timestep_problems(values: dict[str, Any], where: str) -> list[str]:
     """Fixed actions ThreeBody has, and REBOUND integrators a timestep cell can transfer to."""
+    from scalegym.envs.threebody.initial_conditions import TRAIN_SEEDS
     from scalegym.envs.threebody.rebound_env import INTEGRATORS
     from scalegym.envs.threebody.rules import ETA_ACTIONS, MU_ACTIONS
 
     errors = []
+    last = values["instances"] + values["validation_instances"]
+    if values["validation_instances"] and last > TRAIN_SEEDS:
+        errors.append(
+            f'{where}: field "validation_instances": instance seeds {values["instances"]}..'
+            f"{last - 1} run past the training seeds 0..{TRAIN_SEEDS - 1}; allowed: 0.."
+            f"{TRAIN_SEEDS - values['instances']}"
+        )
     for name, table in (("baseline_actions", MU_ACTIONS), ("aarseth_actions", ETA_ACTIONS)):
         actions = [a for a in values[name] if a >= len(table)]
         if actions:

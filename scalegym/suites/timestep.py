@@ -6,6 +6,10 @@ by default, `threebody.evaluation`). The record holds per-episode (substeps, fin
 the scatter plot, a summary row per policy, and the verdict the paper's claim needs:
 - `dominated_by`: fixed actions with both a lower median final |ΔE| and fewer total substeps,
 - `beats_best_fixed`: the policy's mean paper reward above the best fixed action's.
+With `validation_instances`, every seed and every fixed action also run on training instance
+seeds after the evaluation ones (100–199 for 100 evaluation seeds), and one seed is selected
+there, before the evaluation is looked at (`select_seed`: dominated by no fixed action, then the
+highest mean paper reward); the verdict names it as `selected`, beside every seed's own.
 Fixed η of Aarseth's criterion (`ThreeBodyAarseth-v0`, `aarseth_actions`) can be judged on the
 same instances beside them: rows named "aarseth η …", outside the verdict. So can a search
 planner that chooses μ by lookahead in the model (`planner`, `planner_budgets`): rows named
@@ -41,19 +45,34 @@ def run_timestep_cell(cell: Any, context: Any) -> dict[str, Any]:
         env_overrides=dict(cell.env_params),
         agent_overrides=dict(cell.agent_params),
     )
-    env, params = scalegym.make(cell.env, num_instances=cell.instances, **dict(cell.eval_params))
+    # One table holds the evaluation and the validation seeds (`instance` picks one system).
+    table_size = cell.instances + cell.validation_instances
+    env, params = scalegym.make(cell.env, num_instances=table_size, **dict(cell.eval_params))
     instances = tuple(range(cell.instances))
+    actions = cell.baseline_actions or tuple(range(len(env.actions)))
+    total = (cell.seeds + len(actions)) * (2 if cell.validation_instances else 1)
+    total += len(cell.aarseth_actions) + len(cell.planner_budgets)
     runs: list[tuple[str, dict[str, np.ndarray]]] = []
     policy = ppo_policy(ppo)  # one compiled evaluation for every seed, another for every action
-    for k in range(cell.seeds):
-        result = _evaluate(env, params, policy, seed_runner(runner, k), cell, instances)
-        runs.append((f"ppo seed {cell.seed + k}", result))
-    actions = cell.baseline_actions or tuple(range(len(env.actions)))
-    total = cell.seeds + len(actions) + len(cell.aarseth_actions) + len(cell.planner_budgets)
-    for a in actions:
-        result = _evaluate(env, params, fixed_action, np.int32(a), cell, instances)
-        runs.append((f"fixed {env.actions[a]:.3g}", result))
-        context.advance(0.5 + 0.5 * len(runs) / total)
+
+    def judge(on: tuple[int, ...], into: list[tuple[str, dict[str, np.ndarray]]]) -> None:
+        """Every PPO seed and every fixed action, one episode per instance seed in `on`."""
+        for k in range(cell.seeds):
+            result = _evaluate(env, params, policy, seed_runner(runner, k), cell, on)
+            into.append((f"ppo seed {cell.seed + k}", result))
+        for a in actions:
+            result = _evaluate(env, params, fixed_action, np.int32(a), cell, on)
+            into.append((f"fixed {env.actions[a]:.3g}", result))
+            context.advance(0.5 + 0.5 * (len(runs) + len(checks)) / total)
+
+    checks: list[tuple[str, dict[str, np.ndarray]]] = []
+    validation = None
+    if cell.validation_instances:  # first, so the selection cannot see the evaluation
+        seen = tuple(range(cell.instances, table_size))
+        judge(seen, checks)
+        rows = [{"policy": name, **evaluation.summarize(result)} for name, result in checks]
+        validation = {"instances": [seen[0], seen[-1]], "rows": rows, "selected": select_seed(rows)}
+    judge(instances, runs)
     if cell.aarseth_actions:
         eta_env, eta_params = scalegym.make(
             "ThreeBodyAarseth-v0", num_instances=cell.instances, **dict(cell.eval_params)
@@ -81,12 +100,16 @@ def run_timestep_cell(cell: Any, context: Any) -> dict[str, Any]:
         {"integrator": integrator, **_transfer(ppo, seed_runner(runner, 0), integrator, cell)}
         for integrator in cell.transfer
     ]
+    judged = verdict(rows)
+    if validation is not None:
+        judged["selected"] = validation["selected"]
     return {
         "train": trained.as_record(),
         "eval_steps": cell.eval_steps,
         "instances": cell.instances,
+        "validation": validation,
         "rows": rows,
-        "verdict": verdict(rows),
+        "verdict": judged,
         "episodes": episodes,
         "transfer": transfer,
     }
@@ -137,6 +160,18 @@ def verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def select_seed(rows: list[dict[str, Any]]) -> str:
+    """The PPO seed judged as the trained policy, from rows of other instances than the verdict's:
+    among the seeds no fixed action dominates (all seeds if every one is dominated), the highest
+    mean paper reward."""
+    reward = {row["policy"]: row["mean_paper_reward"] for row in rows}
+    seeds = verdict(rows)["seeds"]
+    if not seeds:
+        raise ValueError("select_seed: no PPO rows to select from")
+    pool = [s["policy"] for s in seeds if not s["dominated_by"]] or [s["policy"] for s in seeds]
+    return max(pool, key=lambda name: reward[name])
+
+
 def report_lines(cell_name: str, result: dict[str, Any]) -> list[str]:
     """report.md's tables for one timestep cell."""
     lines = [
@@ -168,6 +203,32 @@ def report_lines(cell_name: str, result: dict[str, Any]) -> list[str]:
             f"({v['best_fixed']}) in mean paper reward: "
             + ("yes" if seed["beats_best_fixed"] else "no")
         )
+    validation = result.get("validation")
+    if validation:
+        first, last = validation["instances"]
+        chosen = next(s for s in v["seeds"] if s["policy"] == v["selected"])
+        lines += [
+            "",
+            f"**The trained policy: {v['selected']}**, selected on validation instance seeds "
+            f"{first}–{last} (training seeds, not the evaluation's) before the evaluation: "
+            "dominated by no fixed μ there, then the highest mean paper reward. On the "
+            f"evaluation seeds it is dominated by {', '.join(chosen['dominated_by']) or 'none'} "
+            "and beats the best fixed μ's mean paper reward: "
+            + ("yes" if chosen["beats_best_fixed"] else "no")
+            + ".",
+            "",
+            f"Validation ({first}–{last}):",
+            "",
+            "| policy | median log10\\|ΔE\\| | total substeps | mean paper reward | dominated by |",
+            "|---|---|---|---|---|",
+        ]
+        marks = {s["policy"]: s["dominated_by"] for s in verdict(validation["rows"])["seeds"]}
+        for r in validation["rows"]:
+            by = ", ".join(marks[r["policy"]]) or "none" if r["policy"] in marks else ""
+            lines.append(
+                f"| {r['policy']} | {r['median_log10_error']:.2f} | {r['total_substeps']:,} | "
+                f"{r['mean_paper_reward']:.3f} | {by} |"
+            )
     if result.get("transfer"):
         lines += [
             "",

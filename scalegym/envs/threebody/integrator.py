@@ -5,12 +5,15 @@ as heavy-tailed as the three-body problem's (median 90, max ≈ 22k per env step
 batch spends nearly all its time on a few systems in close encounters while the rest idle.
 
 `integrate_lanes` runs the same substeps (`hermite.advance`, lane for lane the same arithmetic)
-in phases of at most `CHUNK` substeps. Lanes live in slots; before each phase the running lanes
-are moved to the front of the group stepped last (only that prefix is sorted and copied), and
-only the smallest bucket (a power of two, at least `MIN_BUCKET`) that holds them is stepped; the
-rest wait without cost. The smallest bucket runs its lanes to the end without regrouping. A batch
-then costs about its total work plus the slowest lane's latency, instead of B times the slowest
-lane.
+in phases. Lanes live in slots; before each phase the running lanes are moved to the front of the
+group stepped last (only that prefix is sorted and copied), and only the smallest bucket (a power
+of two, at least `MIN_BUCKET`) that holds them is stepped, until its runners fit the next smaller
+bucket; the rest wait without cost. Every bucket stepped is thus more than half busy, a batch of
+B lanes regroups about log2(B) times per call, and the smallest bucket runs its lanes to the
+end. A batch then costs about its total work plus the slowest lane's latency, instead of B times
+the slowest lane. That latency is a chain of substeps of one or two lanes; `scalegym.xla_cpu`
+lets XLA:CPU compile such a loop into one kernel (0.2 µs per substep of 2 lanes, against 1.5 µs
+as a series of ~110 kernels).
 
 `integrate` reaches this through `jax.custom_batching.custom_vmap`: vmapping it (once,
 or nested, e.g. seeds × envs: nested batches are flattened into one) calls `integrate_lanes`.
@@ -28,11 +31,10 @@ from jax.custom_batching import custom_vmap
 
 from scalegym.envs.threebody import hermite
 
-CHUNK = 32  # substeps per phase between regroupings
-# The smallest group, run to its end without regrouping. Measured on the 2-core x86 CPU (also
-# pinned to one core): a substep of 2-4 lanes costs 1.6 µs, of 8-64 lanes 5-6.6 µs, so a tail of
-# a few slow lanes runs 3x faster in a group of 4 than of 8.
-MIN_BUCKET = 4
+# The smallest group, run to its end without regrouping. Measured on the 2-core x86 CPU with
+# `scalegym.xla_cpu`'s threshold (`benchmarks/hermite_substeps.py`): a substep of 1 lane costs
+# 0.45 µs, of 2 lanes 0.20 µs, of 4 lanes 0.47 µs, of 8 lanes 0.88 µs.
+MIN_BUCKET = 2
 
 
 class Integration(NamedTuple):
@@ -137,9 +139,9 @@ def compacted_loop(
     """Run every lane ([B] leaves) to its end, stepping only the group that holds the runners.
 
     Lanes live in slots. A phase moves the running lanes to the front of the group stepped last
-    (nothing outside it still runs), then steps the smallest bucket that holds them for CHUNK
-    substeps; the smallest bucket instead runs until its lanes are done. Slots go back to lane
-    order at the end.
+    (nothing outside it still runs), then steps the smallest bucket that holds them until they fit
+    the next smaller one; the smallest bucket instead runs until its lanes are done. Slots go
+    back to lane order at the end.
     """
     lanes = loop.remaining.shape[0]
     sizes = bucket_sizes(lanes)
@@ -152,6 +154,9 @@ def compacted_loop(
     def any_running(group: Slots) -> jax.Array:
         return jnp.any(hermite.running(group.loop, group.cap))
 
+    def count_running(group: Slots) -> jax.Array:
+        return jnp.sum(hermite.running(group.loop, group.cap), dtype=jnp.int32)
+
     def compact(size: int, slots: Slots) -> tuple[Slots, jax.Array]:
         group = head(slots, size)
         active = hermite.running(group.loop, group.cap)
@@ -160,12 +165,9 @@ def compacted_loop(
 
     def step(index: int, slots: Slots) -> Slots:
         group = head(slots, sizes[index])
-        limit = jnp.iinfo(jnp.int32).max if index == 0 else CHUNK  # the last few: run them out
-        _, group = jax.lax.while_loop(
-            lambda c: (c[0] < limit) & any_running(c[1]),
-            lambda c: (c[0] + 1, substep(c[1])),
-            (jnp.asarray(0, jnp.int32), group),
-        )
+        # Until the runners fit the next smaller bucket (the smallest runs them out).
+        fits = 0 if index == 0 else sizes[index - 1]
+        group = jax.lax.while_loop(lambda g: count_running(g) > fits, substep, group)
         return put_head(slots, group)
 
     def phase(carry: tuple[Slots, jax.Array, jax.Array]) -> tuple[Slots, jax.Array, jax.Array]:
