@@ -23,7 +23,7 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # set in the controller; work
 # Tests compile with XLA's backend (LLVM) optimisation off: compiling is most of the suite's time on
 # 2 cores, and this cuts the suite's test time by about 30%. Results are the same up to the last
 # bits of floating-point rounding (a multiply-add may be contracted differently); benchmarks and
-# suites run with XLA's defaults. Set XLA_FLAGS with --xla_backend_optimization_level to override.
+# suites run at XLA's default level. Set --xla_backend_optimization_level in XLA_FLAGS to override.
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     flags = os.environ.get("XLA_FLAGS", "")
     os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()

@@ -276,6 +276,7 @@ def test_bench_rejects_bad_sizes() -> None:
 def test_device_info_and_versions() -> None:
     info = device_info()
     assert info["backend"] == jax.default_backend() and info["num_devices"] >= 1
+    assert "xla_cpu_small_while_loop_byte_threshold" in info["xla_flags"]  # set by scalegym
     found = versions()
     assert found["python"] == platform.python_version()
     for name in ("jax", "jaxlib", "flax", "optax", "gymnasium", "numpy", "scalegym"):

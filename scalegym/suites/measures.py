@@ -330,6 +330,8 @@ def device_info() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
         "machine": platform.machine(),
+        # XLA's flags as this process started its backend (scalegym adds its loop threshold).
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
 
 
