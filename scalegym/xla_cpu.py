@@ -51,13 +51,14 @@ def with_small_loop_threshold(flags: str, threshold: int = THRESHOLD_BYTES) -> s
 
 
 def configure(environ: MutableMapping[str, str] = os.environ) -> None:
-    """Set the threshold in `environ["XLA_FLAGS"]`; warn if JAX's backends already started."""
+    """Set the threshold in `environ["XLA_FLAGS"]`; for this process's own environment, warn if
+    JAX's backends already started (they have read XLA_FLAGS then)."""
     before = environ.get("XLA_FLAGS", "")
     after = with_small_loop_threshold(before)
     if after == before:
         return
     environ["XLA_FLAGS"] = after
-    if _jax_backends_started():
+    if environ is os.environ and _jax_backends_started():
         warnings.warn(
             "scalegym was imported after JAX started its backends, so XLA_FLAGS is read already: "
             f"loops (ThreeBody's Hermite integrator) run several times slower. Import scalegym "

@@ -46,6 +46,12 @@ def test_shipped_suites_load() -> None:
     assert all(c.seeds == 3 and c.threshold == 0.9 for c in train)  # seeds from [suite]
 
 
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("benchmarks/*.toml")))
+def test_the_gpu_benchmark_suites_load(path: Path) -> None:
+    suite = load_suite(str(path))  # every env id known, every field valid
+    assert suite.cells and all(cell.kind in {"bench", "train"} for cell in suite.cells)
+
+
 def test_sps_suite_benches_every_scalegym_env_beside_the_peers() -> None:
     import scalegym
 

@@ -50,10 +50,12 @@ def test_configure_sets_an_empty_environment() -> None:
     assert environ == {"XLA_FLAGS": f"--xla_backend_extra_options={SETTING}"}
 
 
-def test_configure_warns_once_jax_has_started() -> None:
+def test_configure_warns_once_jax_has_started(monkeypatch: pytest.MonkeyPatch) -> None:
     jax.numpy.zeros(1).block_until_ready()  # this process's backend is up
+    monkeypatch.setenv("XLA_FLAGS", "")  # restored after the test
     with pytest.warns(UserWarning, match="imported after JAX started"):
-        xla_cpu.configure({})
+        xla_cpu.configure()
+    assert os.environ["XLA_FLAGS"] == f"--xla_backend_extra_options={SETTING}"
 
 
 def loop_program(lanes: int) -> str:
