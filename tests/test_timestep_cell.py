@@ -222,3 +222,27 @@ def test_planner_rows_are_reported_and_drawn_apart():
     assert "beam budget 10" in labels
     assert "a planner's own included" in fig.axes[0].get_xlabel()
     plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    ("validation_cost", "how"),
+    [
+        (800, "the highest mean paper reward of the seeds no fixed μ dominates there"),
+        (2000, "every seed is dominated by a fixed μ there, so the highest mean paper reward"),
+    ],
+)
+def test_the_report_says_how_the_seed_was_selected(validation_cost, how):
+    rows = [row("ppo seed 0", -8.0, 1000, 2.5), row("fixed 0.01", -7.9, 900, 2.0)]
+    for r in rows:
+        r.update(iqr_log10_error=[r["median_log10_error"] - 1, r["median_log10_error"]])
+        r.update(ended_early=0)
+    checks = [row("ppo seed 0", -8.0, validation_cost, 1.5), row("fixed 0.01", -9.0, 1000, 2.0)]
+    selected = select_seed(checks)
+    judged = {**verdict(rows), "selected": selected}
+    validation = {"instances": [2, 3], "rows": checks, "selected": selected}
+    result = {"instances": 2, "eval_steps": 3, "rows": rows, "verdict": judged}
+    text = "\n".join(report_lines("cell", {**result, "validation": validation}))
+    assert "**The trained policy: ppo seed 0**, selected on validation instance seeds 2–3" in text
+    assert how in text and "On the evaluation seeds it is dominated by none" in text
+    dominated = "none" if validation_cost < 1000 else "fixed 0.01"
+    assert f"| ppo seed 0 | -8.00 | {validation_cost:,} | 1.500 | {dominated} |" in text

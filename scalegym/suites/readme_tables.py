@@ -177,8 +177,8 @@ def threebody_table(root: Path) -> list[str]:
             chosen = next(s for s in verdict["seeds"] if s["policy"] == verdict["selected"])
             lines += [
                 "",
-                f"The trained policy, selected on validation seeds {first}–{last}: "
-                f"**{verdict['selected']}**, dominated by "
+                f"The trained policy, selected on validation seeds {first}–{last} (the report "
+                f"says how): **{verdict['selected']}**, on the seeds above dominated by "
                 f"{', '.join(chosen['dominated_by']) or 'no fixed μ'}; beats the best fixed μ's "
                 f"mean paper reward ({verdict['best_fixed']}): "
                 + ("yes" if chosen["beats_best_fixed"] else "no")
