@@ -151,6 +151,8 @@ def search_table(root: Path) -> list[str]:
 
 def threebody_table(root: Path) -> list[str]:
     """The timestep cell's rows: PPO seeds, fixed μ, Aarseth's fixed η, the lookahead planner."""
+    from scalegym.suites.timestep import selected_seed
+
     run = REFERENCE / "threebody"
     manifest, records = read_run(root / run)
     lines = []
@@ -171,10 +173,9 @@ def threebody_table(root: Path) -> list[str]:
                 f"| {row['policy']} | {row['median_log10_error']:.2f} [{q25:.2f}, {q75:.2f}] | "
                 f"{substeps} | {row['mean_paper_reward']:.3f} |"
             )
-        verdict = result["verdict"]
-        if verdict.get("selected"):
+        verdict, chosen = result["verdict"], selected_seed(result)
+        if chosen is not None:
             first, last = result["validation"]["instances"]
-            chosen = next(s for s in verdict["seeds"] if s["policy"] == verdict["selected"])
             lines += [
                 "",
                 f"The trained policy, selected on validation seeds {first}–{last} (the report "

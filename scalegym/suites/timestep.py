@@ -52,7 +52,8 @@ def run_timestep_cell(cell: Any, context: Any) -> dict[str, Any]:
     actions = cell.baseline_actions or tuple(range(len(env.actions)))
     total = (cell.seeds + len(actions)) * (2 if cell.validation_instances else 1)
     total += len(cell.aarseth_actions) + len(cell.planner_budgets)
-    runs: list[tuple[str, dict[str, np.ndarray]]] = []
+    runs: list[tuple[str, dict[str, np.ndarray]]] = []  # the evaluation's
+    checks: list[tuple[str, dict[str, np.ndarray]]] = []  # the validation's
     policy = ppo_policy(ppo)  # one compiled evaluation for every seed, another for every action
 
     def judge(on: tuple[int, ...], into: list[tuple[str, dict[str, np.ndarray]]]) -> None:
@@ -65,7 +66,6 @@ def run_timestep_cell(cell: Any, context: Any) -> dict[str, Any]:
             into.append((f"fixed {env.actions[a]:.3g}", result))
             context.advance(0.5 + 0.5 * (len(runs) + len(checks)) / total)
 
-    checks: list[tuple[str, dict[str, np.ndarray]]] = []
     validation = None
     if cell.validation_instances:  # first, so the selection cannot see the evaluation
         seen = tuple(range(cell.instances, table_size))
@@ -172,6 +172,14 @@ def select_seed(rows: list[dict[str, Any]]) -> str:
     return max(pool, key=lambda name: reward[name])
 
 
+def selected_seed(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The verdict's entry for the seed selected on validation (None without validation)."""
+    v = result["verdict"]
+    if not v.get("selected"):
+        return None
+    return next(s for s in v["seeds"] if s["policy"] == v["selected"])
+
+
 def report_lines(cell_name: str, result: dict[str, Any]) -> list[str]:
     """report.md's tables for one timestep cell."""
     lines = [
@@ -206,7 +214,7 @@ def report_lines(cell_name: str, result: dict[str, Any]) -> list[str]:
     validation = result.get("validation")
     if validation:
         first, last = validation["instances"]
-        chosen = next(s for s in v["seeds"] if s["policy"] == v["selected"])
+        chosen = selected_seed(result)
         marks = {s["policy"]: s["dominated_by"] for s in verdict(validation["rows"])["seeds"]}
         how = (
             "the highest mean paper reward of the seeds no fixed μ dominates there"

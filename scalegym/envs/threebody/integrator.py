@@ -151,9 +151,6 @@ def compacted_loop(
         new = hermite.advance(group.loop, group.mass, group.rate, criterion)
         return group._replace(loop=hermite.keep_where(active, new, group.loop))
 
-    def any_running(group: Slots) -> jax.Array:
-        return jnp.any(hermite.running(group.loop, group.cap))
-
     def count_running(group: Slots) -> jax.Array:
         return jnp.sum(hermite.running(group.loop, group.cap), dtype=jnp.int32)
 
@@ -180,7 +177,7 @@ def compacted_loop(
 
     slots = Slots(loop, mass, rate, max_substeps, jnp.arange(lanes, dtype=jnp.int32))
     slots = step(len(sizes) - 1, slots)  # every lane runs at first: nothing to regroup yet
-    start = (slots, jnp.asarray(len(sizes) - 1, jnp.int32), ~any_running(slots))
+    start = (slots, jnp.asarray(len(sizes) - 1, jnp.int32), count_running(slots) == 0)
     slots, _, _ = jax.lax.while_loop(lambda carry: ~carry[2], phase, start)
     return take(slots.loop, jnp.argsort(slots.lane))  # back to lane order
 
