@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import scalegym
-from scalegym.agents.baselines import fixed_action, random_action
+from scalegym.agents.baselines.fixed import fixed_action, random_action
 from scalegym.envs.threebody import evaluation
 from scalegym.suites.spec import SuiteError, parse_suite
 

@@ -1,4 +1,4 @@
-"""Belief (fair) and oracle rollout planners on the POMDP families (scalegym.agents.belief).
+"""Belief (fair) and oracle rollout planners on the POMDP families (agents.planners.belief).
 
 Known answers come from `exact.py`: V* by the belief-tree DP and the exact value of the fair
 planner with fixed keys (`PlannerHistoryPolicy`, every reachable history weighted), so most
@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from scalegym.agents.belief import BeliefPlanner, OraclePlanner, PlannerHistoryPolicy
-from scalegym.agents.planning import run_episodes
+from scalegym.agents.planners.belief import BeliefPlanner, OraclePlanner, PlannerHistoryPolicy
+from scalegym.agents.planners.planning import run_episodes
 from scalegym.envs.pomdp import env as pomdp
 from scalegym.envs.pomdp import exact
 

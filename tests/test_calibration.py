@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 import scalegym
-from scalegym.agents.budgets import Criterion
-from scalegym.agents.calibration import (
+from scalegym.agents.baselines.calibration import (
     calibration_budget_run,
     candidate_actions,
     committed_value,
     optimal_budget_run,
     visit_episodes,
 )
+from scalegym.agents.budgets import Criterion
 from scalegym.envs.pomdp import exact
 
 

@@ -26,8 +26,8 @@ TWO_DEVICES = textwrap.dedent(
     import toy_envs  # noqa: F401  (ToyChain-v0)
     import scalegym
     from scalegym.agents.devices import env_mesh, shard_runner
-    from scalegym.agents.ppo import make_ppo
-    from scalegym.agents.ppo_config import PPOConfig
+    from scalegym.agents.ppo.algorithm import make_ppo
+    from scalegym.agents.ppo.config import PPOConfig
     from scalegym.agents.train import train_agent
 
     assert len(jax.local_devices()) == 2

@@ -1,4 +1,4 @@
-"""Gumbel MuZero through mctx on the env's own model (`scalegym.agents.gumbel`)."""
+"""Gumbel MuZero through mctx on the env's own model (`scalegym.agents.planners.gumbel`)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from flax import struct
 
-from scalegym.agents.checkpoint import save_checkpoint
-from scalegym.agents.driver import ChunkedRun
-from scalegym.agents.gumbel import GumbelMuZero, PriorNetwork, from_checkpoint, make_gumbel
-from scalegym.agents.planning import run_episodes
-from scalegym.agents.ppo import make_ppo
-from scalegym.agents.ppo_config import PPOConfig, default_config
+from scalegym.agents.planners.gumbel import GumbelMuZero, PriorNetwork, from_checkpoint, make_gumbel
+from scalegym.agents.planners.planning import run_episodes
+from scalegym.agents.ppo.algorithm import make_ppo
+from scalegym.agents.ppo.checkpoint import save_checkpoint
+from scalegym.agents.ppo.config import PPOConfig, default_config
+from scalegym.agents.ppo.driver import ChunkedRun
 from scalegym.core import Environment, spaces
 
 pytest.importorskip("mctx")

@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 from flax.training.train_state import TrainState
 
-from scalegym.agents.host import (
+from scalegym.agents.ppo.config import PPOConfig
+from scalegym.agents.ppo.host import (
     EpisodeTracker,
     chunk_log,
     collect_host_rollout,
     make_host_policy,
     with_final_obs,
 )
-from scalegym.agents.normalization import init_obs_norm
-from scalegym.agents.policy import build_network
-from scalegym.agents.ppo_config import PPOConfig
-from scalegym.agents.ppo_loss import make_optimizer
+from scalegym.agents.ppo.loss import make_optimizer
+from scalegym.agents.ppo.normalization import init_obs_norm
+from scalegym.agents.ppo.policy import build_network
 from scalegym.agents.train import train_agent
 
 

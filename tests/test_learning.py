@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import scalegym
-from scalegym.agents.driver import ChunkedRun
-from scalegym.agents.ppo import make_ppo
+from scalegym.agents.ppo.algorithm import make_ppo
+from scalegym.agents.ppo.driver import ChunkedRun
 from scalegym.agents.train import default_config, train_agent
 
 

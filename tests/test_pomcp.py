@@ -1,4 +1,4 @@
-"""The POMCP-style tree search (scalegym.agents.pomcp): UCB1, node growth, step accounting."""
+"""The POMCP-style tree search (agents.planners.pomcp): UCB1, node growth, step accounting."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from scalegym.agents import pomcp
+from scalegym.agents.planners import pomcp
 from scalegym.envs.pomdp import env as pomdp
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import scalegym
-from scalegym.agents.networks import RecurrentActorCritic
+from scalegym.agents.ppo.networks import RecurrentActorCritic
 from scalegym.core import spaces
 from scalegym.envs.pomdp import exact, families
 from scalegym.envs.pomdp.env import instance_batch

@@ -10,11 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from scalegym.agents.networks import orthogonal
-from scalegym.agents.normalization import init_obs_norm, update_obs_norm
-from scalegym.agents.policy import build_network, make_apply
-from scalegym.agents.ppo_config import PPOConfig, override_problems
-from scalegym.agents.ppo_loss import Transition, calculate_gae, ppo_loss
+from scalegym.agents.ppo.config import PPOConfig, override_problems
+from scalegym.agents.ppo.loss import Transition, calculate_gae, ppo_loss
+from scalegym.agents.ppo.networks import orthogonal
+from scalegym.agents.ppo.normalization import init_obs_norm, update_obs_norm
+from scalegym.agents.ppo.policy import build_network, make_apply
 
 
 def transition(**columns) -> Transition:

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import scalegym
-from scalegym.agents.normalization import normalize, update_obs_norm
-from scalegym.agents.ppo import collect_rollout, env_step, make_ppo
-from scalegym.agents.ppo_config import PPOConfig
-from scalegym.agents.ppo_loss import calculate_gae
+from scalegym.agents.ppo.algorithm import collect_rollout, env_step, make_ppo
+from scalegym.agents.ppo.config import PPOConfig
+from scalegym.agents.ppo.loss import calculate_gae
+from scalegym.agents.ppo.normalization import normalize, update_obs_norm
 
 LIMIT, E, T = 3, 8, 24
 CASES = [("mlp", False), ("gru", False), ("mlp", True)]

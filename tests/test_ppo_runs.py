@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import scalegym
-from scalegym.agents.evaluation import evaluate_policy
-from scalegym.agents.networks import RecurrentActorCritic
-from scalegym.agents.ppo import make_ppo, make_train
-from scalegym.agents.ppo_config import PPOConfig
+from scalegym.agents.ppo.algorithm import make_ppo, make_train
+from scalegym.agents.ppo.config import PPOConfig
+from scalegym.agents.ppo.evaluation import evaluate_policy
+from scalegym.agents.ppo.networks import RecurrentActorCritic
 from scalegym.agents.train import default_config, train_agent
 
 # A run small enough to compile in seconds: 3 updates of 4 envs x 16 steps.
@@ -126,7 +126,7 @@ def test_gru_ppo_learns_the_toy_chain() -> None:
 
 def test_cnn_torso_convolves_the_view_and_sees_where_things_are() -> None:
     # The CNN's learning test is marked slow; this checks the network itself, forward only.
-    from scalegym.agents.policy import build_network
+    from scalegym.agents.ppo.policy import build_network
 
     env, params = scalegym.make("Rearrange-v1", **SMALL_REARRANGE)
     config = default_config("Rearrange-v1").replace(network="cnn", hidden=(32,))

@@ -14,9 +14,9 @@ import pytest
 from toy_envs import ToyChain
 
 from scalegym.agents import budgets as budget_module
-from scalegym.agents import ppo_budgets
 from scalegym.agents.budgets import BudgetRun, Criterion, geometric_budgets, run_label
-from scalegym.agents.ppo import PPOConfig, make_ppo
+from scalegym.agents.ppo import budgets as ppo_budgets
+from scalegym.agents.ppo.algorithm import PPOConfig, make_ppo
 from scalegym.core.resolve import ResolvedEnv
 from scalegym.suites.report import read_records
 from scalegym.suites.runner import run_suite

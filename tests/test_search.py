@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 from flax import struct
 
-from scalegym.agents.planning import run_episodes
-from scalegym.agents.search import CEM, BeamSearch, RandomShooting, beam_schedule, make_planner
+from scalegym.agents.planners.planning import run_episodes
+from scalegym.agents.planners.search import (
+    CEM,
+    BeamSearch,
+    RandomShooting,
+    beam_schedule,
+    make_planner,
+)
 from scalegym.core import Environment, spaces
 
 CODE = (2, 0, 3)  # the one sequence of 3 actions (of 4^3 = 64) that opens the lock

@@ -11,8 +11,8 @@ import pytest
 from flax import struct
 
 import scalegym
-from scalegym.agents.planning import Decision
-from scalegym.agents.search import make_planner
+from scalegym.agents.planners.planning import Decision
+from scalegym.agents.planners.search import make_planner
 from scalegym.cli import main
 from scalegym.envs.threebody import evaluation
 from scalegym.suites.spec import SuiteError, parse_suite

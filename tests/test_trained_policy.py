@@ -1,12 +1,12 @@
-"""A trained run's policy read back from its checkpoint (`scalegym.agents.trained`)."""
+"""A trained run's policy read back from its checkpoint (`scalegym.agents.ppo.trained`)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from scalegym.agents.ppo.trained import load_trained, ppo_policy, seed_runner
 from scalegym.agents.train import train_agent
-from scalegym.agents.trained import load_trained, ppo_policy, seed_runner
 
 # test_ppo_runs.py's checkpoint run (same programs): 6 updates of 16 envs x 16 steps.
 RUN = dict(total_steps=16 * 16 * 6, agent_overrides=dict(num_envs=16, num_steps=16))

@@ -72,9 +72,9 @@ BudgetLog = Callable[[str, int, dict[str, float]], None]
 
 # Agent name -> the agent, or "module:function" imported on first use (tests put fakes here).
 BUDGET_AGENTS: dict[str, BudgetAgent | str] = {
-    "ppo": "scalegym.agents.ppo_budgets:ppo_budget_run",
-    "calibration": "scalegym.agents.calibration:calibration_budget_run",
-    "optimal": "scalegym.agents.calibration:optimal_budget_run",
+    "ppo": "scalegym.agents.ppo.budgets:ppo_budget_run",
+    "calibration": "scalegym.agents.baselines.calibration:calibration_budget_run",
+    "optimal": "scalegym.agents.baselines.calibration:optimal_budget_run",
 }
 
 

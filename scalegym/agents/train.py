@@ -1,7 +1,7 @@
 """`train_agent`: resolve an env id, pick the agent's settings, and run the right training path.
 
-Functional JAX envs train under jit in chunks over vmapped seeds (`scalegym.agents.driver`);
-plain gymnasium ids train on the host (`scalegym.agents.host`). Both return a `TrainResult`.
+Functional JAX envs train under jit in chunks over vmapped seeds (`scalegym.agents.ppo.driver`);
+plain gymnasium ids train on the host (`scalegym.agents.ppo.host`). Both return a `TrainResult`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from scalegym.agents import AGENTS
-from scalegym.agents.driver import ChunkedRun
-from scalegym.agents.ppo import make_ppo
-from scalegym.agents.ppo_config import default_config
+from scalegym.agents.ppo.algorithm import make_ppo
+from scalegym.agents.ppo.config import default_config
+from scalegym.agents.ppo.driver import ChunkedRun
 from scalegym.agents.result import Logger, TrainResult
 from scalegym.core.resolve import resolve_env
 
@@ -44,7 +44,7 @@ def train_agent(
     )
     resolved = resolve_env(env_id, **(env_overrides or {}))
     if resolved.kind == "host":
-        from scalegym.agents.host import train_host
+        from scalegym.agents.ppo.host import train_host
 
         assert resolved.make_vector is not None
         return train_host(

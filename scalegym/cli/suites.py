@@ -200,7 +200,7 @@ def add_train_command(commands: Any) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from scalegym.agents import AGENTS
-    from scalegym.agents.ppo_config import default_config, override_problems
+    from scalegym.agents.ppo.config import default_config, override_problems
     from scalegym.core.resolve import env_precision, resolve_env
     from scalegym.suites.runner import DEFAULT_ROOT, new_run_dir
     from scalegym.suites.search import PLANNERS
@@ -295,7 +295,7 @@ def _plan(args: argparse.Namespace, env_overrides: dict, options: dict) -> int:
     import numpy as np
 
     import scalegym
-    from scalegym.agents.planning import run_episodes
+    from scalegym.agents.planners.planning import run_episodes
     from scalegym.core.resolve import env_precision
     from scalegym.suites.search import planner_for
 

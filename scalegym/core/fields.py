@@ -77,3 +77,24 @@ def check_kinds(where: str, values: Mapping[str, Any], defaults: object) -> None
 
 def _is_plain(value: Any) -> bool:
     return isinstance(value, bool | int | float | str | tuple)
+
+
+class ParamError(ValueError):
+    """A value of a params, config or planner field outside what it allows."""
+
+
+def is_int(value: Any, minimum: float | None = None) -> bool:
+    """An integer (numpy's too, never a bool: TOML's and Python's `True` is no count) >= minimum."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return ok and (minimum is None or value >= minimum)
+
+
+def is_number(value: Any) -> bool:
+    """A real number that is not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def require(ok: bool, owner: str, field: str, value: Any, allowed: str) -> None:
+    """Raise ParamError `owner: param field=value is invalid; allowed: ...` unless `ok`."""
+    if not ok:
+        raise ParamError(f"{owner}: param {field}={value!r} is invalid; allowed: {allowed}")

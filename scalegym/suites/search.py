@@ -42,11 +42,11 @@ def planner_for(
     `env_overrides` (the checkpoint does not record them).
     """
     if name in ("random-shooting", "cem", "beam"):
-        from scalegym.agents.search import make_planner
+        from scalegym.agents.planners.search import make_planner
 
         return make_planner(name, budget, **options)
     if name == "gumbel-muzero":
-        from scalegym.agents import gumbel
+        from scalegym.agents.planners import gumbel
 
         if checkpoint:
             return gumbel.from_checkpoint(
@@ -54,7 +54,7 @@ def planner_for(
             )
         return gumbel.make_gumbel(budget, **options)
     if name in ("belief", "oracle"):
-        from scalegym.agents.belief import BeliefPlanner, OraclePlanner
+        from scalegym.agents.planners.belief import BeliefPlanner, OraclePlanner
 
         return (BeliefPlanner if name == "belief" else OraclePlanner)(budget=budget, **options)
     raise ValueError(f"unknown planner {name!r}; allowed: {', '.join(PLANNERS)}")
@@ -79,7 +79,7 @@ def resolve_checkpoint(checkpoint: str, run_dir: Path) -> str:
 def run_search_cell(cell: Any, context: Any) -> dict[str, Any]:
     """Return (and success) against budget for one planner on one env (see the module)."""
     import scalegym
-    from scalegym.agents.planning import run_episodes
+    from scalegym.agents.planners.planning import run_episodes
     from scalegym.suites.tensorboard import TensorBoardLogger
 
     env, params = scalegym.make(cell.env, **dict(cell.env_params))

@@ -15,12 +15,12 @@ from typing import Any
 
 from scalegym.agents import AGENTS
 from scalegym.agents.budgets import CRITERIA, SCALING_AGENTS, UNITS, geometric_budgets
-from scalegym.agents.ppo_config import override_problems
+from scalegym.agents.ppo.config import override_problems
 from scalegym.core.fields import unknown_field_message
 from scalegym.suites.search import CELL_CHECKPOINT, referenced_cell
 from scalegym.suites.search import PLANNERS as SEARCH_PLANNERS
 
-# The planners of scalegym.agents.search: they count their simulated work (Decision.sim_work),
+# The planners of agents.planners.search: they count their simulated work (Decision.sim_work),
 # which a timestep cell charges beside the real Hermite substeps.
 WORK_PLANNERS = ("random-shooting", "cem", "beam")
 
@@ -484,7 +484,7 @@ def _timestep_problems(values: dict[str, Any], where: str) -> list[str]:
     if bool(values["planner"]) != bool(values["planner_budgets"]):
         errors.append(f'{where}: fields "planner" and "planner_budgets" go together; give both')
     elif values["planner"]:
-        from scalegym.agents.search import make_planner
+        from scalegym.agents.planners.search import make_planner
 
         for budget in values["planner_budgets"]:
             try:

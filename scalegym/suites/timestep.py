@@ -30,9 +30,9 @@ from scalegym.suites.training import train_in_cell
 def run_timestep_cell(cell: Any, context: Any) -> dict[str, Any]:
     """Train, then evaluate PPO, the fixed actions and the transfer (see the module)."""
     import scalegym
-    from scalegym.agents.baselines import fixed_action
-    from scalegym.agents.search import make_planner
-    from scalegym.agents.trained import load_trained, ppo_policy, seed_runner
+    from scalegym.agents.baselines.fixed import fixed_action
+    from scalegym.agents.planners.search import make_planner
+    from scalegym.agents.ppo.trained import load_trained, ppo_policy, seed_runner
     from scalegym.envs.threebody import evaluation
 
     trained, _ = train_in_cell(cell, context, share=0.5)
@@ -124,7 +124,7 @@ def _evaluate(
 
 
 def _transfer(ppo: Any, runner: Any, integrator: str, cell: Any) -> dict[str, Any]:
-    from scalegym.agents.trained import host_policy, ppo_policy
+    from scalegym.agents.ppo.trained import host_policy, ppo_policy
     from scalegym.envs.threebody import evaluation
 
     act = host_policy(ppo_policy(ppo), runner)

@@ -13,7 +13,7 @@ A finished episode's lane integrates for zero time afterwards, so it costs nothi
 `policy(obs [B, 13] float32, key, theta) → actions [B] int32` with its parameters `theta` passed
 as data, so every fixed μ (or every PPO seed) shares one compiled evaluation.
 
-`evaluate_planner_instances` judges a search planner (`scalegym.agents.search`) the same way: it
+`evaluate_planner_instances` judges a search planner (`agents.planners.search`) the same way: it
 chooses μ by simulating steps on a copy of each lane's state, and the Hermite substeps of those
 simulations are returned apart (`planner_substeps`), to be charged beside the real ones.
 """

@@ -13,8 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from scalegym.agents.networks import ActorCritic, RecurrentActorCritic
-from scalegym.agents.ppo_config import PPOConfig
+from scalegym.agents.ppo.config import PPOConfig
+from scalegym.agents.ppo.networks import ActorCritic, RecurrentActorCritic
 
 
 def build_network(config: PPOConfig, num_actions: int) -> nn.Module:

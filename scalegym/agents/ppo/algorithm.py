@@ -3,10 +3,10 @@
 `make_ppo(env, params, config)` gathers the static pieces of a run; its steps are top-level pure
 functions — `init_runner`, `collect_rollout`, `ppo_update` (rollout, learn, episode sums for the
 log) — so `jax.jit(jax.vmap(ppo.train))(keys)` trains many seeds in one compiled call and a host
-driver can run `ppo.update` in jitted chunks, logging between them (scalegym.agents.driver).
+driver can run `ppo.update` in jitted chunks, logging between them (scalegym.agents.ppo.driver).
 
 Shapes: E = num_envs, T = num_steps; rollouts are time-major [T, E, ...]. The learning step (GAE,
-loss, epochs) is in `scalegym.agents.ppo_loss`, the network convention in `scalegym.agents.policy`.
+loss, epochs) is in `ppo.loss`, the network convention in `ppo.policy`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,16 @@ import jax.numpy as jnp
 from flax.training.train_state import TrainState
 
 from scalegym.agents.devices import per_device
-from scalegym.agents.normalization import ObsNorm, init_obs_norm, normalize, update_obs_norm
-from scalegym.agents.policy import add_time, build_network, make_apply, make_value, sample_action
-from scalegym.agents.ppo_config import PPOConfig
-from scalegym.agents.ppo_loss import Transition, make_learn, make_optimizer
+from scalegym.agents.ppo.config import PPOConfig
+from scalegym.agents.ppo.loss import Transition, make_learn, make_optimizer
+from scalegym.agents.ppo.normalization import ObsNorm, init_obs_norm, normalize, update_obs_norm
+from scalegym.agents.ppo.policy import (
+    add_time,
+    build_network,
+    make_apply,
+    make_value,
+    sample_action,
+)
 from scalegym.core.wrappers import EpisodeStatistics
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Search planners on the env's own model: random shooting (best-of-N), CEM-MPC and beam search.
 
 Each planner is a frozen, hashable `flax.struct.dataclass` whose fields are all static (changing
-one recompiles) and implements the protocol of `scalegym.agents.planning`: `init`, `act`,
+one recompiles) and implements the protocol of `scalegym.agents.planners.planning`: `init`, `act`,
 `observe`. `budget` is the number of simulated env steps per decision; `Decision.sim_steps`
 reports every `model_step` a decision computed, steps past a simulated episode's end included
 (their rewards are dropped), so it is a host-known constant per planner and env, never above
@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from scalegym.agents.planning import Decision, model_step, rollout
+from scalegym.agents.planners.planning import Decision, model_step, rollout
 from scalegym.core.fields import check_fields, dataclass_fields
 
 

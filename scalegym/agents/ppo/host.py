@@ -20,11 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax.training.train_state import TrainState
 
-from scalegym.agents.evaluation import EVAL_SEED_OFFSET, eval_scalars, evaluate_host_policy
-from scalegym.agents.normalization import ObsNorm, init_obs_norm, normalize, update_obs_norm
-from scalegym.agents.policy import add_time, build_network, make_apply, sample_action
-from scalegym.agents.ppo_config import PPOConfig
-from scalegym.agents.ppo_loss import Transition, make_learn, make_optimizer
+from scalegym.agents.ppo.config import PPOConfig
+from scalegym.agents.ppo.evaluation import EVAL_SEED_OFFSET, eval_scalars, evaluate_host_policy
+from scalegym.agents.ppo.loss import Transition, make_learn, make_optimizer
+from scalegym.agents.ppo.normalization import ObsNorm, init_obs_norm, normalize, update_obs_norm
+from scalegym.agents.ppo.policy import add_time, build_network, make_apply, sample_action
 from scalegym.agents.result import (
     FinalMetrics,
     Logger,

@@ -14,12 +14,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scalegym.agents.checkpoint import load_checkpoint
-from scalegym.agents.driver import ChunkedRun
-from scalegym.agents.normalization import normalize
-from scalegym.agents.policy import add_time
-from scalegym.agents.ppo import PPO, RunnerState, make_ppo
-from scalegym.agents.ppo_config import default_config
+from scalegym.agents.ppo.algorithm import PPO, RunnerState, make_ppo
+from scalegym.agents.ppo.checkpoint import load_checkpoint
+from scalegym.agents.ppo.config import default_config
+from scalegym.agents.ppo.driver import ChunkedRun
+from scalegym.agents.ppo.normalization import normalize
+from scalegym.agents.ppo.policy import add_time
 from scalegym.core.resolve import resolve_env
 
 Policy = Callable[[jax.Array, jax.Array, Any], jax.Array]

@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scalegym.agents.normalization import normalize
-from scalegym.agents.policy import add_time, sample_action
-from scalegym.agents.ppo import PPO, RunnerState
+from scalegym.agents.ppo.algorithm import PPO, RunnerState
+from scalegym.agents.ppo.normalization import normalize
+from scalegym.agents.ppo.policy import add_time, sample_action
 
 EVAL_ENVS = 64  # fresh envs per seed and evaluation (PPOConfig.eval_envs sets it for a run)
 EVAL_SEED_OFFSET = 1_000_003  # evaluation seeds never coincide with a training seed

@@ -13,10 +13,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from scalegym.agents.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from scalegym.agents.devices import describe, env_mesh, shard_runner
-from scalegym.agents.evaluation import EVAL_SEED_OFFSET, eval_scalars, evaluate_policy
-from scalegym.agents.ppo import PPO, RunnerState
+from scalegym.agents.ppo.algorithm import PPO, RunnerState
+from scalegym.agents.ppo.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from scalegym.agents.ppo.evaluation import EVAL_SEED_OFFSET, eval_scalars, evaluate_policy
 from scalegym.agents.result import (
     FinalMetrics,
     Logger,

@@ -58,8 +58,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from scalegym.agents import pomcp
-from scalegym.agents.planning import Decision, rollout
+from scalegym.agents.planners import pomcp
+from scalegym.agents.planners.planning import Decision, rollout
 from scalegym.envs.pomdp import env as pomdp
 from scalegym.envs.pomdp import families as fam
 

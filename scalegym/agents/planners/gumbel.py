@@ -38,10 +38,10 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from scalegym.agents.networks import ActorCritic
-from scalegym.agents.normalization import normalize
-from scalegym.agents.planning import Decision
-from scalegym.agents.ppo_config import PPOConfig
+from scalegym.agents.planners.planning import Decision
+from scalegym.agents.ppo.config import PPOConfig
+from scalegym.agents.ppo.networks import ActorCritic
+from scalegym.agents.ppo.normalization import normalize
 from scalegym.core.environment import select_tree
 from scalegym.core.fields import check_fields
 
@@ -277,7 +277,7 @@ def from_checkpoint(
     env id, seeds and PPO config are read from the checkpoint; `env_overrides` must be the
     run's (`--set`), which the checkpoint does not record. `seed_index` picks one of its seeds.
     """
-    from scalegym.agents.trained import load_trained, seed_runner
+    from scalegym.agents.ppo.trained import load_trained, seed_runner
 
     directory = Path(path)
     if (directory / "checkpoint" / "progress.json").exists():

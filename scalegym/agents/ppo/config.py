@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from scalegym.agents.networks import NETWORKS
+from scalegym.agents.ppo.networks import NETWORKS
 from scalegym.core.fields import check_fields, same_kind, unknown_field_message
 
 

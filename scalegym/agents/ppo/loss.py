@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-from scalegym.agents.normalization import ObsNorm, normalize
-from scalegym.agents.ppo_config import PPOConfig
+from scalegym.agents.ppo.config import PPOConfig
+from scalegym.agents.ppo.normalization import ObsNorm, normalize
 
 
 class Transition(NamedTuple):

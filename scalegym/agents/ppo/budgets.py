@@ -17,10 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from scalegym.agents.budgets import BudgetLog, BudgetRun, Criterion, run_label
-from scalegym.agents.evaluation import EVAL_SEED_OFFSET, eval_scalars, evaluate_policy
-from scalegym.agents.normalization import ObsNorm, normalize
-from scalegym.agents.ppo import PPO, RunnerState, init_runner, make_ppo, ppo_update
-from scalegym.agents.ppo_config import PPOConfig, default_config
+from scalegym.agents.ppo.algorithm import PPO, RunnerState, init_runner, make_ppo, ppo_update
+from scalegym.agents.ppo.config import PPOConfig, default_config
+from scalegym.agents.ppo.evaluation import EVAL_SEED_OFFSET, eval_scalars, evaluate_policy
+from scalegym.agents.ppo.normalization import ObsNorm, normalize
 from scalegym.core.resolve import ResolvedEnv, resolve_env
 
 Judge = Callable[[RunnerState], np.ndarray]  # runner over K seeds -> metric [K]
