@@ -109,10 +109,11 @@ def test_sps_figure_tick_labels_stay_apart() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from scalegym.suites.plots import sps_figure
+    from scalegym.suites.cells import BenchCell
 
     rows = [{"batch_size": 4**k, "sps": 1e4 * 4**k} for k in range(8)]
-    fig = sps_figure(plt, "bench", "Rearrange-v1", rows)
+    record = {"cell": "bench", "env": "Rearrange-v1", "result": {"results": rows}}
+    fig = BenchCell.figure(plt, record)
     assert _labels_apart(fig.axes[0], _draw(fig))
     plt.close(fig)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from scalegym.cli import main
-from scalegym.suites.report import REPORT, SUMMARY, render_outputs
+from scalegym.suites.report import render_outputs
+from scalegym.suites.rundir import REPORT, SUMMARY
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "results" / "reference"
@@ -18,7 +19,7 @@ RUNS = sorted(p.parent.name for p in REFERENCE.glob("*/manifest.json"))
 
 def test_every_reference_suite_is_a_run() -> None:
     suites = {"smoke", "sps", "rearrange", "threebody", "pomdp-scaling", "search-scaling"}
-    assert suites <= set(RUNS)  # issue 12: each shipped suite but `full` has a reference run
+    assert suites <= set(RUNS)  # every shipped suite but `full` has a reference run
 
 
 @pytest.mark.parametrize("name", RUNS)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from scalegym.cli import main
-from scalegym.suites.search import return_slope
+from scalegym.suites.cells.search import return_slope
 from scalegym.suites.spec import SuiteError, parse_suite
 
 TINY = """
@@ -85,7 +85,7 @@ def test_a_tiny_search_cell_runs_reports_and_plots(tmp_path):
 
 def test_the_exact_optimal_value_is_recorded_where_the_env_has_one():
     import scalegym
-    from scalegym.suites.search import optimal_value, report_lines
+    from scalegym.suites.cells.search import optimal_value, report_lines
 
     env, params = scalegym.make("PaninskiLock-v0", num_elements=4)
     v_star = optimal_value(env, params)

@@ -7,14 +7,8 @@ from pathlib import Path
 import pytest
 
 from scalegym.cli import main
-from scalegym.suites.spec import (
-    BenchCell,
-    SuiteError,
-    TrainCell,
-    load_suite,
-    parse_suite,
-    shipped_suites,
-)
+from scalegym.suites.cells import BenchCell, TrainCell
+from scalegym.suites.spec import SuiteError, load_suite, parse_suite, shipped_suites
 
 HEADER = '[suite]\nname = "t"\ndescription = "test"\n'
 BENCH = """

@@ -16,7 +16,8 @@ from scalegym.agents.planners.search import make_planner
 from scalegym.cli import main
 from scalegym.envs.threebody import evaluation
 from scalegym.suites.spec import SuiteError, parse_suite
-from scalegym.suites.timestep import report_lines, select_seed, timestep_figure, verdict
+from scalegym.envs.threebody.verdict import select_seed, verdict
+from scalegym.suites.cells.timestep import report_lines, timestep_figure
 
 TINY = b"""
 [suite]

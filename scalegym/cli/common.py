@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from scalegym.suites.report import write_text_atomic
+from scalegym.suites.rundir import write_text_atomic
 
 # Exit codes: 0 success, 1 the command failed while running, 2 bad command line (usage).
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -43,6 +43,16 @@ def add_progress(cmd: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="progress bars on stderr (default: when stderr is a terminal)",
+    )
+
+
+def add_devices(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--devices",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="split the training env batch over the first N local devices (default: all)",
     )
 
 

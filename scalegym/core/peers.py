@@ -220,3 +220,11 @@ def _space_of(obs: Any) -> spaces.Space:
         info = np.iinfo(dtype)
         return spaces.Box(info.min, info.max, obs.shape, dtype)
     return spaces.Box(-np.inf, np.inf, obs.shape, dtype)
+
+
+PEER_PREFIXES = ("gymnax:", XMINIGRID_PREFIX, NAVIX_PREFIX)  # every peer a bench compares with
+
+
+def is_peer(env_id: str) -> bool:
+    """True for the peers' ids (gymnax, XLand-MiniGrid, NAVIX): what a scalegym env is set beside."""
+    return env_id.startswith(PEER_PREFIXES)

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scalegym.core.gym_adapters import env_name
 from scalegym.core.resolve import ResolvedEnv
 from scalegym.progress import count_progress
 
@@ -345,11 +346,6 @@ def versions() -> dict[str, str]:
             if name not in _OPTIONAL:
                 found[name] = "not installed"
     return found
-
-
-def env_name(env: Any) -> str:
-    """A short display name for a functional env (scalegym's `name`, else the class name)."""
-    return str(getattr(env, "name", type(env).__name__))
 
 
 def _record(

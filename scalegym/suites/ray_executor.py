@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from scalegym.suites.clock import utc_now
-from scalegym.suites.search import referenced_cell
-from scalegym.suites.spec import Cell, SearchCell
+from scalegym.suites.schema import Cell
 
 RunCell = Callable[..., dict[str, Any]]  # the runner's run_cell(cell, run_dir, *, resuming, ...)
 TASK_PREFIX = "scalegym-cell:"  # a running cell's worker shows as "ray::scalegym-cell:<name>"
@@ -35,12 +34,6 @@ Files = dict[str, bytes]  # path relative to the run directory -> contents
 def cell_files(cell: Cell) -> list[str]:
     """The run-directory folders a cell writes: what comes back from its task."""
     return [f"tb/{cell.name}", f"checkpoints/{cell.name}"]
-
-
-def cell_reads(cell: Cell) -> list[str]:
-    """The names of the earlier cells whose checkpoints `cell` reads (a search cell's prior)."""
-    name = referenced_cell(getattr(cell, "checkpoint", ""))
-    return [name] if isinstance(cell, SearchCell) and name is not None else []
 
 
 def pack(root: Path, folders: Sequence[str]) -> Files:
@@ -138,9 +131,9 @@ def run_cells_on_ray(
     sys_path = [entry for entry in sys.path if entry and Path(entry).is_dir()]
     try:
         while waiting or running:
-            for cell in [c for c in waiting if not unfinished & set(cell_reads(c))]:
+            for cell in [c for c in waiting if not unfinished & set(c.reads())]:
                 waiting.remove(cell)
-                folders = [f"checkpoints/{name}" for name in cell_reads(cell)]
+                folders = [f"checkpoints/{name}" for name in cell.reads()]
                 if resuming:
                     folders += cell_files(cell)
                 ref = task.options(name=TASK_PREFIX + cell.name, **resources).remote(

@@ -1,33 +1,166 @@
 """The `timestep` cell: train PPO to choose an integrator's step, then judge it like the paper.
 
-After training (all seeds vmapped, curves to TensorBoard), each seed's greedy policy and every
-fixed action (each fixed μ) run one episode on each evaluation instance seed (0–99 × 300 steps
-by default, `threebody.evaluation`). The record holds per-episode (substeps, final log10|ΔE|) for
-the scatter plot, a summary row per policy, and the verdict the paper's claim needs:
-- `dominated_by`: fixed actions with both a lower median final |ΔE| and fewer total substeps,
-- `beats_best_fixed`: the policy's mean paper reward above the best fixed action's.
-With `validation_instances`, every seed and every fixed action also run on training instance
-seeds after the evaluation ones (100–199 for 100 evaluation seeds), and one seed is selected
-there, before the evaluation is looked at (`select_seed`: dominated by no fixed action, then the
-highest mean paper reward); the verdict names it as `selected`, beside every seed's own.
-Fixed η of Aarseth's criterion (`ThreeBodyAarseth-v0`, `aarseth_actions`) can be judged on the
-same instances beside them: rows named "aarseth η …", outside the verdict. So can a search
-planner that chooses μ by lookahead in the model (`planner`, `planner_budgets`): rows named
-"<planner> budget B", whose substeps count the planner's own simulations as well as the real
-steps (also apart: `planner_substeps`). Optionally the first seed's policy is transferred to
-REBOUND's integrators on the host (`ThreeBodyRebound-v0`) without retraining.
+After training, each seed's greedy policy and every fixed action (each fixed μ) run one episode on
+each evaluation instance seed (0–99 × 300 steps by default, `threebody.evaluation`); the record
+holds per-episode (substeps, final log10|ΔE|), a summary row per policy, and the paper's verdict
+(`threebody.verdict`). With `validation_instances`, every seed and fixed action first run on
+training instance seeds (100–199 for 100 evaluation seeds) and one seed is selected there, before
+the evaluation is looked at. Beside them, outside the verdict: fixed η of Aarseth's criterion
+(`aarseth_actions`), a search planner choosing μ by lookahead whose substeps count its own
+simulations (`planner`, `planner_budgets`), and the first seed's policy transferred to REBOUND's
+integrators (`transfer`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
-from scalegym.suites.training import train_in_cell
+from scalegym.envs.threebody.verdict import select_seed, selected_seed, verdict
+from scalegym.suites.cells.train import agent_param_problems, agent_rules, train_in_cell
+from scalegym.suites.schema import Cell, CellContext, Record, Rule
+
+# The planners of agents.planners.search: they count their simulated work (Decision.sim_work),
+# which a timestep cell charges beside the real Hermite substeps.
+WORK_PLANNERS = ("random-shooting", "cem", "beam")
 
 
-def run_timestep_cell(cell: Any, context: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TimestepCell(Cell):
+    """PPO trained to choose an integrator's step, judged against every fixed action (ThreeBody)."""
+
+    agent: str
+    steps: int
+    seeds: int
+    seed: int
+    agent_params: dict[str, Any]
+    instances: int  # evaluation instance seeds 0..instances-1
+    # Training instance seeds instances..instances+validation_instances-1, disjoint from the
+    # evaluation seeds, on which one PPO seed is selected (0: no selection).
+    validation_instances: int
+    eval_steps: int  # env steps per evaluation episode
+    eval_params: dict[str, Any]  # env params at evaluation (training uses env_params)
+    baseline_actions: tuple[int, ...]  # fixed actions judged beside PPO; () = all
+    aarseth_actions: tuple[int, ...]  # fixed η of ThreeBodyAarseth-v0 also judged (not verdict)
+    transfer: tuple[str, ...]  # REBOUND integrators the first seed's policy is run on
+    transfer_instances: int
+    planner: str  # "" none; else a search planner judged on the same instances (not verdict)
+    planner_budgets: tuple[int, ...]  # its budgets (simulated env steps per decision)
+    planner_params: dict[str, Any]
+
+    kind: ClassVar[str] = "timestep"
+    title: ClassVar[str] = "Time-step policies against every fixed step"
+    rules: ClassVar[dict[str, Rule]] = {
+        **agent_rules(("ppo",)),
+        "instances": Rule("int", default=100, minimum=1),
+        "validation_instances": Rule("int", default=0, minimum=0),
+        "eval_steps": Rule("int", default=300, minimum=1),
+        "eval_params": Rule("table", default={}),
+        "baseline_actions": Rule("int_list", default=(), minimum=0),
+        "aarseth_actions": Rule("int_list", default=(), minimum=0),
+        "transfer": Rule("str_or_str_list", default=()),
+        "transfer_instances": Rule("int", default=10, minimum=1),
+        "planner": Rule("str", default="", allowed=("", *WORK_PLANNERS)),
+        "planner_budgets": Rule("int_list", default=(), minimum=1),
+        "planner_params": Rule("table", default={}),
+    }
+
+    @classmethod
+    def problems(cls, values: dict[str, Any], where: str) -> list[str]:
+        """Fixed actions ThreeBody has, and REBOUND integrators a timestep cell can transfer to."""
+        from scalegym.envs.threebody.initial_conditions import TRAIN_SEEDS
+        from scalegym.envs.threebody.rebound_env import INTEGRATORS
+        from scalegym.envs.threebody.rules import ETA_ACTIONS, MU_ACTIONS
+
+        errors = []
+        last = values["instances"] + values["validation_instances"]
+        if values["validation_instances"] and last > TRAIN_SEEDS:
+            errors.append(
+                f'{where}: field "validation_instances": instance seeds {values["instances"]}..'
+                f"{last - 1} run past the training seeds 0..{TRAIN_SEEDS - 1}; allowed: 0.."
+                f"{TRAIN_SEEDS - values['instances']}"
+            )
+        for name, table in (("baseline_actions", MU_ACTIONS), ("aarseth_actions", ETA_ACTIONS)):
+            actions = [a for a in values[name] if a >= len(table)]
+            if actions:
+                errors.append(f'{where}: field "{name}": {actions}; allowed: 0..{len(table) - 1}')
+        unknown = [t for t in values["transfer"] if t not in INTEGRATORS]
+        if unknown:
+            errors.append(
+                f'{where}: field "transfer": {", ".join(unknown)} unknown; '
+                f"allowed: {', '.join(INTEGRATORS)}"
+            )
+        if bool(values["planner"]) != bool(values["planner_budgets"]):
+            errors.append(f'{where}: fields "planner" and "planner_budgets" go together; give both')
+        elif values["planner"]:
+            from scalegym.agents.planners.search import make_planner
+
+            for budget in values["planner_budgets"]:
+                try:
+                    make_planner(values["planner"], budget, **dict(values["planner_params"]))
+                except (ValueError, TypeError) as err:
+                    errors.append(f'{where}: field "planner_params" at budget {budget}: {err}')
+                    break
+        return errors + agent_param_problems(values["agent"], values["agent_params"], where)
+
+    def run(self, context: CellContext) -> dict[str, Any]:
+        return run_timestep(self, context)
+
+    @staticmethod
+    def report_section(records: list[Record], manifest: dict[str, Any]) -> list[str]:
+        lines: list[str] = []
+        for record in records:
+            if record["status"] == "ok":
+                lines += ["", *report_lines(record["cell"], record["result"])]
+        return lines
+
+    @staticmethod
+    def figure(plt: Any, record: Record) -> Any:
+        if not record["result"].get("episodes"):
+            return None
+        return timestep_figure(plt, record["cell"], record["env"], record["result"])
+
+    @staticmethod
+    def readme_table(records: list[Record], **_: Any) -> list[str]:
+        """Each timestep cell's rows: PPO seeds, fixed μ, Aarseth's fixed η, planners."""
+        lines = []
+        for r in records:
+            result = r["result"]
+            lines += [
+                f"`{r['cell']}`: {result['instances']} instance seeds × "
+                f"{result['eval_steps']} steps",
+                "",
+                "| policy | median log10\\|ΔE\\| [IQR] | total substeps | mean paper reward |",
+                "|---|---|---|---|",
+            ]
+            for row in result["rows"]:
+                q25, q75 = row["iqr_log10_error"]
+                substeps = f"{row['total_substeps']:,}"
+                if "planner_substeps" in row:
+                    substeps += f" (planning {row['planner_substeps']:,})"
+                lines.append(
+                    f"| {row['policy']} | {row['median_log10_error']:.2f} [{q25:.2f}, {q75:.2f}] | "
+                    f"{substeps} | {row['mean_paper_reward']:.3f} |"
+                )
+            judged, chosen = result["verdict"], selected_seed(result)
+            if chosen is not None:
+                first, last = result["validation"]["instances"]
+                lines += [
+                    "",
+                    f"The trained policy, selected on validation seeds {first}–{last} (the report "
+                    f"says how): **{judged['selected']}**, on the seeds above dominated by "
+                    f"{', '.join(chosen['dominated_by']) or 'no fixed μ'}; beats the best fixed "
+                    f"μ's mean paper reward ({judged['best_fixed']}): "
+                    + ("yes" if chosen["beats_best_fixed"] else "no")
+                    + ".",
+                ]
+            lines.append("")
+        return lines
+
+
+def run_timestep(cell: TimestepCell, context: CellContext) -> dict[str, Any]:
     """Train, then evaluate PPO, the fixed actions and the transfer (see the module)."""
     import scalegym
     from scalegym.agents.baselines.fixed import fixed_action
@@ -132,52 +265,6 @@ def _transfer(ppo: Any, runner: Any, integrator: str, cell: Any) -> dict[str, An
         integrator, act, tuple(range(cell.transfer_instances)), cell.eval_steps
     )
     return evaluation.summarize(result)
-
-
-def verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per PPO seed: the fixed actions that dominate it, and whether it beats the best fixed."""
-    fixed = [r for r in rows if r["policy"].startswith("fixed")]
-    best = max(fixed, key=lambda r: r["mean_paper_reward"]) if fixed else None
-    out: dict[str, Any] = {"best_fixed": best["policy"] if best else None, "seeds": []}
-    for row in rows:
-        if not row["policy"].startswith("ppo"):
-            continue
-        dominated_by = [
-            f["policy"]
-            for f in fixed
-            if f["median_log10_error"] < row["median_log10_error"]
-            and f["total_substeps"] < row["total_substeps"]
-        ]
-        out["seeds"].append(
-            {
-                "policy": row["policy"],
-                "dominated_by": dominated_by,
-                "beats_best_fixed": bool(
-                    best is not None and row["mean_paper_reward"] > best["mean_paper_reward"]
-                ),
-            }
-        )
-    return out
-
-
-def select_seed(rows: list[dict[str, Any]]) -> str:
-    """The PPO seed judged as the trained policy, from rows of other instances than the verdict's:
-    among the seeds no fixed action dominates (all seeds if every one is dominated), the highest
-    mean paper reward."""
-    reward = {row["policy"]: row["mean_paper_reward"] for row in rows}
-    seeds = verdict(rows)["seeds"]
-    if not seeds:
-        raise ValueError("select_seed: no PPO rows to select from")
-    pool = [s["policy"] for s in seeds if not s["dominated_by"]] or [s["policy"] for s in seeds]
-    return max(pool, key=lambda name: reward[name])
-
-
-def selected_seed(result: dict[str, Any]) -> dict[str, Any] | None:
-    """The verdict's entry for the seed selected on validation (None without validation)."""
-    v = result["verdict"]
-    if not v.get("selected"):
-        return None
-    return next(s for s in v["seeds"] if s["policy"] == v["selected"])
 
 
 def report_lines(cell_name: str, result: dict[str, Any]) -> list[str]:

@@ -1,0 +1,212 @@
+"""The `bench` cell: env-only steps per second over batch sizes (`scalegym bench` in a suite)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from scalegym.core.peers import is_peer
+from scalegym.suites.markdown import (
+    code_env_label,
+    device_line,
+    env_label,
+    si,
+    si3,
+    table_row,
+    table_rule,
+)
+from scalegym.suites.schema import INHERIT, Cell, CellContext, PartialCellError, Record, Rule
+
+RATIO_BATCH = 4096  # the batch size of the README's ratio table (CPU run)
+
+
+@dataclass(frozen=True)
+class BenchCell(Cell):
+    """Env-only steps per second over batch sizes (`scalegym bench` inside a suite)."""
+
+    batch_sizes: tuple[int, ...]
+    steps: int
+    repeats: int
+    seed: int
+
+    kind: ClassVar[str] = "bench"
+    title: ClassVar[str] = "Env throughput (env steps per second, median over repeats)"
+    rules: ClassVar[dict[str, Rule]] = {
+        "batch_sizes": Rule("int_list", required=True, minimum=1),
+        "steps": Rule("int", default=256, minimum=1),
+        "repeats": Rule("int", default=5, minimum=1),
+        "seed": Rule("int", default=INHERIT, minimum=0),
+    }
+
+    def run(self, context: CellContext) -> dict[str, Any]:
+        """SPS per batch size; `perf/sps` goes to TensorBoard with the batch size as step."""
+        from scalegym.core.resolve import resolve_env
+        from scalegym.suites.cells.train import clear
+        from scalegym.suites.measures import bench_report
+        from scalegym.suites.tensorboard import TensorBoardLogger
+
+        resolved = resolve_env(self.env, **self.env_params)
+        rows: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        clear(context.tb_dir)
+        with TensorBoardLogger(context.tb_dir) as logger:
+            # One batch size at a time, so the progress bar moves and TensorBoard fills in.
+            for done, batch_size in enumerate(self.batch_sizes, start=1):
+                one = bench_report(
+                    resolved,
+                    [batch_size],
+                    self.steps,
+                    self.repeats,
+                    self.seed,
+                    overrides=dict(self.env_params),
+                    progress=False,
+                )
+                failed += one["failed"]
+                for measured in one["results"]:
+                    rows.append(measured)
+                    logger.log_scalars(batch_size, {"perf/sps": measured["sps"]})
+                context.advance(done / len(self.batch_sizes))
+        result = {
+            "env_kind": resolved.kind,
+            "consumes": one["consumes"],
+            "x64": one["x64"],
+            "num_steps": self.steps,
+            "repeats": self.repeats,
+            "seed": self.seed,
+            "results": rows,
+            "failed": failed,
+        }
+        if failed:
+            errors = "; ".join(f"B={f['batch_size']:,}: {f['error']}" for f in failed)
+            raise PartialCellError(errors, result)
+        return result
+
+    @staticmethod
+    def summary_row(result: dict[str, Any]) -> dict[str, Any]:
+        if not result.get("results"):
+            return {}
+        largest = max(result["results"], key=lambda r: r["batch_size"])
+        return {
+            "sps": largest["sps"],
+            "batch_size": largest["batch_size"],
+            "compile_s": largest["compile_s"],
+        }
+
+    @staticmethod
+    def line(result: dict[str, Any]) -> str:
+        best = max(result["results"], key=lambda r: r["batch_size"])
+        return f"{si(best['sps'])} env steps/s at batch {best['batch_size']:,}"
+
+    @staticmethod
+    def report_section(records: list[Record], manifest: dict[str, Any]) -> list[str]:
+        bench = [r for r in records if r["status"] == "ok"]
+        if not bench:
+            return []
+        sizes = sorted({m["batch_size"] for r in bench for m in r["result"]["results"]})
+        consumed = {r["result"].get("consumes", "") for r in bench} - {""}
+        lines = [
+            "",
+            "Each timed step feeds "
+            + (" / ".join(sorted(consumed)) if consumed else "the reward (older run)")
+            + " into the result, auto-reset included; compile time excluded.",
+            "",
+            table_row(["cell", "env", *(f"B={b:,}" for b in sizes)]),
+            table_rule(2 + len(sizes)),
+        ]
+        for record in bench:
+            sps = {m["batch_size"]: m["sps"] for m in record["result"]["results"]}
+            cells = [si(sps[b]) if b in sps else "" for b in sizes]
+            lines.append(table_row([record["cell"], env_label(record), *cells]))
+        return [*lines, *peer_ratio_section(bench, manifest)]
+
+    @staticmethod
+    def figure(plt: Any, record: Record) -> Any:
+        """Median env steps per second against batch size (log–log), min–max as error bars."""
+        measured = record["result"].get("results")
+        if not measured:
+            return None
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        sizes = [m["batch_size"] for m in measured]
+        sps = [m["sps"] for m in measured]
+        low = [m["sps"] - m.get("sps_min", m["sps"]) for m in measured]
+        high = [m.get("sps_max", m["sps"]) - m["sps"] for m in measured]
+        ax.errorbar(sizes, sps, yerr=[low, high], marker="o", capsize=3)
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="batch size",
+            ylabel="env steps / s",
+            title=f"{record['cell']}: {record['env']}",
+        )
+        ax.grid(True, which="both", alpha=0.3)
+        return fig
+
+    @staticmethod
+    def readme_table(records: list[Record], ratio_batch: int = RATIO_BATCH, **_: Any) -> list[str]:
+        """Env-only SPS of every bench cell by batch size, and each scalegym env's ratio to each
+        peer at B = `ratio_batch` (or the largest batch size both ran)."""
+        sizes = sorted({m["batch_size"] for r in records for m in r["result"]["results"]})
+        lines = [
+            "| env | " + " | ".join(f"B={b:,}" for b in sizes) + " |",
+            "|---|" + "---|" * len(sizes),
+        ]
+        for r in records:
+            sps = {m["batch_size"]: m["sps"] for m in r["result"]["results"]}
+            cells = [si3(sps[b]) if b in sps else "—" for b in sizes]
+            lines.append(f"| {code_env_label(r)} | " + " | ".join(cells) + " |")
+        ratios = peer_ratios(records)
+        peers = [r["cell"] for r in records if is_peer(r["env"])]
+        size = ratio_batch if ratio_batch in ratios else max(ratios, default=None)
+        if size is None:
+            return lines
+        lines += [
+            "",
+            f"At B = {size:,}, each scalegym env's SPS ÷ each peer's (every batch size is in the "
+            "run's report.md; ThreeBody, float64 physics, has no peer):",
+            "",
+            "| env | " + " | ".join(f"÷ {p}" for p in peers) + " |",
+            "|---|" + "---|" * len(peers),
+        ]
+        labels = {r["cell"]: code_env_label(r) for r in records}
+        for cell, _, ratio_row in ratios[size]:
+            shown = ["—" if x != x else f"{x:.2f}×" for x in ratio_row]  # NaN: not run at size
+            lines.append(f"| {labels[cell]} | " + " | ".join(shown) + " |")
+        return lines
+
+
+def peer_ratios(bench: list[Record]) -> dict[int, list[tuple[str, float, list[float]]]]:
+    """Per batch size measured by a scalegym env and a peer: (cell, SPS, SPS ÷ each peer's)."""
+    sps = {r["cell"]: {m["batch_size"]: m["sps"] for m in r["result"]["results"]} for r in bench}
+    ours = [r["cell"] for r in bench if not is_peer(r["env"])]
+    peers = [r["cell"] for r in bench if is_peer(r["env"])]
+    out: dict[int, list[tuple[str, float, list[float]]]] = {}
+    for size in sorted({b for cell in ours for b in sps[cell]}):
+        if not any(size in sps[p] for p in peers):
+            continue
+        out[size] = [
+            (cell, sps[cell][size], [sps[cell][size] / sps[p].get(size, math.nan) for p in peers])
+            for cell in ours
+            if size in sps[cell]
+        ]
+    return out
+
+
+def peer_ratio_section(bench: list[Record], manifest: dict[str, Any]) -> list[str]:
+    """Each scalegym env beside the peers at the same batch size: its SPS ÷ each peer's."""
+    peers = [r["cell"] for r in bench if is_peer(r["env"])]
+    by_size = peer_ratios(bench)
+    if not by_size:
+        return []
+    lines = ["", "## Beside the peers (SPS ratio at the same batch size)", ""]
+    lines += [
+        f"Same process, same harness, same device ({device_line(manifest)}); "
+        "a ratio above 1 means the scalegym env steps faster than that peer.",
+    ]
+    for size, rows in by_size.items():
+        header = ["cell", "SPS", *(f"÷ {p}" for p in peers)]
+        lines += ["", f"B = {size:,}", "", table_row(header), table_rule(len(header))]
+        for cell, value, ratios in rows:
+            shown = ["" if math.isnan(x) else f"{x:.2f}×" for x in ratios]
+            lines.append(table_row([cell, si(value), *shown]))
+    return lines

@@ -1,0 +1,412 @@
+"""The `scaling` cell: samples to a threshold against problem size, and the power law fitted.
+
+Per value of the varied env field(s) a budget agent (`scalegym.agents.budgets`) trains every seed
+and judges it at each budget of a geometric grid; a seed's first passing budget is the first after
+which every later evaluation passes, N̂ the budget by which 1 - δ of the seeds pass; the fit and
+its bootstrap interval are `scalegym.suites.scaling`'s.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from scalegym.agents.budgets import CRITERIA, SCALING_AGENTS, UNITS, Criterion, geometric_budgets
+from scalegym.suites.cells.train import agent_param_problems, clear
+from scalegym.suites.markdown import env_label, num, table_row, table_rule
+from scalegym.suites.scaling import fit_values, value_record
+from scalegym.suites.schema import (
+    INHERIT,
+    Cell,
+    CellContext,
+    EnvCache,
+    PartialCellError,
+    Record,
+    Rule,
+    base_env_problems,
+    check_table,
+    threshold_problems,
+)
+from scalegym.suites.tensorboard import TensorBoardLogger
+
+BUDGET_RULES = {
+    "start": Rule("int", required=True, minimum=1),
+    "stop": Rule("int", required=True, minimum=1),
+    "per_octave": Rule("int", required=True, minimum=1),
+}
+
+
+@dataclass(frozen=True)
+class ScalingCell(Cell):
+    """Steps (or episodes) to a threshold per seed, over values of the env field(s) `vary`."""
+
+    agent: str
+    vary: tuple[str, ...]  # env fields all set to each value
+    values: tuple[float, ...]  # increasing, > 0; integral values are set as ints
+    budgets: dict[str, int]  # start, stop, per_octave of `geometric_budgets`
+    unit: str
+    criterion: str
+    threshold: float  # success/return: metric >= threshold; exact: V* - V(pi) <= threshold
+    delta: float  # N-hat is the budget by which 1 - delta of the seeds pass
+    theory_exponent: float | None
+    seeds: int
+    seed: int
+    agent_params: dict[str, Any]
+
+    kind: ClassVar[str] = "scaling"
+    title: ClassVar[str] = "Sample-complexity scaling"
+    rules: ClassVar[dict[str, Rule]] = {
+        "agent": Rule("str", required=True, allowed=SCALING_AGENTS),
+        "vary": Rule("str_or_str_list", required=True),
+        "values": Rule("num_list", required=True),
+        "budgets": Rule("table", required=True),
+        "unit": Rule("str", default="steps", allowed=UNITS),
+        "criterion": Rule("str", default="success", allowed=CRITERIA),
+        "threshold": Rule("float", required=True),
+        "delta": Rule("float", default=0.1),
+        "theory_exponent": Rule("float", default=None),
+        "seeds": Rule("int", default=INHERIT, minimum=1),
+        "seed": Rule("int", default=INHERIT, minimum=0),
+        "agent_params": Rule("table", default={}),
+    }
+
+    def overrides(self, value: float) -> dict[str, Any]:
+        """The env params of one value: `env_params` with every `vary` field set to it."""
+        number = int(value) if float(value).is_integer() else float(value)
+        return {**self.env_params, **dict.fromkeys(self.vary, number)}
+
+    @classmethod
+    def problems(cls, values: dict[str, Any], where: str) -> list[str]:
+        """Range problems of the fields; `values["budgets"]` becomes the checked table."""
+        errors: list[str] = []
+        sizes = values["values"]
+        finite = all(math.isfinite(v) and v > 0 for v in sizes)
+        if not finite or any(b <= a for a, b in itertools.pairwise(sizes)):
+            errors.append(
+                f'{where}: field "values": [{_values(sizes)}]; allowed: finite numbers > 0, '
+                "strictly increasing"
+            )
+        table_errors: list[str] = []
+        at = f'{where}: field "budgets"'
+        budgets = check_table(values["budgets"], BUDGET_RULES, at, table_errors)
+        if not table_errors:
+            try:
+                geometric_budgets(**budgets)
+            except ValueError as err:
+                table_errors.append(f'{where}: field "budgets": {err}')
+        errors += table_errors
+        values["budgets"] = budgets
+        errors += threshold_problems(values["threshold"], "criterion", values, where)
+        if not 0.0 <= values["delta"] < 1.0:
+            errors.append(f'{where}: field "delta": {values["delta"]:g}; allowed: 0 <= delta < 1')
+        errors += agent_param_problems(values["agent"], values["agent_params"], where)
+        return errors
+
+    def env_problems(self, where: str, envs: EnvCache) -> list[str]:
+        """The env built at every value; failures grouped by message, naming the values."""
+        failed: dict[str, list[float]] = {}
+        for value in self.values:
+            problem = envs.failure(self.env, self.overrides(value))
+            if problem is not None:
+                failed.setdefault(problem, []).append(value)
+        if not failed:
+            return self.tool_problems(where, envs)
+        every_value = sum(map(len, failed.values())) == len(self.values)
+        base = base_env_problems(self, where, envs) if every_value else []
+        if base:
+            return base
+        field = "vary" if every_value and len(failed) == 1 else "values"
+        names = ", ".join(self.vary)
+        return [
+            f'{where}: field "{field}": with {names} = {_values(values)}: {problem}'
+            for problem, values in failed.items()
+        ]
+
+    def tool_problems(self, where: str, envs: EnvCache) -> list[str]:
+        """What the env lacks for the cell's criterion (exact tools) or unit (fixed episodes)."""
+        needs_exact = self.criterion == "exact"
+        needs_length = self.unit == "episodes" and self.agent == "ppo"
+        if not (needs_exact or needs_length):
+            return []
+        env = envs.get(self.env, self.overrides(self.values[0])).env
+        problems = []
+        if needs_exact and not (hasattr(env, "tabular") and hasattr(env, "optimal_value")):
+            problems.append(
+                f'{where}: field "criterion": "exact" needs an env family with exact tools '
+                f"(tabular, optimal_value); {self.env} has none; allowed: success, return"
+            )
+        if needs_length and not hasattr(env, "fixed_episode_length"):
+            problems.append(
+                f'{where}: field "unit": unit = "episodes" needs an env whose episodes all last '
+                f'the same number of steps (fixed_episode_length); {self.env} has none; use "steps"'
+            )
+        return problems
+
+    def run(self, context: CellContext) -> dict[str, Any]:
+        return run_scaling(self, context)
+
+    @staticmethod
+    def summary_row(result: dict[str, Any]) -> dict[str, Any]:
+        return scaling_summary(result)
+
+    @staticmethod
+    def line(result: dict[str, Any]) -> str:
+        return fit_line(result)
+
+    @staticmethod
+    def report_section(records: list[Record], manifest: dict[str, Any]) -> list[str]:
+        scaling = [r for r in records if _scaling_rows(r)]
+        if not scaling:
+            return []
+        lines = [
+            "",
+            "N̂: the budget by which 1 - δ of the seeds pass for good (a seed's first passing "
+            "budget is the first after which every later evaluation passes). Censored: seeds "
+            "that never settled; a value whose N̂ is censored is left out of the fit.",
+        ]
+        for record in scaling:
+            lines += ["", *scaling_section(record)]
+        return lines
+
+    @staticmethod
+    def figure(plt: Any, record: Record) -> Any:
+        result = record["result"]
+        if not result.get("values"):
+            return None
+        return scaling_figure(plt, record["cell"], record["env"], result)
+
+
+def run_scaling(cell: ScalingCell, context: CellContext) -> dict[str, Any]:
+    """Per value of `cell.vary`: the agent's runs judged at every budget, each seed's first
+    passing budget and N̂; then the power law fitted over the values. A value that raises ends
+    the cell, keeping the values done in a `PartialCellError`."""
+    from scalegym.agents.budgets import budget_agent
+
+    agent = budget_agent(cell.agent)
+    budgets = geometric_budgets(**cell.budgets)  # [E]
+    criterion = Criterion(cell.criterion, cell.threshold)
+    clear(context.tb_dir)
+    rows: list[dict[str, Any]] = []
+    for index, value in enumerate(cell.values):
+        try:
+            rows.append(scaling_value(cell, value, agent, budgets, criterion, context, index))
+        except Exception as err:
+            result = scaling_result(cell, budgets, criterion, rows)
+            raise PartialCellError(
+                f"{value_label(cell, value)}: {type(err).__name__}: {err}", result
+            ) from err
+        context.advance((index + 1) / len(cell.values))
+    result = scaling_result(cell, budgets, criterion, rows)
+    # TensorBoard steps are integers: whole values are the step, fractional ones (ε) in 1/1000s.
+    whole = all(float(row["value"]).is_integer() for row in rows)
+    tag, scale = ("scaling/n_hat", 1) if whole else ("scaling/n_hat_vs_value_x1000", 1000)
+    with TensorBoardLogger(context.tb_dir) as logger:
+        for row in rows:
+            logger.log_scalars(round(row["value"] * scale), {tag: row["n_hat"]})
+    return result
+
+
+def scaling_value(
+    cell: ScalingCell,
+    value: float,
+    agent: Callable[..., Any],
+    budgets: np.ndarray,
+    criterion: Criterion,
+    context: CellContext,
+    index: int,
+) -> dict[str, Any]:
+    """One value's runs: the agent over all seeds, curves to `tb/<cell>/<vary>=<value>/`."""
+    start = time.perf_counter()
+    overrides = cell.overrides(value)
+    with TensorBoardLogger(context.tb_dir / value_label(cell, value)) as logger:
+
+        def log(label: str, budget: int, scalars: dict[str, float]) -> None:
+            logger.log_scalars(budget, scalars)
+            done = min(1.0, budget / float(budgets[-1]))
+            context.advance((index + done) / len(cell.values))
+
+        run = agent(
+            cell.env,
+            overrides,
+            budgets=budgets,
+            unit=cell.unit,
+            criterion=criterion,
+            num_seeds=cell.seeds,
+            seed=cell.seed,
+            agent_params=dict(cell.agent_params),
+            log=log,
+        )
+    return {
+        "value": value,
+        "env_params": overrides,
+        **value_record(run.budgets, run.passes, run.metric, cell.delta),
+        "extra": run.extra,
+        "wall_s": time.perf_counter() - start,
+    }
+
+
+def scaling_result(
+    cell: ScalingCell, budgets: np.ndarray, criterion: Criterion, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The cell's record: its setting, a row per value done, and the fit when two N̂ are finite."""
+    result: dict[str, Any] = {
+        "agent": cell.agent,
+        "vary": list(cell.vary),
+        "unit": cell.unit,
+        "criterion": criterion.describe(),
+        "criterion_on": cell.criterion,
+        "threshold": cell.threshold,
+        "delta": cell.delta,
+        "seeds": cell.seeds,
+        "seed": cell.seed,
+        "budgets": budgets.tolist(),
+        "theory_exponent": cell.theory_exponent,
+        "values": rows,
+        "fit": None,
+    }
+    if len(rows) >= 2:  # a cell cut short is fitted over the values it finished
+        first = [row["first_budgets"] for row in rows]
+        result.update(fit_values([row["value"] for row in rows], first, cell.delta, cell.seed))
+    return result
+
+
+def value_label(cell: ScalingCell, value: float) -> str:
+    """`height+width=8`: one value's name, and its TensorBoard folder under `tb/<cell>/`."""
+    number = int(value) if float(value).is_integer() else float(value)
+    return f"{'+'.join(cell.vary)}={number}"
+
+
+def scaling_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """summary.csv fields of a scaling cell: seeds, criterion, and the fitted exponent."""
+    fit = result.get("fit") or {}
+    return {
+        "seeds": result.get("seeds"),
+        "steps": (result.get("budgets") or [None])[-1] if result.get("unit") == "steps" else None,
+        "threshold": result.get("threshold"),
+        "threshold_on": result.get("criterion_on"),
+        "exponent": fit.get("exponent"),
+        "exponent_ci_low": fit.get("ci_low"),
+        "exponent_ci_high": fit.get("ci_high"),
+        "theory_exponent": result.get("theory_exponent"),
+    }
+
+
+def scaling_section(record: dict[str, Any]) -> list[str]:
+    """One scaling cell: a heading, the fit against theory, and a row per value."""
+    result = record["result"]
+    status = "" if record["status"] == "ok" else " — FAILED, values done so far"
+    agent, vary = result.get("agent", "?"), " = ".join(result.get("vary", []))
+    lines = [f"### {record['cell']}: {env_label(record)}, {agent}, varying {vary}{status}", ""]
+    lines += [f"{fit_line(result)}; δ = {result.get('delta')}; pass: {result.get('criterion')}."]
+    unit = result.get("unit", "steps")
+    excluded = set((result.get("fit") or {}).get("excluded", []))
+    header = ["value", f"N̂ ({unit})", "censored seeds", "in fit"]
+    lines += ["", table_row(header), table_rule(len(header))]
+    for row in _scaling_rows(record):
+        in_fit = "no (N̂ censored)" if row["n_hat"] is None or row["value"] in excluded else "yes"
+        censored = f"{row['censored']} of {len(row['first_budgets'])}"
+        n_hat = "censored" if row["n_hat"] is None else f"{row['n_hat']:,.0f}"
+        lines.append(table_row([f"{row['value']:g}", n_hat, censored, in_fit]))
+    return lines
+
+
+def fit_line(result: dict[str, Any]) -> str:
+    """`fitted exponent b = 1.52 [1.31, 1.74] 95% CI, theory = 1.5` (or why there is no fit)."""
+    theory = result.get("theory_exponent")
+    theory_text = "none" if theory is None else f"{theory:g}"
+    fit = result.get("fit")
+    if not fit:
+        why = result.get("fit_error") or "fewer than two values finished"
+        return f"no fit ({why}); theory = {theory_text}"
+    level = round(100 * fit["level"])
+    ci = f"[{num(fit['ci_low'], 2)}, {num(fit['ci_high'], 2)}] {level}% CI"
+    return f"fitted exponent b = {fit['exponent']:.2f} {ci}, theory = {theory_text}"
+
+
+def _scaling_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    return (record.get("result") or {}).get("values") or []
+
+
+def scaling_figure(plt: Any, name: str, env: str, result: dict[str, Any]) -> Any:
+    """N̂ against the varied value (log–log): seeds' first passing budgets as faint dots, censored
+    seeds as triangles at the top, the fit with its bootstrap band, and the theory's slope."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    rows = result["values"]
+    largest = max(result.get("budgets") or [1])
+    handles = [ax.axhline(largest, ls=":", color="gray", label="largest budget")]
+    handles += _seed_points(ax, rows, 1.5 * largest)  # censored seeds above every budget
+    finite = [(r["value"], r["n_hat"]) for r in rows if r["n_hat"] is not None]
+    if finite:
+        handles += ax.plot(*zip(*finite, strict=True), "o", color="tab:blue", label="N̂")
+    fit = result.get("fit")
+    if fit:
+        handles += _fit_lines(ax, fit, [r["value"] for r in rows], result.get("theory_exponent"))
+    unit = result.get("unit", "steps")
+    vary = " = ".join(result.get("vary", [])) or "value"
+    ax.set(xscale="log", yscale="log", xlabel=vary, ylabel=f"N̂ ({unit})", title=f"{name}: {env}")
+    ax.set_xticks([r["value"] for r in rows])  # the values themselves, in plain numbers
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.grid(True, which="both", alpha=0.3)
+    fig.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=3,
+        frameon=False,
+        fontsize="small",
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _seed_points(ax: Any, rows: list[dict[str, Any]], top: float) -> list[Any]:
+    """Each seed's first passing budget (faint dots), censored seeds as triangles at `top`."""
+    passed = [(r["value"], f) for r in rows for f in r["first_budgets"] if f is not None]
+    censored = [(r["value"], top) for r in rows for f in r["first_budgets"] if f is None]
+    handles = []
+    if passed:
+        handles += ax.plot(
+            *zip(*passed, strict=True), ".", color="gray", alpha=0.35, label="seed's first pass"
+        )
+    if censored:
+        handles += ax.plot(
+            *zip(*censored, strict=True), "^", color="tab:red", alpha=0.6, label="censored seed"
+        )
+    return handles
+
+
+def _fit_lines(
+    ax: Any, fit: dict[str, Any], values: list[float], theory: float | None
+) -> list[Any]:
+    """The fitted power law over all values, its bootstrap band, and the theory's slope through
+    the fit's centre (the geometric mean of the fitted sizes)."""
+    low, high = min(values), max(values)
+    xs = [low * (high / low) ** (i / 20) for i in range(21)]
+    b, a = fit["exponent"], fit["intercept"]
+    level = round(100 * fit["level"])
+    label = f"fit: b = {b:.2f} [{num(fit['ci_low'], 2)}, {num(fit['ci_high'], 2)}]"
+    handles = ax.plot(xs, [math.exp(a) * x**b for x in xs], "-", color="tab:blue", label=label)
+    band = fit.get("band") or {}
+    if band.get("low") and None not in band["low"] + band["high"]:
+        area = ax.fill_between(band["sizes"], band["low"], band["high"], color="tab:blue")
+        area.set(alpha=0.15, label=f"{level}% bootstrap band")
+        handles.append(area)
+    if theory is not None:
+        centre = math.exp(sum(math.log(x) for x in fit["sizes"]) / len(fit["sizes"]))
+        n_centre = math.exp(a) * centre**b
+        line = [n_centre * (x / centre) ** theory for x in xs]
+        handles += ax.plot(xs, line, "--", color="black", label=f"theory: b = {theory:g}")
+    return handles
+
+
+def _values(values: Any) -> str:
+    return ", ".join(f"{v:g}" for v in values)

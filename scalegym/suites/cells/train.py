@@ -1,0 +1,239 @@
+"""The `train` cell: an agent trained on an env over seeds, with learning curves and a verdict."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from scalegym.agents.result import TrainResult
+from scalegym.suites.markdown import (
+    code_env_label,
+    env_label,
+    mean_std,
+    num,
+    si,
+    si3,
+    table_row,
+    table_rule,
+)
+from scalegym.suites.schema import INHERIT, Cell, CellContext, Record, Rule, threshold_problems
+from scalegym.suites.statistics import iqm_cell
+
+THRESHOLD_METRICS = ("success", "return")
+
+
+def agent_rules(agents: tuple[str, ...]) -> dict[str, Rule]:
+    """The fields of a cell that trains an agent: which one, for how long, over which seeds."""
+    return {
+        "agent": Rule("str", required=True, allowed=agents),
+        "steps": Rule("int", required=True, minimum=1),
+        "seeds": Rule("int", default=INHERIT, minimum=1),
+        "seed": Rule("int", default=INHERIT, minimum=0),
+        "agent_params": Rule("table", default={}),
+    }
+
+
+def agent_param_problems(agent: str, params: dict[str, Any], at: str) -> list[str]:
+    """What is wrong with a cell's `agent_params`, checked by the agent's own config."""
+    from scalegym.agents.ppo.config import override_problems
+
+    problems = override_problems(params) if agent == "ppo" else []
+    return [f'{at}: field "agent_params": {p}' for p in problems]
+
+
+@dataclass(frozen=True)
+class TrainCell(Cell):
+    """An agent trained on an env for `steps` env steps per seed over `seeds` seeds."""
+
+    agent: str
+    steps: int
+    seeds: int
+    seed: int
+    agent_params: dict[str, Any]
+    threshold: float | None
+    threshold_on: str
+
+    kind: ClassVar[str] = "train"
+    title: ClassVar[str] = "Training"
+    rules: ClassVar[dict[str, Rule]] = {
+        **agent_rules(("ppo",)),
+        "threshold": Rule("float", default=None),
+        "threshold_on": Rule("str", default="success", allowed=THRESHOLD_METRICS),
+    }
+
+    @classmethod
+    def problems(cls, values: dict[str, Any], where: str) -> list[str]:
+        problems = threshold_problems(values["threshold"], "threshold_on", values, where)
+        return problems + agent_param_problems(values["agent"], values["agent_params"], where)
+
+    def run(self, context: CellContext) -> dict[str, Any]:
+        """Train over `seeds` seeds; curves go to TensorBoard at every chunk."""
+        result, resume = train_in_cell(self, context)
+        record = {**result.as_record(), "resumed_from_checkpoint": resume}
+        if self.threshold is not None:
+            record["threshold"] = threshold_verdict(result, self.threshold_on, self.threshold)
+        return record
+
+    @staticmethod
+    def summary_row(result: dict[str, Any]) -> dict[str, Any]:
+        train = TrainResult.from_record(result)
+        verdict = result.get("threshold") or {}
+        return {
+            "sps": train.sps,
+            "steps": train.steps,
+            "seeds": train.seeds,
+            "final_return": train.final.eval_return,
+            "final_success": train.final.eval_success,
+            "final_train_return": train.final.train_return,
+            "threshold": verdict.get("value"),
+            "threshold_on": verdict.get("metric"),
+            "passed": verdict.get("passed"),
+            "compile_s": train.compile_s,
+        }
+
+    @staticmethod
+    def line(result: dict[str, Any]) -> str:
+        train = TrainResult.from_record(result)
+        parts = [f"eval return {num(train.final.eval_return, 3)}"]
+        if train.final.eval_success is not None:
+            parts.append(f"eval success {num(train.final.eval_success, 3)}")
+        if result.get("threshold"):
+            parts.append(verdict_text(result["threshold"]))
+        parts.append(f"{si(train.sps)} env steps/s")
+        return ", ".join(parts)
+
+    @staticmethod
+    def report_section(records: list[Record], manifest: dict[str, Any]) -> list[str]:
+        trained = [r for r in records if r["status"] == "ok"]
+        if not trained:
+            return []
+        header = ["cell", "env", "agent", "seeds", "env steps / seed", "eval return"]
+        header += ["eval return IQM [95% CI]", "eval success", "eval success IQM [95% CI]"]
+        header += ["train return", "threshold", "SPS", "compile s", "wall s"]
+        lines = [
+            "",
+            "Eval: each seed's policy on fresh envs, first episode of each (mean ± std over "
+            "seeds; IQM: interquartile mean over seeds with a 95% stratified-bootstrap interval, "
+            "Agarwal et al. 2021, given from 2 seeds). Train return: episodes that ended during "
+            "the last chunk. SPS: env steps per second over all seeds, compile excluded.",
+            "",
+            table_row(header),
+            table_rule(len(header)),
+        ]
+        for record in trained:
+            result = TrainResult.from_record(record["result"])
+            final = result.final
+            cells = [
+                record["cell"],
+                env_label(record),
+                result.agent + (" (host)" if result.path == "host" else ""),
+                str(result.seeds),
+                f"{result.steps:,}",
+                mean_std(final.eval_return, final.per_seed_return),
+                iqm_cell(final.per_seed_return),
+                mean_std(final.eval_success, final.per_seed_success),
+                iqm_cell(final.per_seed_success),
+                num(final.train_return, 3),
+                verdict_text(record["result"].get("threshold")),
+                si(result.sps),
+                num(result.compile_s, 1),
+                num(record.get("wall_s"), 0),
+            ]
+            lines.append(table_row(cells))
+        return lines
+
+    @staticmethod
+    def figure(plt: Any, record: Record) -> Any:
+        curve = record["result"].get("curve")
+        if not curve:
+            return None
+        from scalegym.suites.plots import curve_figure
+
+        return curve_figure(plt, record["cell"], record["env"], curve)
+
+    @staticmethod
+    def readme_table(records: list[Record], **_: Any) -> list[str]:
+        """End-to-end PPO SPS of each train cell (beside the bench cells of an sps run)."""
+        lines = [
+            "End-to-end PPO (rollout, GAE and update in one compiled program; all seeds, compile "
+            "excluded):",
+            "",
+            "| env | seeds | envs × steps per update | env steps / seed | SPS |",
+            "|---|---|---|---|---|",
+        ]
+        for r in records:
+            result, config = r["result"], r["result"]["config"]
+            lines.append(
+                f"| {code_env_label(r)} | {result['seeds']} | {config['num_envs']} × "
+                f"{config['num_steps']} | {result['steps']:,} | {si3(result['sps'])} |"
+            )
+        return lines
+
+
+def threshold_verdict(result: TrainResult, metric: str, value: float) -> dict[str, Any]:
+    """Whether the final evaluation reached `value` on `metric` ("success" or "return")."""
+    achieved = {"success": result.final.eval_success, "return": result.final.eval_return}[metric]
+    return {
+        "metric": metric,
+        "value": value,
+        "achieved": achieved,
+        "passed": None if achieved is None else bool(achieved >= value),
+    }
+
+
+def verdict_text(threshold: dict[str, Any] | None) -> str:
+    if not threshold:
+        return "–"
+    passed = threshold.get("passed")
+    outcome = "n/a" if passed is None else ("pass" if passed else "FAIL")
+    return f"{threshold['metric']} ≥ {threshold['value']:g}: {outcome}"
+
+
+def train_in_cell(
+    cell: Any, context: CellContext, *, share: float = 1.0
+) -> tuple[TrainResult, bool]:
+    """Train `cell.agent` over `cell.seeds` seeds; (the result, whether it resumed).
+
+    A cell killed mid-way is continued from its checkpoint when resuming; otherwise it starts
+    over, and the curves of the lost attempt are removed so TensorBoard shows one run. Training
+    fills the first `share` of the cell's progress bar.
+    """
+    from scalegym.agents.train import train_agent
+    from scalegym.suites.tensorboard import TensorBoardLogger
+
+    resume = context.resuming and has_files(context.checkpoint_dir)
+    if not resume:
+        clear(context.tb_dir)
+        clear(context.checkpoint_dir)
+    with TensorBoardLogger(context.tb_dir) as logger:
+
+        def log(env_steps: int, scalars: dict[str, float]) -> None:
+            logger.log_scalars(env_steps, scalars)
+            context.advance(share * min(1.0, env_steps / cell.steps))
+
+        result = train_agent(
+            cell.env,
+            cell.agent,
+            total_steps=cell.steps,
+            num_seeds=cell.seeds,
+            seed=cell.seed,
+            env_overrides=dict(cell.env_params),
+            agent_overrides=dict(cell.agent_params),
+            devices=context.devices,
+            log=log,
+            checkpoint_dir=context.checkpoint_dir,
+            resume=resume,
+            progress=False,  # the runner's own bar is live; rich allows one live display
+        )
+    return result, resume
+
+
+def clear(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+
+
+def has_files(path: Path) -> bool:
+    return path.is_dir() and any(p.is_file() for p in path.rglob("*"))
