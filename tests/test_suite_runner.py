@@ -364,8 +364,8 @@ def test_smoke_train_cell_with_real_ppo(tmp_path: Path) -> None:
     pytest.importorskip("scalegym.agents.train")
     from test_learning import untrained_eval
 
-    from scalegym.suites.runner import run_cell
     from scalegym.suites.cells import TrainCell
+    from scalegym.suites.runner import run_cell
     from scalegym.suites.spec import load_suite
 
     cell = next(c for c in load_suite("smoke").cells if isinstance(c, TrainCell))
@@ -401,8 +401,8 @@ def test_new_commands_have_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.usefixtures("out_of_memory_at_batch_3")
 def test_bench_cell_failing_at_one_size_keeps_the_rest(tmp_path: Path) -> None:
-    from scalegym.suites.runner import run_cell
     from scalegym.suites.cells import BenchCell
+    from scalegym.suites.runner import run_cell
 
     cell = BenchCell(0, "b", "ToyChain-v0", {}, batch_sizes=(1, 3, 2), steps=4, repeats=1, seed=0)
     record = run_cell(cell, tmp_path, advance=lambda fraction: None)

@@ -15,9 +15,9 @@ from scalegym.agents.planners.planning import Decision
 from scalegym.agents.planners.search import make_planner
 from scalegym.cli import main
 from scalegym.envs.threebody import evaluation
-from scalegym.suites.spec import SuiteError, parse_suite
 from scalegym.envs.threebody.verdict import select_seed, verdict
 from scalegym.suites.cells.timestep import report_lines, timestep_figure
+from scalegym.suites.spec import SuiteError, parse_suite
 
 TINY = b"""
 [suite]

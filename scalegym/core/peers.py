@@ -226,5 +226,5 @@ PEER_PREFIXES = ("gymnax:", XMINIGRID_PREFIX, NAVIX_PREFIX)  # every peer a benc
 
 
 def is_peer(env_id: str) -> bool:
-    """True for the peers' ids (gymnax, XLand-MiniGrid, NAVIX): what a scalegym env is set beside."""
+    """True for the peers' ids (gymnax, XLand-MiniGrid, NAVIX): envs scalegym is set beside."""
     return env_id.startswith(PEER_PREFIXES)
