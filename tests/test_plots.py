@@ -58,7 +58,7 @@ def test_curve_figure_draws_eval_success_legend_outside_and_ticks_apart() -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from scalegym.suites.plots import curve_figure
+    from scalegym.suites.cells.train import curve_figure
 
     # Early chunks: only the successes have finished, so train/success reads 1.0 throughout;
     # the evaluation on fresh envs shows the learning as it is.
@@ -93,7 +93,7 @@ def test_eval_success_is_drawn_even_without_training_curves() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from scalegym.suites.plots import curve_figure
+    from scalegym.suites.cells.train import curve_figure
 
     fig = curve_figure(plt, "x", "E-v0", [{"step": 10, "eval/return": 1.0, "eval/success": 0.5}])
     assert [line.get_label() for a in fig.axes for line in a.get_lines()] == [
@@ -124,7 +124,7 @@ def test_curve_figure_bands_the_seeds_iqm_interval_at_evaluations() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from scalegym.suites.plots import curve_figure, seed_band
+    from scalegym.suites.cells.train import curve_figure, seed_band
 
     curve = [
         {"step": 100, "eval/return": 1.0, "per_seed_return": [0.0, 1.0, 2.0, 1.0]},
