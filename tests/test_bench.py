@@ -17,6 +17,7 @@ import scalegym  # noqa: F401  (registers the built-in ids, as a user's import w
 from scalegym.core import spaces
 from scalegym.core.environment import Environment
 from scalegym.core.resolve import ResolvedEnv, is_functional_env_class, resolve_env
+from scalegym.suites import measures
 from scalegym.suites.measures import (
     bench_host_env,
     bench_jax_env,
@@ -244,18 +245,41 @@ def test_expensive_observation_benches_slower() -> None:
     assert dear[0]["sps"] < cheap[0]["sps"]
 
 
+class ScriptedClock:
+    """A stand-in for the `time` module whose `perf_counter` reads start, stop, start, stop, ...:
+    each stop is its start plus the next of `durations` (seconds), so a timed region lasts
+    exactly what the test says, whatever the machine is doing."""
+
+    def __init__(self, durations: list[float]) -> None:
+        self.durations, self.now, self.started = list(durations), 0.0, False
+
+    def perf_counter(self) -> float:
+        if self.started:
+            assert self.durations, "the harness timed more regions than the test scripted"
+            self.now += self.durations.pop(0)
+        else:
+            self.now += 1.0  # untimed time between regions
+        self.started = not self.started
+        return self.now
+
+
 @pytest.mark.parametrize("env_id", ["TestChain-v0", "gymnax:CartPole-v1"])
-def test_bench_jax_env_records(env_id: str) -> None:
+def test_bench_jax_env_records(env_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Per batch size the harness times the compile, then each repeat; powers of two keep the
+    # arithmetic exact. Batch 8 x 8 steps = 64 steps per run: runs of 1/4, 1/2 and 1/8 s are
+    # 256, 128 and 512 steps/s, median 256 (the mean would be 298.7); batch 1: 8 steps per run.
+    clock = ScriptedClock([0.5, 0.25, 0.5, 0.125, 2.0, 0.25, 0.5, 0.125])
+    monkeypatch.setattr(measures, "time", clock)
     resolved = resolve_env(env_id)
-    records = bench_jax_env(resolved.env, resolved.params, [1, 8], num_steps=8, repeats=2)
-    assert [r["batch_size"] for r in records] == [1, 8]
+    records = bench_jax_env(resolved.env, resolved.params, [8, 1], num_steps=8, repeats=3)
+    assert clock.durations == []  # every scripted region was timed: compile and 3 repeats, twice
+    assert [r["batch_size"] for r in records] == [8, 1]
     for record in records:
         assert set(record) == RECORD_KEYS | {"devices"}
-        assert record["repeats"] == 2 and record["num_steps"] == 8 and record["devices"] == 1
-        for key in ("sps", "sps_min", "sps_max"):
-            assert math.isfinite(record[key]) and record[key] > 0
-        assert record["sps_min"] <= record["sps"] <= record["sps_max"]
-        assert record["compile_s"] >= 0
+        assert record["repeats"] == 3 and record["num_steps"] == 8 and record["devices"] == 1
+    big, one = records
+    assert (big["sps"], big["sps_min"], big["sps_max"], big["compile_s"]) == (256, 128, 512, 0.5)
+    assert (one["sps"], one["sps_min"], one["sps_max"], one["compile_s"]) == (32, 16, 64, 2.0)
 
 
 def test_bench_host_env_records() -> None:

@@ -1,4 +1,11 @@
-"""One conformance harness run over every registered env id (gymnax-1.0 contract, DESIGN §2).
+"""One conformance harness run over every registered env id, against the gymnax-1.0 env contract.
+
+The contract: `reset(key, params) -> (obs, state)` and `step(key, state, action, params) -> (obs,
+state, reward, terminated, truncated, info)` jit and vmap; observations are finite, float32 and
+inside their spaces, rewards float32, flags bool, actions int32; new values (params included) do
+not retrace; the key alone fixes the trajectory; `step_env` advances `state.time` by one; `step`
+truncates at exactly `max_steps_in_episode`, auto-resets and puts the last real observation in
+`info["final_observation"]`.
 
 Each env's tests share its compiled programs (`programs`): one jitted rollout, step, step_env
 and reset_env per env id and precision, so the harness compiles each program once, not per test.

@@ -170,9 +170,11 @@ def test_make_planner_names_and_errors() -> None:
         make_planner("beam", 10, widht=2)
     with pytest.raises(ValueError, match=r"population=8.*exceeds budget=63"):
         make_planner("cem", 63, horizon=2, iterations=4, population=8)
-    with pytest.raises(ValueError, match="budget=7 is invalid; at least iterations·horizon = 8"):
+    with pytest.raises(
+        ValueError, match="budget=7 is invalid; allowed: at least iterations·horizon = 8"
+    ):
         make_planner("cem", 7, horizon=2, iterations=4)
-    with pytest.raises(ValueError, match="horizon=9 is invalid; at most budget=8"):
+    with pytest.raises(ValueError, match="horizon=9 is invalid; allowed: at most budget=8"):
         make_planner("random-shooting", 8, horizon=9)
     with pytest.raises(ValueError, match="elite_frac"):
         make_planner("cem", 64, elite_frac=0.0)
@@ -180,7 +182,7 @@ def test_make_planner_names_and_errors() -> None:
         make_planner("beam", 64, discount=1.5)
     with pytest.raises(ValueError, match="budget=0"):
         make_planner("beam", 0)
-    with pytest.raises(ValueError, match="budget=3 is invalid; at least the env's number"):
+    with pytest.raises(ValueError, match="budget=3 is invalid; allowed: at least the env's number"):
         beam_schedule(3, 4, 4)
     assert hash(make_planner("cem", 64)) == hash(make_planner("cem", 64))
 

@@ -160,6 +160,7 @@ def check_render_mode(env: Any, render_mode: str | None) -> list[str]:
 
 
 def env_name(env: Any) -> str:
+    """A short display name for a functional env: its `name`, else the class name."""
     try:
         return str(env.name)
     except (AttributeError, NotImplementedError):

@@ -39,6 +39,16 @@ __all__ = [
 ]
 
 
+def _lane_mask(mask: Any, ndim: int) -> Any:
+    """A per-lane mask [N] reshaped to [N, 1, ...] so it broadcasts over a leaf of `ndim` axes."""
+    return mask.reshape(mask.shape + (1,) * (ndim - 1))
+
+
+def _select_lanes(mask: jax.Array, new: Any, old: Any) -> Any:
+    """Leafwise: lane i of `new` where `mask[i]` [N], else lane i of `old` (trees of one shape)."""
+    return jax.tree.map(lambda x, y: jnp.where(_lane_mask(mask, x.ndim), x, y), new, old)
+
+
 def _masked_info(info: Mapping[str, Any], mask: np.ndarray) -> dict[str, Any]:
     """gymnasium's vector-info layout: values where `mask` (zero elsewhere) plus `_key` masks."""
     out: dict[str, Any] = {}
@@ -47,8 +57,7 @@ def _masked_info(info: Mapping[str, Any], mask: np.ndarray) -> dict[str, Any]:
             out[k] = _masked_info(v, mask)
         else:
             v = np.asarray(v)
-            lane_mask = mask.reshape(mask.shape + (1,) * (v.ndim - 1))
-            out[k] = np.where(lane_mask, v, np.zeros((), v.dtype))
+            out[k] = np.where(_lane_mask(mask, v.ndim), v, np.zeros((), v.dtype))
         out[f"_{k}"] = mask.copy()
     return out
 
@@ -98,6 +107,101 @@ def autoreset_mode_of(value: AutoresetMode | str) -> AutoresetMode:
     raise ValueError(f"autoreset_mode={value!r} is not supported; allowed: {allowed}")
 
 
+ResetFn = Callable[[jax.Array, Any], tuple[jax.Array, Any, Any]]
+StepFn = Callable[[jax.Array, jax.Array, Any, Any, Any], tuple[Any, Any, tuple[Any, ...]]]
+
+
+def _reset_program(env: Any) -> ResetFn:
+    """`reset(keys [N, 2], params) -> (next keys, obs, state)`: every lane reset, vmapped."""
+    v_reset = jax.vmap(env.reset, in_axes=(0, None))
+    v_split = jax.vmap(jax.random.split)
+
+    def reset_fn(keys: jax.Array, params: Any) -> tuple[jax.Array, Any, Any]:
+        keys = v_split(keys)  # [N, 2, 2]
+        obs, state = v_reset(keys[:, 1], params)
+        return keys[:, 0], obs, state
+
+    return reset_fn
+
+
+def _masked_reset_program(reset_fn: ResetFn) -> Callable[..., tuple[jax.Array, Any, Any]]:
+    """`(keys, obs, state, mask [N], params) -> (keys, obs, state)`: only lanes in mask reset."""
+
+    def masked_reset_fn(
+        keys: jax.Array, obs: Any, state: Any, mask: jax.Array, params: Any
+    ) -> tuple[jax.Array, Any, Any]:
+        return _select_lanes(mask, reset_fn(keys, params), (keys, obs, state))
+
+    return masked_reset_fn
+
+
+def _step_program(env: Any) -> StepFn:
+    """`(keys, steps, state, actions, params) -> (state, obs, out)`, out the SAME_STEP results
+    (obs, reward, terminated, truncated, info, final obs), every lane stepped, vmapped."""
+    v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    v_step_key = jax.vmap(lane_step_key, in_axes=(0, None))
+
+    def step_fn(
+        keys: jax.Array, steps: jax.Array, state: Any, actions: Any, params: Any
+    ) -> tuple[Any, Any, tuple[Any, ...]]:
+        # Lane i's key for this step: lane_step_key(its chain's base, steps), the schedule
+        # FunctionalGymEnv follows, so a SyncVectorEnv of single envs replays this one.
+        obs, state, reward, terminated, truncated, info = v_step(
+            v_step_key(keys, steps), state, actions, params
+        )
+        info = dict(info)
+        if "final_observation" not in info:
+            raise ValueError(
+                f"{env_name(env)}.step must put the last real observation of an episode in "
+                "info['final_observation'] (scalegym and gymnax >= 1.0 envs do)"
+            )
+        final_obs = info.pop("final_observation")
+        out = (
+            obs,
+            jnp.asarray(reward, jnp.float32),
+            jnp.asarray(terminated, jnp.bool_),
+            jnp.asarray(truncated, jnp.bool_),
+            info,
+            final_obs,
+        )
+        return state, obs, out
+
+    return step_fn
+
+
+def _next_step_program(step_fn: StepFn) -> Callable[..., tuple[Any, Any, tuple[Any, ...]]]:
+    """`(keys, steps, state, actions, params, pending [N], last obs) -> (state, held obs, out)`,
+    out the NEXT_STEP results (obs, reward, terminated, truncated, info)."""
+
+    def next_step_fn(
+        keys: jax.Array,
+        steps: jax.Array,
+        state: Any,
+        actions: Any,
+        params: Any,
+        pending: jax.Array,
+        last: Any,
+    ) -> tuple[Any, Any, tuple[Any, ...]]:
+        # The env's own step auto-resets, so a lane that ends holds its reset state and obs
+        # already; NEXT_STEP shows the last obs now and the reset obs on the lane's next step.
+        new_state, new_obs, out = step_fn(keys, steps, state, actions, params)
+        obs, reward, terminated, truncated, info, final_obs = out
+        done = terminated | truncated
+        shown = _select_lanes(pending, last, _select_lanes(done, final_obs, obs))
+        state = _select_lanes(pending, state, new_state)  # a pending lane keeps its reset state
+        held = _select_lanes(pending, last, new_obs)
+        out = (
+            shown,
+            jnp.where(pending, 0.0, reward),
+            terminated & ~pending,
+            truncated & ~pending,
+            info,
+        )
+        return state, held, out
+
+    return next_step_fn
+
+
 class FunctionalVectorEnv(gymnasium.vector.VectorEnv):
     """`num_envs` copies of a functional env behind one jitted `vmap(env.step)`.
 
@@ -141,106 +245,27 @@ class FunctionalVectorEnv(gymnasium.vector.VectorEnv):
             "render_fps": 30,
         }
         self.render_mode = render_mode
-        self.single_observation_space = to_gymnasium_space(env.observation_space(self.params))
-        self.single_action_space = to_gymnasium_space(env.action_space(self.params))
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._action_dtype = host_dtype_of(env.action_space(self.params))
+        self._build_spaces()
         self._keys: jax.Array | None = None  # [N, 2] base of each lane's key chain
         self._steps = 0  # steps taken since the last full reset (lane_step_key's counter)
         self._state: Any = None  # [N, ...] env states
         self._obs: Any = None  # [N, ...] last observation, on device (for masked resets)
         # NEXT_STEP: lanes whose episode ended in the last step and whose next step is the reset.
         self._pending = np.zeros(self.num_envs, dtype=bool)  # [N]
-
-        v_reset = jax.vmap(env.reset, in_axes=(0, None))
-        v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-        v_split = jax.vmap(jax.random.split)
-
-        def reset_fn(keys: jax.Array, params: Any) -> tuple[jax.Array, Any, Any]:
-            keys = v_split(keys)  # [N, 2, 2]
-            obs, state = v_reset(keys[:, 1], params)
-            return keys[:, 0], obs, state
-
-        def masked_reset_fn(
-            keys: jax.Array, obs: Any, state: Any, mask: jax.Array, params: Any
-        ) -> tuple[jax.Array, Any, Any]:
-            new_keys, new_obs, new_state = reset_fn(keys, params)
-
-            def pick(new: jax.Array, old: jax.Array) -> jax.Array:
-                return jnp.where(mask.reshape(mask.shape + (1,) * (new.ndim - 1)), new, old)
-
-            return (
-                pick(new_keys, keys),
-                jax.tree.map(pick, new_obs, obs),
-                jax.tree.map(pick, new_state, state),
-            )
-
-        v_step_key = jax.vmap(lane_step_key, in_axes=(0, None))
-
-        def step_fn(
-            keys: jax.Array, steps: jax.Array, state: Any, actions: Any, params: Any
-        ) -> tuple[Any, ...]:
-            # Lane i's key for this step: lane_step_key(its chain's base, steps), the schedule
-            # FunctionalGymEnv follows, so a SyncVectorEnv of single envs replays this one.
-            obs, state, reward, terminated, truncated, info = v_step(
-                v_step_key(keys, steps), state, actions, params
-            )
-            info = dict(info)
-            if "final_observation" not in info:
-                raise ValueError(
-                    f"{env_name(env)}.step must put the last real observation of an episode in "
-                    "info['final_observation'] (scalegym and gymnax >= 1.0 envs do)"
-                )
-            final_obs = info.pop("final_observation")
-            out = (
-                obs,
-                jnp.asarray(reward, jnp.float32),
-                jnp.asarray(terminated, jnp.bool_),
-                jnp.asarray(truncated, jnp.bool_),
-                info,
-                final_obs,
-            )
-            return state, obs, out
-
-        def next_step_fn(
-            keys: jax.Array,
-            steps: jax.Array,
-            state: Any,
-            actions: Any,
-            params: Any,
-            pending: jax.Array,
-            last: Any,
-        ) -> tuple[Any, ...]:
-            # The env's own step auto-resets, so a lane that ends holds its reset state and obs
-            # already; NEXT_STEP shows the last obs now and the reset obs on the lane's next step.
-            new_state, new_obs, out = step_fn(keys, steps, state, actions, params)
-            obs, reward, terminated, truncated, info, final_obs = out
-            done = terminated | truncated
-
-            def lanes(mask: jax.Array, a: Any, b: Any) -> Any:
-                return jax.tree.map(
-                    lambda x, y: jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 1)), x, y),
-                    a,
-                    b,
-                )
-
-            shown = lanes(pending, last, lanes(done, final_obs, obs))
-            state = lanes(pending, state, new_state)  # a pending lane keeps its reset state
-            held = lanes(pending, last, new_obs)
-            out = (
-                shown,
-                jnp.where(pending, 0.0, reward),
-                terminated & ~pending,
-                truncated & ~pending,
-                info,
-            )
-            return state, held, out
-
+        reset_fn, step_fn = _reset_program(env), _step_program(env)
         self._reset_fn: Callable[..., Any] = jax.jit(reset_fn)
-        self._masked_reset_fn: Callable[..., Any] = jax.jit(masked_reset_fn)
+        self._masked_reset_fn: Callable[..., Any] = jax.jit(_masked_reset_program(reset_fn))
         self._step_fn: Callable[..., Any] = jax.jit(step_fn)
-        self._next_step_fn: Callable[..., Any] = jax.jit(next_step_fn)
+        self._next_step_fn: Callable[..., Any] = jax.jit(_next_step_program(step_fn))
+
+    def _build_spaces(self) -> None:
+        """The single and batched gymnasium spaces, and the host dtype actions are cast to."""
+        env, params = self.functional_env, self.params
+        self.single_observation_space = to_gymnasium_space(env.observation_space(params))
+        self.single_action_space = to_gymnasium_space(env.action_space(params))
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._action_dtype = host_dtype_of(env.action_space(params))
 
     def _lane_keys(self, seed: int | Sequence[int] | None) -> jax.Array:
         if seed is None:

@@ -43,16 +43,7 @@ from scalegym.agents.ppo.config import PPOConfig
 from scalegym.agents.ppo.networks import ActorCritic
 from scalegym.agents.ppo.normalization import normalize
 from scalegym.core.environment import select_tree
-from scalegym.core.fields import check_fields
-
-
-def _need(ok: bool, field: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ValueError(f"GumbelMuZero: {field}={value!r} is invalid; {allowed}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+from scalegym.core.fields import check_fields, is_int, is_number, require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,37 +103,41 @@ class GumbelMuZero:
 
     def __post_init__(self) -> None:
         b = self.budget
-        _need(_is_int(b) and b >= 1, "budget", b, "allowed: integers >= 1")
+        require(is_int(b, 1), "GumbelMuZero", "budget", b, "integers >= 1")
         m = self.max_num_considered_actions
-        _need(
-            m is None or (_is_int(m) and m >= 1),
+        require(
+            m is None or is_int(m, 1),
+            "GumbelMuZero",
             "max_num_considered_actions",
             m,
-            "allowed: integers >= 1, or None for min(16, number of actions)",
+            "integers >= 1, or None for min(16, number of actions)",
         )
         g = self.gumbel_scale
-        _need(isinstance(g, int | float) and g >= 0.0, "gumbel_scale", g, "allowed: >= 0")
+        require(is_number(g) and g >= 0.0, "GumbelMuZero", "gumbel_scale", g, ">= 0")
         d = self.discount
-        _need(isinstance(d, int | float) and 0.0 < d <= 1.0, "discount", d, "allowed: 0 < d <= 1")
+        require(is_number(d) and 0.0 < d <= 1.0, "GumbelMuZero", "discount", d, "0 < d <= 1")
         n = self.network
-        _need(
+        require(
             n is None or isinstance(n, PriorNetwork),
+            "GumbelMuZero",
             "network",
             n,
-            "allowed: None (uniform prior, zero value) or a PriorNetwork",
+            "None (uniform prior, zero value) or a PriorNetwork",
         )
         if n is not None:
-            _need(
+            require(
                 self.network_params is not None,
+                "GumbelMuZero",
                 "network_params",
                 None,
-                "a network needs its params",
+                "the network's flax params (a network needs them)",
             )
-            _need(
+            require(
                 not n.normalize_obs or self.obs_norm is not None,
+                "GumbelMuZero",
                 "obs_norm",
                 None,
-                "the network was trained on normalised observations; pass the run's ObsNorm",
+                "the run's ObsNorm (the network was trained on normalised observations)",
             )
 
     # Hash and equality for `run_episodes`' cache: static fields by value, arrays by identity

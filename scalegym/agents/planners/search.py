@@ -24,26 +24,17 @@ import jax.numpy as jnp
 from flax import struct
 
 from scalegym.agents.planners.planning import Decision, model_step, rollout
-from scalegym.core.fields import check_fields, dataclass_fields
-
-
-def _need(ok: bool, planner: str, field: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ValueError(f"{planner}: {field}={value!r} is invalid; {allowed}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+from scalegym.core.fields import check_fields, dataclass_fields, is_int, is_number, require
 
 
 def _check_common(planner: str, budget: Any, discount: Any) -> None:
-    _need(_is_int(budget) and budget >= 1, planner, "budget", budget, "allowed: integers >= 1")
-    _need(
-        isinstance(discount, int | float) and 0.0 < discount <= 1.0,
+    require(is_int(budget, 1), planner, "budget", budget, "integers >= 1")
+    require(
+        is_number(discount) and 0.0 < discount <= 1.0,
         planner,
         "discount",
         discount,
-        "allowed: 0 < discount <= 1",
+        "0 < discount <= 1",
     )
 
 
@@ -76,8 +67,8 @@ class RandomShooting:
     def __post_init__(self) -> None:
         _check_common("RandomShooting", self.budget, self.discount)
         h = self.horizon
-        _need(_is_int(h) and h >= 1, "RandomShooting", "horizon", h, "allowed: integers >= 1")
-        _need(
+        require(is_int(h, 1), "RandomShooting", "horizon", h, "integers >= 1")
+        require(
             h <= self.budget,
             "RandomShooting",
             "horizon",
@@ -139,18 +130,18 @@ class CEM:
         _check_common("CEM", self.budget, self.discount)
         for field in ("horizon", "iterations"):
             value = getattr(self, field)
-            _need(_is_int(value) and value >= 1, "CEM", field, value, "allowed: integers >= 1")
+            require(is_int(value, 1), "CEM", field, value, "integers >= 1")
         p = self.population
-        _need(
-            p is None or (_is_int(p) and p >= 1),
+        require(
+            p is None or is_int(p, 1),
             "CEM",
             "population",
             p,
-            "allowed: integers >= 1, or None for budget // (iterations·horizon)",
+            "integers >= 1, or None for budget // (iterations·horizon)",
         )
         per_sample = self.iterations * self.horizon
         if p is None:
-            _need(
+            require(
                 per_sample <= self.budget,
                 "CEM",
                 "budget",
@@ -158,30 +149,31 @@ class CEM:
                 f"at least iterations·horizon = {per_sample} (one sample per round)",
             )
         else:
-            _need(
+            require(
                 p * per_sample <= self.budget,
                 "CEM",
                 "population",
                 p,
-                f"population·iterations·horizon = {p * per_sample} exceeds budget={self.budget}; "
-                "lower population, iterations or horizon",
+                f"at most budget // (iterations·horizon) = {self.budget // per_sample} "
+                f"(population·iterations·horizon = {p * per_sample} exceeds budget={self.budget}; "
+                "lower population, iterations or horizon)",
             )
         f = self.elite_frac
-        _need(
-            isinstance(f, int | float) and 0.0 < f <= 1.0,
+        require(
+            is_number(f) and 0.0 < f <= 1.0,
             "CEM",
             "elite_frac",
             f,
-            "allowed: 0 < elite_frac <= 1",
+            "0 < elite_frac <= 1",
         )
         for field in ("smoothing", "uniform_mix"):
             value = getattr(self, field)
-            _need(
-                isinstance(value, int | float) and 0.0 <= value < 1.0,
+            require(
+                is_number(value) and 0.0 <= value < 1.0,
                 "CEM",
                 field,
                 value,
-                f"allowed: 0 <= {field} < 1",
+                f"0 <= {field} < 1",
             )
 
     @property
@@ -241,7 +233,7 @@ def beam_schedule(budget: int, width: int, num_actions: int) -> tuple[tuple[int,
     ~log_A(width) more, unrolled), after which every level expands `width` nodes (width·A steps,
     under `lax.scan`).
     """
-    _need(
+    require(
         budget >= num_actions,
         "BeamSearch",
         "budget",
@@ -280,7 +272,7 @@ class BeamSearch:
     def __post_init__(self) -> None:
         _check_common("BeamSearch", self.budget, self.discount)
         w = self.width
-        _need(_is_int(w) and w >= 1, "BeamSearch", "width", w, "allowed: integers >= 1")
+        require(is_int(w, 1), "BeamSearch", "width", w, "integers >= 1")
 
     def init(self, env: Any, params: Any, obs: Any, state: Any, key: jax.Array) -> None:
         return None

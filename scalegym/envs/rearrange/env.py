@@ -11,7 +11,7 @@ import numpy as np
 
 from scalegym.core import spaces
 from scalegym.core.environment import Environment
-from scalegym.core.fields import check_fields, check_kinds
+from scalegym.core.fields import check_fields, check_kinds, is_int, require
 from scalegym.core.fusion import compute_once
 from scalegym.envs.rearrange import generator
 from scalegym.envs.rearrange.render import render_rgb, render_text
@@ -105,35 +105,39 @@ class Rearrange(Environment[RearrangeState, RearrangeParams]):
         return params.replace(pool=pool)
 
     def validate_params(self, params: RearrangeParams) -> None:
-        p = params
-
-        def need(ok: bool, field: str, allowed: str) -> None:
-            if not ok:
-                value = getattr(p, field)
-                raise ValueError(f"{self.name}: param {field}={value!r} is invalid; {allowed}")
-
+        p, name = params, self.name
         for field in ("height", "width"):
-            need(
-                isinstance(getattr(p, field), int) and 5 <= getattr(p, field) <= MAX_GRID,
+            value = getattr(p, field)
+            require(
+                is_int(value) and 5 <= value <= MAX_GRID,
+                name,
                 field,
-                f"allowed: integers 5..{MAX_GRID}",
+                value,
+                f"integers 5..{MAX_GRID}",
             )
-        need(
-            isinstance(p.num_objects, int) and 1 <= p.num_objects <= MAX_OBJECTS,
+        k = p.num_objects
+        require(
+            is_int(k) and 1 <= k <= MAX_OBJECTS,
+            name,
             "num_objects",
-            f"allowed: integers 1..{MAX_OBJECTS}",
+            k,
+            f"integers 1..{MAX_OBJECTS}",
         )
         if self.task == "pick":
-            need(p.num_objects == 1, "num_objects", "RearrangePick allows only 1")
-        need(p.obs_mode in OBS_MODES, "obs_mode", f"allowed: {', '.join(OBS_MODES)}")
+            require(k == 1, name, "num_objects", k, "1 (a pick task moves one object)")
+        require(p.obs_mode in OBS_MODES, name, "obs_mode", p.obs_mode, ", ".join(OBS_MODES))
         smallest = min(p.height, p.width)
-        need(
-            isinstance(p.view_size, int) and p.view_size % 2 == 1 and 3 <= p.view_size <= smallest,
+        v = p.view_size
+        require(
+            is_int(v) and v % 2 == 1 and 3 <= v <= smallest,
+            name,
             "view_size",
-            f"allowed: odd integers 3..{smallest if smallest % 2 else smallest - 1} "
+            v,
+            f"odd integers 3..{smallest if smallest % 2 else smallest - 1} "
             f"(at most the grid's smaller side, {smallest})",
         )
-        need(0.0 <= p.wall_density <= 0.5, "wall_density", "allowed: 0.0..0.5")
+        d = p.wall_density
+        require(0.0 <= d <= 0.5, name, "wall_density", d, "0.0..0.5")
         interior = (p.height - 2) * (p.width - 2)
         free = int(interior * (1.0 - p.wall_density))
         cells = 2 * p.num_objects + 1
@@ -144,17 +148,21 @@ class Rearrange(Environment[RearrangeState, RearrangeParams]):
                 f"num_objects={p.num_objects} needs at least {2 * cells} (2 × (agent + objects "
                 f"+ goals)); enlarge height/width, lower wall_density or num_objects"
             )
-        need(isinstance(p.pool_size, int) and p.pool_size >= 1, "pool_size", "allowed: >= 1")
+        require(is_int(p.pool_size, 1), name, "pool_size", p.pool_size, ">= 1")
         size = generator.pool_bytes(p.height, p.width, pool_view_size(p), p.pool_size)
-        need(
+        require(
             size <= generator.MAX_POOL_BYTES,
+            name,
             "pool_size",
-            f"the layout pool would take {size / 2**20:.0f} MiB (limit "
-            f"{generator.MAX_POOL_BYTES // 2**20} MiB); lower pool_size",
+            p.pool_size,
+            f"a layout pool of at most {generator.MAX_POOL_BYTES // 2**20} MiB (this one would "
+            f"take {size / 2**20:.0f} MiB); lower pool_size",
         )
-        need(int(p.max_steps_in_episode) >= 1, "max_steps_in_episode", "allowed: >= 1")
+        steps = p.max_steps_in_episode
+        require(int(steps) >= 1, name, "max_steps_in_episode", steps, ">= 1")
         for field in ("step_penalty", "pick_bonus", "success_bonus"):
-            need(np.isfinite(float(getattr(p, field))), field, "allowed: finite numbers")
+            value = getattr(p, field)
+            require(np.isfinite(float(value)), name, field, value, "finite numbers")
 
     # ----------------------------------------------------------------- spaces
 

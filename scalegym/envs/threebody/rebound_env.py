@@ -45,6 +45,7 @@ import gymnasium
 import numpy as np
 import rebound
 
+from scalegym.core.fields import is_int
 from scalegym.envs.threebody import initial_conditions as ic
 from scalegym.envs.threebody import rules
 
@@ -114,9 +115,9 @@ class ThreeBodyRebound(gymnasium.Env[np.ndarray, np.int64]):
             ("num_instances", num_instances),
             ("max_substeps", max_substeps),
         ):
-            if not _is_int(value) or value < 1:
+            if not is_int(value, 1):
                 raise ValueError(f"{name}: {field} must be an integer >= 1, got {value!r}")
-        if not _is_int(instance) or not -1 <= instance < num_instances:
+        if not is_int(instance) or not -1 <= instance < num_instances:
             raise ValueError(
                 f"{name}: instance must be -1 (draw) or a seed in 0..{num_instances - 1}, "
                 f"got {instance!r}"
@@ -237,7 +238,3 @@ class ThreeBodyRebound(gymnasium.Env[np.ndarray, np.int64]):
         substeps = sim.steps_done - start_steps
         finite = math.isfinite(sim.t)
         return substeps, finite and self._limit.stopped, finite
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
