@@ -17,15 +17,16 @@ import pytest
 
 from scalegym.agents.planners.belief import BeliefPlanner, OraclePlanner, PlannerHistoryPolicy
 from scalegym.agents.planners.planning import run_episodes
-from scalegym.envs.pomdp import env as pomdp
 from scalegym.envs.pomdp import exact
+from scalegym.envs.pomdp.paninski_lock import PaninskiLock
+from scalegym.envs.pomdp.tiger import Tiger
 
 FILTER = {"num_particles": 8, "filter_proposals": 16}
 
 
 @functools.cache
 def tiger(horizon: int) -> tuple:
-    env = pomdp.Tiger()
+    env = Tiger()
     return env, env.make_params(horizon=horizon)
 
 
@@ -130,7 +131,7 @@ def test_prior_model_planner_never_reads_secret_or_hidden_state(search: str) -> 
     # the same env keys (pairs are uniform under every instance), while the hidden elements
     # differ; the planner's actions must then coincide too. One jitted vmap over the three
     # instances and eight keys; the same keys again give the same actions (determinism).
-    env = pomdp.PaninskiLock()
+    env = PaninskiLock()
     a, b = (env.make_params(size=4, instance_seed=s) for s in (1, 2))
     assert int(a.secret) != int(b.secret)
     poisoned = a.replace(secret=jnp.int32(-1), theta=jnp.full_like(a.theta, jnp.nan))
@@ -171,7 +172,7 @@ TREE = {"num_particles": 16, "filter_proposals": 32}
 
 @functools.cache
 def paninski_small(instance_seed: int = 0) -> tuple:
-    env = pomdp.PaninskiLock()
+    env = PaninskiLock()
     return env, env.make_params(size=4, num_elements=4, instance_seed=instance_seed)
 
 

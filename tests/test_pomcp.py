@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scalegym.agents.planners import pomcp
-from scalegym.envs.pomdp import env as pomdp
+from scalegym.envs.pomdp.paninski_lock import PaninskiLock
 
 
 def test_ucb_tries_untried_actions_first_then_trades_value_for_visits() -> None:
@@ -29,7 +29,7 @@ def test_ucb_tries_untried_actions_first_then_trades_value_for_visits() -> None:
 
 
 def paninski() -> tuple:
-    env = pomdp.PaninskiLock()
+    env = PaninskiLock()
     params = env.make_params(size=4, num_elements=4)
     _, state = env.reset_env(jax.random.PRNGKey(0), params)
     one = lambda x: jnp.asarray(x)[None]  # one particle

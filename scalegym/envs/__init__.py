@@ -8,11 +8,14 @@ from scalegym.core.registry import list_envs, register, retire
 BUILTIN_ENVS: dict[str, tuple[str, dict]] = {
     "Rearrange-v1": ("scalegym.envs.rearrange.env:Rearrange", {"task": "place"}),
     "RearrangePick-v1": ("scalegym.envs.rearrange.env:Rearrange", {"task": "pick"}),
-    "PaninskiLock-v0": ("scalegym.envs.pomdp.env:PaninskiLock", {}),
-    "RevealingBandit-v0": ("scalegym.envs.pomdp.env:RevealingBandit", {}),
-    "PerRoomSecret-v0": ("scalegym.envs.pomdp.env:PerRoomSecret", {}),
-    "Tiger-v0": ("scalegym.envs.pomdp.env:Tiger", {}),
-    "NoisyCombinationLock-v0": ("scalegym.envs.pomdp.env:NoisyCombinationLock", {}),
+    "PaninskiLock-v0": ("scalegym.envs.pomdp.paninski_lock:PaninskiLock", {}),
+    "RevealingBandit-v0": ("scalegym.envs.pomdp.revealing_bandit:RevealingBandit", {}),
+    "PerRoomSecret-v0": ("scalegym.envs.pomdp.per_room_secret:PerRoomSecret", {}),
+    "Tiger-v0": ("scalegym.envs.pomdp.tiger:Tiger", {}),
+    "NoisyCombinationLock-v0": (
+        "scalegym.envs.pomdp.noisy_combination_lock:NoisyCombinationLock",
+        {},
+    ),
     "ThreeBody-v0": ("scalegym.envs.threebody.env:ThreeBody", {}),
     "ThreeBodyAarseth-v0": ("scalegym.envs.threebody.env:ThreeBodyAarseth", {}),
 }

@@ -39,7 +39,9 @@ from flax import struct
 from scalegym.agents.budgets import BudgetLog, BudgetRun, Criterion, run_label
 from scalegym.core.fields import check_fields
 from scalegym.core.resolve import resolve_env
-from scalegym.envs.pomdp import env as pomdp
+from scalegym.envs.pomdp.paninski_lock import PaninskiLock
+from scalegym.envs.pomdp.per_room_secret import PerRoomSecret
+from scalegym.envs.pomdp.revealing_bandit import RevealingBandit
 
 DEFAULTS = {"threshold": 6.0, "margin": None}  # τ, and the test's margin (None: the family's)
 MARGINS = {"count": 2.0, "collision": 14.0}  # power ≥ 99% at the secret (see the docstring)
@@ -61,9 +63,9 @@ class LearnerState:
 
 def family_of(env: Any) -> str:
     """ "collision" for PaninskiLock, "count" for the bandit families; else a clear error."""
-    if isinstance(env, pomdp.PaninskiLock):
+    if isinstance(env, PaninskiLock):
         return "collision"
-    if isinstance(env, pomdp.RevealingBandit):  # PerRoomSecret included
+    if isinstance(env, RevealingBandit):  # PerRoomSecret included
         return "count"
     raise ValueError(
         f"the calibration learner needs a revealing family with a known rate; got "
@@ -83,7 +85,7 @@ def visit_episodes(family: str, params: Any, threshold: float, margin: float) ->
 def candidate_actions(env: Any, params: Any, candidate: jax.Array) -> jax.Array:
     """[H] int32 the actions of one episode at `candidate`: its base-A digits, then parity 0."""
     a_count, horizon = params.num_actions, env.horizon(params)
-    digits = horizon - 1 if isinstance(env, pomdp.PaninskiLock) else horizon
+    digits = horizon - 1 if isinstance(env, PaninskiLock) else horizon
     powers = a_count ** jnp.arange(digits - 1, -1, -1, dtype=jnp.int32)
     spelled = (candidate // powers) % a_count
     return jnp.concatenate([spelled, jnp.zeros(horizon - digits, jnp.int32)]).astype(jnp.int32)
@@ -160,7 +162,7 @@ def learner_visit(
 
 def is_secret(env: Any, params: Any, candidate: jax.Array) -> jax.Array:
     """Whether `candidate` is the instance's rewarded one."""
-    if isinstance(env, pomdp.PaninskiLock):
+    if isinstance(env, PaninskiLock):
         return candidate == params.secret
     return env.is_secret(candidate, params)
 
@@ -168,7 +170,7 @@ def is_secret(env: Any, params: Any, candidate: jax.Array) -> jax.Array:
 def committed_value(env: Any, params: Any, candidate: jax.Array, parity: jax.Array) -> jax.Array:
     """Exact value of "play `candidate`, then parity[i] on pair i" (parity ignored by bandits)."""
     alpha, epsilon = jnp.float32(params.alpha), jnp.float32(params.epsilon)
-    if isinstance(env, pomdp.PaninskiLock):
+    if isinstance(env, PaninskiLock):
         half = parity.shape[0]
         signs = params.theta * (1 - 2 * parity.astype(jnp.float32))
         p_win = 0.5 + epsilon * jnp.sum(signs) / (2 * half)  # P(W) at the secret
@@ -183,7 +185,7 @@ def learner_value(env: Any, params: Any, num_candidates: int, state: LearnerStat
     committed = committed_value(env, params, state.choice, parity)
     v_star = 0.5 + jnp.float32(params.alpha) * jnp.float32(params.epsilon) / 2
     uniform = 0.5 + (v_star - 0.5) / num_candidates  # parity 0 at the secret counts as half
-    if isinstance(env, pomdp.PaninskiLock):
+    if isinstance(env, PaninskiLock):
         zero = committed_value(env, params, params.secret, jnp.zeros_like(parity))
         uniform = 0.5 + (zero - 0.5) / num_candidates
     return jnp.where(state.committed, committed, uniform)
@@ -221,7 +223,7 @@ def calibration_budget_run(
     if settings["margin"] is None:
         settings["margin"] = MARGINS[family]
     m = visit_episodes(family, params, settings["threshold"], settings["margin"])
-    num_candidates = params.size**2 if isinstance(env, pomdp.PerRoomSecret) else params.size
+    num_candidates = params.size**2 if isinstance(env, PerRoomSecret) else params.size
     half = (params.num_elements or params.size) // 2 if family == "collision" else 1
     v_star = env.optimal_value(params)
 

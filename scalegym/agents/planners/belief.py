@@ -1,50 +1,6 @@
 """Planners for the POMDP families: a fair one on belief samples, an oracle on the truth.
 
-- `BeliefPlanner` (fair) plans from *particles*: pairs (instance, hidden state) drawn from the
-  posterior given what it has seen. Two choices set it up:
-  - `model`: `"known"` (default) takes the instance in `params` as the model, as V* does (V* is
-    the best return of a history policy on the known instance): only the hidden state is
-    uncertain. `"prior"` draws the instance too, from the family's own instance prior (the
-    distribution `families.py` draws the secret from at `make()`, drawn here with JAX keys), so
-    the planner never reads the instance's secret: its value is the Bayes value under the prior.
-  - `search`: `"tree"` (default) is the POMCP-style search of `pomcp.py`: UCB1 over the tree of
-    action–observation histories, each simulation carrying one particle, so it plans future
-    actions and observations. `"rollouts"` scores each action by Monte-Carlo rollouts (take
-    the action, then uniform-random actions to the episode's end; Q(a) the mean return; ties:
-    lowest index).
-  The filter is sampling-importance-resampling with 0/1 weights: `filter_proposals` model steps
-  propose successors of the particles under the action actually taken, the proposals whose
-  observation equals the one actually seen are kept, and `num_particles` are resampled from
-  them. With deterministic emissions (every family here: the symbol is part of the state) that
-  is exact posterior sampling as the proposals grow. The hidden state of every particle comes
-  from the model stepped from resets, so the planner never reads the real state.
-- `OraclePlanner` (oracle = True) runs flat rollouts from the true state with the true params.
-
-What `BeliefPlanner` reads: the observations (through `init` and `observe`), its own actions,
-and `params` (with model="prior" only the public fields: shapes, `alpha`, `epsilon`, Tiger's
-costs and accuracy, the horizon; it overwrites every secret field, `secret`, `theta`,
-`live_room`, `keys`, `combination`, and `instance_seed` with prior draws). It never reads
-`state` (tests hand it a garbage state, and with model="prior" poisoned secrets, and get
-identical decisions).
-
-What each model can earn. In PaninskiLock, RevealingBandit and PerRoomSecret no observation
-before the last action depends on the secret (pairs are uniform under every instance), so with
-model="prior" the posterior over instances inside one episode is the prior and the planner's
-value is 1/2 at every budget (the Bayes value under the prior); only learning across episodes
-finds the secret. With model="known" the tree search finds the secret candidate in the model
-and its value approaches V* as the budget grows (flat rollouts do not: a random continuation
-spells the secret and plays the right parity too rarely to separate the first actions). Tiger
-has no instance secret (only the hidden side), so there the two models coincide.
-
-Budget = simulated env steps per decision, counted exactly: the filter's proposals (after each
-real step) plus every search step used. Resets drawn for the first filter are not steps. The
-tree search runs ⌊(budget − filter) / (H − t)⌋ whole simulations at decision t. Rollout slots
-are static (`budget // A`); a decision with `rem` steps left uses the first
-`(budget − filter cost) // (A · rem)` rollouts of each action and discards the rest.
-
-Supported: PaninskiLock, RevealingBandit, PerRoomSecret, Tiger, NoisyCombinationLock (the
-`FinitePOMDP` families of `scalegym.envs.pomdp.env`). Shapes: P particles, R rollout slots per
-action, A actions, H the horizon; one env (no batch axis).
+Shapes: P particles, R rollout slots per action, A actions, H the horizon; one env (no batch axis).
 """
 
 from __future__ import annotations
@@ -60,8 +16,11 @@ from flax import struct
 
 from scalegym.agents.planners import pomcp
 from scalegym.agents.planners.planning import Decision, rollout
-from scalegym.envs.pomdp import env as pomdp
-from scalegym.envs.pomdp import families as fam
+from scalegym.envs.pomdp.noisy_combination_lock import NoisyCombinationLock
+from scalegym.envs.pomdp.paninski_lock import PaninskiLock, element_count
+from scalegym.envs.pomdp.per_room_secret import PerRoomSecret
+from scalegym.envs.pomdp.revealing_bandit import RevealingBandit
+from scalegym.envs.pomdp.tiger import Tiger
 
 PriorSampler = Callable[[jax.Array, Any], Any]  # (key, params) -> params with a drawn secret
 
@@ -71,9 +30,9 @@ def _sign(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
 
 
 def _paninski_prior(key: jax.Array, params: Any) -> Any:
-    """secret ~ U{0..S−1}, θ ~ U{±1}^(n/2): `families.paninski_secret`'s distribution."""
+    """secret ~ U{0..S−1}, θ ~ U{±1}^(n/2): `paninski_lock.draw_secret`'s distribution."""
     k_secret, k_theta = jax.random.split(key)
-    half = fam.paninski_elements(params) // 2
+    half = element_count(params) // 2
     secret = jax.random.randint(k_secret, (), 0, params.size, jnp.int32)
     return params.replace(secret=secret, theta=_sign(k_theta, (half,)), instance_seed=0)
 
@@ -101,11 +60,11 @@ def _no_secret(key: jax.Array, params: Any) -> Any:
 
 # Subclasses first: PerRoomSecret is a RevealingBandit.
 PRIORS: tuple[tuple[type, PriorSampler], ...] = (
-    (pomdp.PaninskiLock, _paninski_prior),
-    (pomdp.PerRoomSecret, _per_room_prior),
-    (pomdp.RevealingBandit, _bandit_prior),
-    (pomdp.Tiger, _no_secret),
-    (pomdp.NoisyCombinationLock, _lock_prior),
+    (PaninskiLock, _paninski_prior),
+    (PerRoomSecret, _per_room_prior),
+    (RevealingBandit, _bandit_prior),
+    (Tiger, _no_secret),
+    (NoisyCombinationLock, _lock_prior),
 )
 
 
@@ -228,13 +187,31 @@ SEARCHES = ("tree", "rollouts")
 
 @struct.dataclass
 class BeliefPlanner:
-    """The fair planner: search from particles of the posterior (see the module).
+    """The fair planner: search from particles (instance, hidden state) of the posterior.
 
-    `budget` counts the filter's `filter_proposals` steps too (after every real step), so the
-    search gets `budget − filter_proposals` steps per decision. `exploration` is UCB1's c for
-    search="tree", in reward units; None (default) takes the family's one-step reward span
-    (`reward_span`: 1 for the families paying in [0, 1], 110 for Tiger), as POMCP sets c to the
-    range of rewards.
+    - `model`: "known" (default) takes the instance in `params` as the model, as V* does: only
+      the hidden state is uncertain. "prior" draws the instance too, from the family's prior
+      (`instance_prior`, the distribution make() draws the secret from), overwriting every
+      secret field (`secret`, `theta`, `live_room`, `keys`, `combination`) and `instance_seed`:
+      its value is the Bayes value under the prior. In PaninskiLock, RevealingBandit and
+      PerRoomSecret no observation before the last action depends on the secret, so with
+      "prior" that value is 1/2 at every budget; Tiger has no secret, the two coincide.
+    - `search`: "tree" (default) is the POMCP-style search of `pomcp.py` (UCB1 over
+      action–observation histories, one particle per simulation); with model="known" its value
+      approaches V* as the budget grows. "rollouts" scores each action by Monte-Carlo rollouts
+      (the action, then uniform-random actions to the end; Q(a) the mean; ties: lowest index).
+    - The filter: `filter_proposals` model steps propose successors under the real action, those
+      that emit the real observation are kept and `num_particles` resampled from them (exact
+      posterior sampling as the proposals grow: the symbol is part of the state).
+
+    It reads observations, its own actions and `params`, never `state` (tests hand it garbage).
+    `budget` counts simulated env steps per decision exactly: the filter's `filter_proposals`
+    (after every real step; the first filter's resets are not steps) plus every search step.
+    The tree runs ⌊(budget − filter) / (H − t)⌋ whole simulations at decision t; rollout slots
+    are static (`budget // A`), and a decision with `rem` steps left uses the first
+    `(budget − filter) // (A · rem)` of each action. `exploration` is UCB1's c for search="tree",
+    in reward units; None (default) takes the family's one-step reward span (`reward_span`: 1
+    for the families paying in [0, 1], 110 for Tiger), as POMCP sets c to the range of rewards.
     """
 
     budget: int = struct.field(pytree_node=False, default=256)  # simulated env steps per decision

@@ -1,1 +1,1 @@
-"""Hard revealing-POMDP families with exact tools (DESIGN §3.3)."""
+"""Hard revealing-POMDP families with exact tools: one module per family, shared pieces beside."""

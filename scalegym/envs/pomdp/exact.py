@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import jax
 import numpy as np
 
-from scalegym.envs.pomdp.families import Candidates
+from scalegym.envs.pomdp.candidates import Candidates
 from scalegym.envs.pomdp.tabular import TabularPOMDP
 
 # Shapes: N histories in one tree level, S states, A actions, O observation symbols, D input size.

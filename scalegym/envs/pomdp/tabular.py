@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scalegym.core.fields import ParamError
+
 
 @dataclass(frozen=True)
 class TabularPOMDP:
@@ -77,3 +79,64 @@ class TabularPOMDP:
                 raise ValueError(f"{self.name} tabular model: rows of {name} must be distributions")
         if self.horizon < 1:
             raise ValueError(f"{self.name} tabular model: horizon={self.horizon}; allowed: >= 1")
+
+
+MAX_TABULAR_STATES = 4_096  # dense [A, S, S] float64 tables: 2 x 4,096² x 8 B = 268 MB at A = 2
+
+
+@dataclass(frozen=True)
+class EmissionBlock:
+    """States whose m-step emissions the revealing constant is computed on (m = len(actions)+1)."""
+
+    label: str
+    states: tuple[int, ...]
+    actions: tuple[int, ...]  # the actions between the m emissions
+    alpha: float  # the family's stated constant for this block
+
+
+def revealing_emission(alpha: float) -> np.ndarray:
+    """[2, 2] emission of (W, L) over (w, l): the right symbol with probability (1 + α)/2."""
+    hi, lo = (1 + alpha) / 2, (1 - alpha) / 2
+    return np.array([[hi, lo], [lo, hi]])
+
+
+def check_tabular_size(family: str, states: int, field: str) -> None:
+    """Raise ParamError when a family's dense tables would pass MAX_TABULAR_STATES states."""
+    if states > MAX_TABULAR_STATES:
+        raise ParamError(
+            f"{family}: the tabular model would have {states:,} states (limit "
+            f"{MAX_TABULAR_STATES:,}: its dense transition table would need "
+            f"{2 * states**2 * 8 / 2**30:.1f} GiB or more); the exact tools need a smaller {field}"
+        )
+
+
+def tabular_model(
+    name: str,
+    transition: np.ndarray,
+    emission: np.ndarray,
+    obs_reward: np.ndarray,
+    horizon: int,
+    *,
+    reward: np.ndarray | None = None,
+    initial: np.ndarray | None = None,
+) -> TabularPOMDP:
+    """A validated model; by default the episode starts at state 0 and only symbols pay.
+
+    transition [A, S, S], emission [S, O], obs_reward [O], reward [S, A], initial [S].
+    """
+    a_count, s_count, _ = transition.shape
+    if initial is None:
+        initial = np.zeros(s_count)
+        initial[0] = 1.0
+    model = TabularPOMDP(
+        transition=transition,
+        emission=emission,
+        reward=np.zeros((s_count, a_count)) if reward is None else reward,
+        obs_reward=obs_reward,
+        initial=initial,
+        horizon=horizon,
+        obs_inputs=np.eye(emission.shape[1], dtype=np.float32),
+        name=name,
+    )
+    model.validate()
+    return model
