@@ -148,7 +148,7 @@ def test_scalegym_ids_and_namespace() -> None:
 
 def test_module_prefix_imports_then_resolves() -> None:
     resolved = resolve_env(f"{__name__}:TestChain-v0")
-    assert resolved.kind == "jax" and resolved.id == "TestChain-v0"
+    assert resolved.kind == "jax" and resolved.id == f"{__name__}:TestChain-v0"  # as given
     with pytest.raises(ValueError, match="cannot import"):
         resolve_env("no_such_module_xyz:TestChain-v0")
 

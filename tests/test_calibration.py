@@ -14,7 +14,8 @@ from scalegym.agents.baselines.calibration import (
     optimal_budget_run,
     visit_episodes,
 )
-from scalegym.agents.budgets import Criterion
+from scalegym.agents.budgets import BudgetRequest, Criterion, budget_request
+from scalegym.core.resolve import resolve_env
 from scalegym.envs.pomdp import exact
 
 
@@ -68,17 +69,15 @@ def test_committed_value_is_the_exact_policy_value(env_id, overrides) -> None:
 def test_learner_commits_to_the_secret_and_then_passes() -> None:
     budgets = np.array([64, 256, 1024, 4096, 16384, 65536, 262144])
     g = 0.7 * 0.7 / 2
-    run = calibration_budget_run(
-        "RevealingBandit-v0",
-        {"size": 4, "alpha": 0.7, "epsilon": 0.7},
+    request = budget_request(
+        resolve_env("RevealingBandit-v0", size=4, alpha=0.7, epsilon=0.7),
         budgets=budgets,
         unit="episodes",
         criterion=Criterion("exact", g / 2),
         num_seeds=6,
         seed=0,
-        agent_params={},
-        log=lambda *a: None,
     )
+    run = calibration_budget_run(request, lambda *a: None)
     assert run.extra["committed_to_secret"] == 6
     # Suboptimality is g while exploring (minus the uniform policy's share) and 0 once committed.
     assert np.all(np.isclose(run.metric, 0.0, atol=1e-6) | (run.metric > g / 2))
@@ -90,47 +89,36 @@ def test_learner_commits_to_the_secret_and_then_passes() -> None:
     assert all(c % m == 0 and c <= 4 * m * 2 for c in first)  # within two passes of 4 candidates
 
 
+def one_budget(env_id: str, unit: str, **agent_params: object) -> BudgetRequest:
+    return budget_request(
+        resolve_env(env_id),
+        budgets=np.array([10]),
+        unit=unit,
+        criterion=Criterion("exact", 0.1),
+        num_seeds=1,
+        seed=0,
+        agent_params=agent_params,
+    )
+
+
 def test_bad_settings_are_refused() -> None:
-    kwargs = dict(budgets=np.array([10]), num_seeds=1, seed=0, log=lambda *a: None)
+    log = lambda *a: None
     with pytest.raises(ValueError, match="unit"):
-        calibration_budget_run(
-            "RevealingBandit-v0",
-            {},
-            unit="steps",
-            criterion=Criterion("exact", 0.1),
-            agent_params={},
-            **kwargs,
-        )
+        calibration_budget_run(one_budget("RevealingBandit-v0", "steps"), log)
     with pytest.raises(ValueError, match="allowed: PaninskiLock"):
-        calibration_budget_run(
-            "Tiger-v0",
-            {},
-            unit="episodes",
-            criterion=Criterion("exact", 0.1),
-            agent_params={},
-            **kwargs,
-        )
+        calibration_budget_run(one_budget("Tiger-v0", "episodes"), log)
     with pytest.raises(ValueError, match="threshhold"):
-        calibration_budget_run(
-            "RevealingBandit-v0",
-            {},
-            unit="episodes",
-            criterion=Criterion("exact", 0.1),
-            agent_params={"threshhold": 3},
-            **kwargs,
-        )
+        calibration_budget_run(one_budget("RevealingBandit-v0", "episodes", threshhold=3), log)
 
 
 def test_optimal_agent_has_zero_gap() -> None:
-    run = optimal_budget_run(
-        "Tiger-v0",
-        {"horizon": 3},
+    tiger = budget_request(
+        resolve_env("Tiger-v0", horizon=3),
         budgets=np.array([1, 2]),
         unit="episodes",
         criterion=Criterion("exact", 1e-9),
         num_seeds=2,
         seed=0,
-        agent_params={},
-        log=lambda *a: None,
     )
+    run = optimal_budget_run(tiger, lambda *a: None)
     assert run.passes.all() and abs(run.extra["gap"]) < 1e-9

@@ -240,11 +240,11 @@ def test_x64_only_for_an_env_that_declares_it(
 
     seen: dict[str, bool] = {}
 
-    def fake_train(env_id: str, *args: object, **kwargs: object) -> None:
-        seen[env_id] = jax.config.jax_enable_x64
+    def fake_ppo(request: train.TrainRequest, **kwargs: object) -> None:
+        seen[request.env.id] = jax.config.jax_enable_x64
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(train, "train_agent", fake_train)
+    monkeypatch.setattr(train, "train_ppo", fake_ppo)  # what the registry's "ppo" trains with
     for env_id in ("ToyChain-v0", "ToyChainX64-v0"):
         assert main(["train", env_id, "--steps", "256", "--out", str(tmp_path / env_id)]) == 1
     assert seen == {"ToyChain-v0": False, "ToyChainX64-v0": True}

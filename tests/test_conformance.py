@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import scalegym
-from scalegym.core.resolve import declares_x64, env_precision
+from scalegym.core.resolve import env_precision, resolve_env
 
 ENV_IDS = scalegym.list_envs()
 BATCH = 8  # one integrator group for ThreeBody (its regrouping is tested in test_threebody_hermite)
@@ -101,7 +101,7 @@ def test_jit_vmap_rollout_is_finite_and_in_spaces(env_and_params):
 
 @pytest.mark.parametrize("x64", [False, True])
 def test_dtypes_are_float32_and_int32(env_id, env_and_params, x64):
-    if declares_x64(env_id) and not x64:
+    if resolve_env(env_id).x64 and not x64:
         pytest.skip("a float64 env runs only under x64 (make() refuses it otherwise)")
     env, params, run = env_and_params
     if x64 != bool(jax.config.jax_enable_x64):  # the programs of this precision

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from scalegym.agents.devices import env_mesh, local_devices, shard_runner
-from scalegym.agents.train import train_agent
+from scalegym.agents.train import train_agent, training_request
+from scalegym.core.resolve import resolve_env
 
 TWO_DEVICES = textwrap.dedent(
     """
@@ -28,7 +29,8 @@ TWO_DEVICES = textwrap.dedent(
     from scalegym.agents.devices import env_mesh, shard_runner
     from scalegym.agents.ppo.algorithm import make_ppo
     from scalegym.agents.ppo.config import PPOConfig
-    from scalegym.agents.train import train_agent
+    from scalegym.agents.train import train_agent, training_request
+    from scalegym.core.resolve import resolve_env
 
     assert len(jax.local_devices()) == 2
     # Where the leaves go: env-batched ones split along E (axis 1 after seeds), the rest whole.
@@ -43,7 +45,9 @@ TWO_DEVICES = textwrap.dedent(
         "obs_shards": [list(s.data.shape) for s in obs.addressable_shards],
         "weights_whole": all(s.data.shape == weights.shape for s in weights.addressable_shards),
     }
-    result = train_agent("ToyChain-v0", devices=2, **json.loads(sys.argv[1]))
+    run = json.loads(sys.argv[1])
+    env = resolve_env("ToyChain-v0")
+    result = train_agent(training_request(env, "ppo", devices=2, **run), progress=False)
     out["devices"], out["curve"], out["sps"] = result.devices, result.curve, result.sps
     print(json.dumps(out))
     """
@@ -61,12 +65,7 @@ def test_one_device_is_no_mesh_and_bad_counts_are_named():
 
 
 # test_ppo_runs.py's checkpoint run (the 1-device programs are shared with it).
-RUN = dict(
-    total_steps=16 * 16 * 6,
-    num_seeds=2,
-    progress=False,
-    agent_overrides=dict(num_envs=16, num_steps=16),
-)
+RUN = dict(steps=16 * 16 * 6, num_seeds=2, seed=0, agent_params=dict(num_envs=16, num_steps=16))
 
 
 def run_on_two_devices(script: str, *args: str) -> dict:
@@ -85,7 +84,9 @@ def run_on_two_devices(script: str, *args: str) -> dict:
 
 def test_a_ppo_run_on_two_devices_matches_one_device():
     out = run_on_two_devices(TWO_DEVICES, json.dumps(RUN))
-    single = train_agent("ToyChain-v0", devices=1, **RUN)
+    single = train_agent(
+        training_request(resolve_env("ToyChain-v0"), "ppo", devices=1, **RUN), progress=False
+    )
     one = {"devices": single.devices, "curve": single.curve}
     two = {"devices": out["devices"], "curve": out["curve"]}
     k, e, *rest = out["obs"]  # [K, E, ...]: each device holds [K, E/2, ...]; weights whole

@@ -17,6 +17,7 @@ from scalegym.agents.ppo.checkpoint import save_checkpoint
 from scalegym.agents.ppo.config import PPOConfig, default_config
 from scalegym.agents.ppo.driver import ChunkedRun
 from scalegym.core import Environment, spaces
+from scalegym.core.resolve import resolve_env
 
 pytest.importorskip("mctx")
 
@@ -126,7 +127,8 @@ def test_the_network_prior_decides_a_one_simulation_search():
 def test_a_checkpoint_prior_acts_as_ppo_greedy(tmp_path):
     # A checkpoint as `scalegym train` writes it (ChunkedRun's identity, save_checkpoint), of an
     # untrained run: its logits are as good a prior to compare as trained ones, and cheaper.
-    config = default_config("ToyChain-v0").replace(num_envs=16, num_steps=16, total_timesteps=256)
+    toy = resolve_env("ToyChain-v0")
+    config = default_config(toy).replace(num_envs=16, num_steps=16, total_timesteps=256)
     env = _toy()
     ppo = make_ppo(env, env.default_params, config)
     run = ChunkedRun("ToyChain-v0", ppo, 1, 0, tmp_path / "checkpoint")

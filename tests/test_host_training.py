@@ -18,7 +18,8 @@ from scalegym.agents.ppo.host import (
 from scalegym.agents.ppo.loss import make_optimizer
 from scalegym.agents.ppo.normalization import init_obs_norm
 from scalegym.agents.ppo.policy import build_network
-from scalegym.agents.train import train_agent
+from scalegym.agents.train import train_agent, training_request
+from scalegym.core.resolve import resolve_env
 
 
 def test_final_obs_replaces_only_finished_lanes():
@@ -41,12 +42,11 @@ def test_dict_final_obs():
 @pytest.mark.slow  # beyond one learning test per env family: make test-all
 def test_gymnasium_cartpole_learns_on_the_host_path():
     logged = []
+    request = training_request(
+        resolve_env("CartPole-v1"), "ppo", steps=40_000, agent_params={}, num_seeds=1, seed=1
+    )
     record = train_agent(
-        "CartPole-v1",
-        total_steps=40_000,
-        seed=1,
-        log=lambda step, scalars: logged.append((step, scalars)),
-        progress=False,
+        request, log=lambda step, scalars: logged.append((step, scalars)), progress=False
     )
     assert record.path == "host" and record.steps == 39_936
     steps = [s for s, _ in logged]
@@ -96,12 +96,15 @@ def test_host_rollout_values_the_last_real_observation() -> None:
 
 
 def test_progress_bar_on_the_host_path(capsys) -> None:
-    result = train_agent(
-        "CartPole-v1",
-        total_steps=4 * 32 * 2,
-        agent_overrides={"num_steps": 32},
-        progress=True,
+    request = training_request(
+        resolve_env("CartPole-v1"),
+        "ppo",
+        steps=4 * 32 * 2,
+        agent_params={"num_steps": 32},
+        num_seeds=1,
+        seed=0,
     )
+    result = train_agent(request, progress=True)
     err = capsys.readouterr().err
     assert "ppo CartPole-v1 (host)" in err and "eval.return=" in err
     # Two updates: the first compiles, so one update's steps are timed.

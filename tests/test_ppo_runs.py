@@ -11,10 +11,11 @@ import pytest
 
 import scalegym
 from scalegym.agents.ppo.algorithm import make_ppo, make_train
-from scalegym.agents.ppo.config import PPOConfig
+from scalegym.agents.ppo.config import PPOConfig, default_config
 from scalegym.agents.ppo.evaluation import evaluate_policy
 from scalegym.agents.ppo.networks import RecurrentActorCritic
-from scalegym.agents.train import default_config, train_agent
+from scalegym.agents.train import train_agent, training_request
+from scalegym.core.resolve import resolve_env
 
 # A run small enough to compile in seconds: 3 updates of 4 envs x 16 steps.
 TINY = dict(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 3, num_minibatches=2)
@@ -129,7 +130,7 @@ def test_cnn_torso_convolves_the_view_and_sees_where_things_are() -> None:
     from scalegym.agents.ppo.policy import build_network
 
     env, params = scalegym.make("Rearrange-v1", **SMALL_REARRANGE)
-    config = default_config("Rearrange-v1").replace(network="cnn", hidden=(32,))
+    config = default_config(resolve_env("Rearrange-v1")).replace(network="cnn", hidden=(32,))
     network = build_network(config, env.action_space(params).n)
     obs, _ = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), 4), params)
     variables = network.init(jax.random.key(1), obs)
@@ -150,7 +151,7 @@ def test_cnn_ppo_learns_small_rearrange() -> None:
     # A 5x5 open room, seed 0: success of the sampled policy 0.03 before; after 40 / 60 / 80
     # updates of 16 x 16 steps, 0.70 / 1.0 / 1.0 (2026-11-29). 80 updates (20k steps) leaves margin.
     learn = dict(LEARN, total_timesteps=16 * 16 * 80)
-    config = default_config("Rearrange-v1").replace(
+    config = default_config(resolve_env("Rearrange-v1")).replace(
         network="cnn", hidden=(32,), learning_rate=1e-3, **learn
     )
     runner, _, (_, before), (_, after) = train_and_evaluate("Rearrange-v1", SMALL_REARRANGE, config)
@@ -166,12 +167,21 @@ def test_cnn_ppo_learns_small_rearrange() -> None:
 CHECKPOINT_ENV = "ToyChain-v0"  # the cheapest env to compile: these tests are about the driver
 # 6 updates of 16 envs x 16 steps, 2 seeds: the run test_trained_policy.py and the CLI's
 # one-writer test (test_cli_edges.py) make too, so all compile the same programs once.
-CHECKPOINT_RUN = dict(
-    total_steps=16 * 16 * 6,
-    num_seeds=2,
-    agent_overrides=dict(num_envs=16, num_steps=16),
-    progress=False,
-)
+CHECKPOINT_STEPS, CHECKPOINT_PPO = 16 * 16 * 6, dict(num_envs=16, num_steps=16)
+
+
+def checkpoint_run(directory, resume=False, **agent_params):  # type: ignore[no-untyped-def]
+    """The request of the checkpoint tests' run (other `agent_params` make another run)."""
+    return training_request(
+        resolve_env(CHECKPOINT_ENV),
+        "ppo",
+        steps=CHECKPOINT_STEPS,
+        agent_params=agent_params or CHECKPOINT_PPO,
+        num_seeds=2,
+        seed=0,
+        checkpoint_dir=directory,
+        resume=resume,
+    )
 
 
 class Interrupted(Exception):
@@ -183,7 +193,7 @@ def without_timing(curve: list[dict]) -> list[dict]:
 
 
 def test_checkpoint_resume_continues_the_same_run(tmp_path) -> None:
-    whole = train_agent(CHECKPOINT_ENV, checkpoint_dir=tmp_path / "whole", **CHECKPOINT_RUN)
+    whole = train_agent(checkpoint_run(tmp_path / "whole"), progress=False)
     assert len(whole.curve) == 6
     # Every chunk says how many training episodes its train/* means are taken over.
     counts = [point["train/episodes"] for point in whole.curve]
@@ -199,14 +209,10 @@ def test_checkpoint_resume_continues_the_same_run(tmp_path) -> None:
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        train_agent(
-            CHECKPOINT_ENV, checkpoint_dir=tmp_path / "cut", log=stop_at_third, **CHECKPOINT_RUN
-        )
+        train_agent(checkpoint_run(tmp_path / "cut"), log=stop_at_third, progress=False)
     assert json.loads((tmp_path / "cut" / "progress.json").read_text())["updates"] == 2
 
-    resumed = train_agent(
-        CHECKPOINT_ENV, checkpoint_dir=tmp_path / "cut", resume=True, **CHECKPOINT_RUN
-    )
+    resumed = train_agent(checkpoint_run(tmp_path / "cut", resume=True), progress=False)
     # The restored runner (keys included) continues exactly where the interrupted run stopped.
     assert [p["step"] for p in resumed.curve] == [256 * (i + 1) for i in range(6)]
     assert without_timing(resumed.curve) == without_timing(whole.curve)
@@ -216,9 +222,7 @@ def test_checkpoint_resume_continues_the_same_run(tmp_path) -> None:
     ).read_bytes()
 
     # Resuming a finished run does no more updates.
-    again = train_agent(
-        CHECKPOINT_ENV, checkpoint_dir=tmp_path / "whole", resume=True, **CHECKPOINT_RUN
-    )
+    again = train_agent(checkpoint_run(tmp_path / "whole", resume=True), progress=False)
     assert without_timing(again.curve) == without_timing(whole.curve)
     # It reports the finished run's numbers (saved with the checkpoint), not a fresh measurement.
     assert again.final == whole.final and again.sps == whole.sps
@@ -227,7 +231,7 @@ def test_checkpoint_resume_continues_the_same_run(tmp_path) -> None:
 
 
 def test_resume_from_a_checkpoint_of_another_run_names_what_differs(tmp_path) -> None:
-    train_agent(CHECKPOINT_ENV, checkpoint_dir=tmp_path, **CHECKPOINT_RUN)
-    other = {**CHECKPOINT_RUN, "agent_overrides": dict(num_envs=32, num_steps=16)}
+    train_agent(checkpoint_run(tmp_path), progress=False)
+    other = checkpoint_run(tmp_path, resume=True, num_envs=32, num_steps=16)
     with pytest.raises(ValueError, match=r"config\.num_envs"):
-        train_agent(CHECKPOINT_ENV, checkpoint_dir=tmp_path, resume=True, **other)
+        train_agent(other, progress=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import types
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,22 @@ import numpy as np
 import pytest
 from toy_envs import ToyChain
 
-from scalegym.agents import budgets as budget_module
-from scalegym.agents.budgets import BudgetRun, Criterion, geometric_budgets, run_label
+from scalegym.agents import registry
+from scalegym.agents.budgets import (
+    BudgetLog,
+    BudgetRequest,
+    BudgetRun,
+    Criterion,
+    budget_request,
+    geometric_budgets,
+)
 from scalegym.agents.ppo import budgets as ppo_budgets
 from scalegym.agents.ppo.algorithm import PPOConfig, make_ppo
-from scalegym.core.resolve import ResolvedEnv
-from scalegym.suites.report import read_records
+from scalegym.core.resolve import ResolvedEnv, resolve_env
+from scalegym.suites.cells import ScalingCell
+from scalegym.suites.rundir import read_records
 from scalegym.suites.runner import run_suite
-from scalegym.suites.spec import ScalingCell, SuiteError, parse_suite
+from scalegym.suites.spec import SuiteError, parse_suite
 from scalegym.suites.tensorboard import read_scalars
 
 HEADER = '[suite]\nname = "s"\ndescription = "scaling"\nseeds = 20\n'
@@ -42,27 +51,24 @@ SCALE, NOISE = (
 )  # the synthetic learner's first pass: SCALE · length^1.5 · e^(N(0, NOISE))
 
 
-def synthetic_learner(
-    env_id: str,
-    env_overrides: dict[str, Any],
-    *,
-    budgets: np.ndarray,
-    unit: str,
-    criterion: Criterion,
-    num_seeds: int,
-    seed: int,
-    agent_params: dict[str, Any],
-    log: Any,
-) -> BudgetRun:
+def synthetic_learner(request: BudgetRequest, log: BudgetLog) -> BudgetRun:
     """A budget agent whose seeds start passing for good at SCALE · length^1.5 (with noise)."""
-    length = env_overrides["length"]
-    rng = np.random.default_rng([seed, length])
-    first = SCALE * length**1.5 * np.exp(rng.normal(0.0, NOISE, num_seeds))  # [seeds]
+    length, budgets = request.env.overrides["length"], request.budgets
+    rng = np.random.default_rng([request.seed, length])
+    first = SCALE * length**1.5 * np.exp(rng.normal(0.0, NOISE, request.num_seeds))  # [seeds]
     passes = budgets[None, :] >= first[:, None]  # [seeds, E]
     metric = passes.astype(np.float64)
     for e, budget in enumerate(budgets):
-        log(run_label(env_overrides), int(budget), {"scaling/pass_fraction": passes[:, e].mean()})
-    return BudgetRun(budgets, unit, metric, passes, criterion, {"truth": first.tolist()})
+        log(request.label, int(budget), {"scaling/pass_fraction": passes[:, e].mean()})
+    return BudgetRun(
+        budgets, request.unit, metric, passes, request.criterion, {"truth": first.tolist()}
+    )
+
+
+def as_optimal(monkeypatch: pytest.MonkeyPatch, agent: Any) -> None:
+    """`agent` registered as the scaling agent "optimal" for one test."""
+    spec = replace(registry.SPECS["optimal"], entry_points={"scaling": agent})
+    monkeypatch.setitem(registry.SPECS, "optimal", spec)
 
 
 def test_spec_reports_every_scaling_mistake_in_one_pass() -> None:
@@ -106,7 +112,7 @@ def test_scaling_cell_fields_and_defaults() -> None:
 
 
 def test_synthetic_law_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(budget_module.BUDGET_AGENTS, "optimal", synthetic_learner)
+    as_optimal(monkeypatch, synthetic_learner)
     spec = parse_suite((HEADER + SYNTHETIC).encode(), "law.toml")
     run_dir = run_suite(spec, tmp_path / "run", progress=False, command=["test"])
 
@@ -145,12 +151,12 @@ def test_synthetic_law_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_a_failing_value_keeps_the_values_done(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def breaks_at_32(env_id: str, env_overrides: dict[str, Any], **kwargs: Any) -> BudgetRun:
-        if env_overrides["length"] == 32:
+    def breaks_at_32(request: BudgetRequest, log: BudgetLog) -> BudgetRun:
+        if request.env.overrides["length"] == 32:
             raise RuntimeError("out of memory")
-        return synthetic_learner(env_id, env_overrides, **kwargs)
+        return synthetic_learner(request, log)
 
-    monkeypatch.setitem(budget_module.BUDGET_AGENTS, "optimal", breaks_at_32)
+    as_optimal(monkeypatch, breaks_at_32)
     spec = parse_suite((HEADER + SYNTHETIC).encode(), "law.toml")
     run_dir = run_suite(spec, tmp_path / "run", progress=False, command=["test"])
     (record,) = read_records(run_dir / "results.jsonl")
@@ -196,21 +202,21 @@ def test_ppo_scaling_cell_end_to_end(tmp_path: Path) -> None:
 
 
 def test_ppo_refuses_what_the_env_cannot_give() -> None:
-    common = dict(
-        budgets=np.array([64, 128]),
-        num_seeds=1,
-        seed=0,
-        agent_params={},
-        log=lambda *a: None,
-    )
+    def ask(unit: str, criterion: Criterion) -> BudgetRequest:
+        return budget_request(
+            resolve_env("ToyChain-v0"),
+            budgets=np.array([64, 128]),
+            unit=unit,
+            criterion=criterion,
+            num_seeds=1,
+            seed=0,
+        )
+
+    log = lambda *a: None
     with pytest.raises(ValueError, match='unit = "episodes" needs an env whose episodes'):
-        ppo_budgets.ppo_budget_run(
-            "ToyChain-v0", {}, unit="episodes", criterion=Criterion("success", 0.5), **common
-        )
+        ppo_budgets.ppo_budget_run(ask("episodes", Criterion("success", 0.5)), log)
     with pytest.raises(ValueError, match='criterion "exact" needs a family with exact tools'):
-        ppo_budgets.ppo_budget_run(
-            "ToyChain-v0", {}, unit="steps", criterion=Criterion("exact", 0.1), **common
-        )
+        ppo_budgets.ppo_budget_run(ask("steps", Criterion("exact", 0.1)), log)
 
 
 class ExactToyChain(ToyChain):

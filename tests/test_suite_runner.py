@@ -126,6 +126,32 @@ def trainer(monkeypatch: pytest.MonkeyPatch) -> StandInTrainer:
     return stand_in
 
 
+@pytest.fixture
+def cli_trainer(monkeypatch: pytest.MonkeyPatch) -> StandInTrainer:
+    """The stand-in behind `scalegym train`: the registry's PPO trainer, given the request."""
+    from scalegym.agents import train
+
+    stand_in = StandInTrainer()
+
+    def train_ppo(request: train.TrainRequest, *, log: Any, progress: bool) -> TrainResult:
+        return stand_in(
+            request.env.id,
+            request.agent,
+            total_steps=request.config.total_timesteps,
+            num_seeds=request.num_seeds,
+            seed=request.seed,
+            env_overrides=dict(request.env.overrides),
+            log=log,
+            checkpoint_dir=request.checkpoint_dir,
+            resume=request.resume,
+            progress=progress,
+            devices=request.devices,
+        )
+
+    monkeypatch.setattr(train, "train_ppo", train_ppo)
+    return stand_in
+
+
 def _suite(tmp_path: Path, text: str = SUITE) -> Path:
     path = tmp_path / "tiny.toml"
     path.write_text(text)
@@ -285,7 +311,7 @@ def test_pending_cells_show_in_the_report(tmp_path: Path) -> None:
 
 
 def test_train_command(
-    trainer: StandInTrainer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli_trainer: StandInTrainer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out_dir = tmp_path / "train"
     args = [
@@ -322,7 +348,7 @@ def test_train_command(
         "run_dir",
     }
     assert summary["seeds"] == 2 and summary["run_dir"] == str(out_dir)
-    call = trainer.calls[0]
+    call = cli_trainer.calls[0]
     assert call["env_overrides"] == {"height": 5, "width": 5} and call["seed"] == 3
     assert json.loads((out_dir / "result.json").read_text())["final"]["return"] == 4.0
     assert "train/return" in read_scalars(out_dir / "tb")
@@ -330,7 +356,7 @@ def test_train_command(
     assert main(args) == 2
     assert "--resume" in capsys.readouterr().err
     assert main([*args, "--resume"]) == 0
-    assert trainer.calls[-1]["resume"] is True
+    assert cli_trainer.calls[-1]["resume"] is True
 
 
 @pytest.mark.parametrize(
@@ -343,7 +369,7 @@ def test_train_command(
     ],
 )
 def test_train_usage_errors(
-    trainer: StandInTrainer,
+    cli_trainer: StandInTrainer,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,

@@ -6,21 +6,26 @@ import numpy as np
 import pytest
 
 from scalegym.agents.ppo.trained import load_trained, ppo_policy, seed_runner
-from scalegym.agents.train import train_agent
+from scalegym.agents.train import train_agent, training_request
+from scalegym.core.resolve import resolve_env
 
-# test_ppo_runs.py's checkpoint run (same programs): 6 updates of 16 envs x 16 steps.
-RUN = dict(total_steps=16 * 16 * 6, agent_overrides=dict(num_envs=16, num_steps=16))
+
+def checkpoint_run(directory, num_seeds=2):
+    """test_ppo_runs.py's checkpoint run (same programs): 6 updates of 16 envs x 16 steps."""
+    return training_request(
+        resolve_env("ToyChain-v0"),
+        "ppo",
+        steps=16 * 16 * 6,
+        agent_params=dict(num_envs=16, num_steps=16),
+        num_seeds=num_seeds,
+        seed=0,
+        checkpoint_dir=directory,
+    )
 
 
 def test_the_checkpointed_policy_acts_like_the_trained_network(tmp_path):
-    train_agent("ToyChain-v0", checkpoint_dir=tmp_path, num_seeds=2, progress=False, **RUN)
-    ppo, runner = load_trained(
-        "ToyChain-v0",
-        tmp_path,
-        total_steps=RUN["total_steps"],
-        num_seeds=2,
-        agent_overrides=RUN["agent_overrides"],
-    )
+    train_agent(checkpoint_run(tmp_path), progress=False)
+    ppo, runner = load_trained(checkpoint_run(tmp_path))
     assert int(runner.update[0]) == 6  # every update was restored
     obs = jax.vmap(ppo.env.reset, in_axes=(0, None))(
         jax.random.split(jax.random.key(0), 8), ppo.env_params
@@ -38,4 +43,4 @@ def test_the_checkpointed_policy_acts_like_the_trained_network(tmp_path):
     assert sampled.shape == (8,) and bool(jnp.all((sampled >= 0) & (sampled < logits.shape[-1])))
     # Another run's settings are refused, not silently loaded.
     with pytest.raises(ValueError, match="another run"):
-        load_trained("ToyChain-v0", tmp_path, total_steps=RUN["total_steps"], num_seeds=3)
+        load_trained(checkpoint_run(tmp_path, num_seeds=3))

@@ -1,3 +1,2 @@
-"""Agents: PPO (feed-forward and recurrent) under jit or on a host env, and the training driver."""
-
-AGENTS = ("ppo",)  # the agent names `train_agent`, `scalegym train` and suite cells accept
+"""Agents: PPO (feed-forward and recurrent) under jit or on a host env, the search planners and
+the baselines, each named once in `scalegym.agents.registry`."""

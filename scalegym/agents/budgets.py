@@ -9,16 +9,17 @@ success or return against a threshold.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from scalegym.agents import registry
+from scalegym.core.resolve import ResolvedEnv, resolve_env
+
 CRITERIA = ("exact", "success", "return")
 UNITS = ("episodes", "steps")
-SCALING_AGENTS = ("ppo", "calibration", "optimal")  # the agents a scaling cell may name
 
 
 @dataclass(frozen=True)
@@ -63,30 +64,64 @@ def geometric_budgets(start: int, stop: int, per_octave: int) -> np.ndarray:
     return np.unique(budgets)
 
 
-# (env_id, env_overrides, *, budgets, unit, criterion, num_seeds, seed, agent_params, log)
-# -> BudgetRun. `log(label, budget, scalars)` after each budget lets the runner put per-budget
-# curves into TensorBoard; the runner files them under the value being run, and `label` (the env
-# overrides, say) only names the run in messages.
-BudgetAgent = Callable[..., BudgetRun]
+@dataclass(frozen=True)
+class BudgetRequest:
+    """What a budget agent runs: one value of a scaling cell, every seed, every budget."""
+
+    env: ResolvedEnv  # built with this value's overrides (`env.overrides`)
+    budgets: np.ndarray  # [E] int64, increasing, in `unit`
+    unit: str  # one of UNITS
+    criterion: Criterion
+    num_seeds: int
+    seed: int
+    agent_params: dict[str, Any]  # the agent's own settings (PPOConfig fields for ppo)
+    label: str  # names the run in messages (`run_label` of the overrides, or the env id)
+
+
+# `log(label, budget, scalars)` after each budget lets the runner put per-budget curves into
+# TensorBoard; the runner files them under the value being run.
 BudgetLog = Callable[[str, int, dict[str, float]], None]
-
-# Agent name -> the agent, or "module:function" imported on first use (tests put fakes here).
-BUDGET_AGENTS: dict[str, BudgetAgent | str] = {
-    "ppo": "scalegym.agents.ppo.budgets:ppo_budget_run",
-    "calibration": "scalegym.agents.baselines.calibration:calibration_budget_run",
-    "optimal": "scalegym.agents.baselines.calibration:optimal_budget_run",
-}
+BudgetAgent = Callable[[BudgetRequest, BudgetLog], BudgetRun]
 
 
-def budget_agent(name: str) -> BudgetAgent:
-    """The budget agent called `name` (one of `SCALING_AGENTS`), imported lazily."""
-    if name not in BUDGET_AGENTS:
-        raise ValueError(f"unknown scaling agent {name!r}; allowed: {', '.join(BUDGET_AGENTS)}")
-    agent = BUDGET_AGENTS[name]
-    if callable(agent):
-        return agent
-    module, _, function = agent.partition(":")
-    return getattr(importlib.import_module(module), function)
+def budget_request(
+    env: ResolvedEnv,
+    *,
+    budgets: np.ndarray,
+    unit: str,
+    criterion: Criterion,
+    num_seeds: int,
+    seed: int,
+    agent_params: dict[str, Any] | None = None,
+) -> BudgetRequest:
+    """A request labelled by the env's overrides (`height=8, width=8`), else by its id."""
+    return BudgetRequest(
+        env=env,
+        budgets=np.asarray(budgets, np.int64),
+        unit=unit,
+        criterion=criterion,
+        num_seeds=num_seeds,
+        seed=seed,
+        agent_params=dict(agent_params or {}),
+        label=run_label(dict(env.overrides)) or env.id,
+    )
+
+
+# SHIM(suites): removed when the suites floor uses the request
+SCALING_AGENTS = registry.names("scaling")
+
+
+# SHIM(suites): removed when the suites floor uses the request
+def budget_agent(name: str) -> Callable[..., BudgetRun]:
+    """The budget agent `name` called the old way: `(env_id, env_overrides, *, budgets, unit,
+    criterion, num_seeds, seed, agent_params, log)`; it resolves the env and makes the request."""
+    agent = registry.budget_agent(name)
+
+    def run(env_id: str, env_overrides: dict[str, Any], *, log: BudgetLog, **fields: Any) -> Any:
+        request = budget_request(resolve_env(env_id, **env_overrides), **fields)
+        return agent(request, log)
+
+    return run
 
 
 def run_label(env_overrides: dict[str, Any]) -> str:

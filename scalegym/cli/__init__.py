@@ -6,14 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from scalegym.cli.agents import add_plan_command, add_train_command
 from scalegym.cli.common import EXIT_FAILURE, EXIT_USAGE, UsageError, fail
 from scalegym.cli.envs import add_bench_command, add_list_command
-from scalegym.cli.suites import (
-    add_report_command,
-    add_run_command,
-    add_tb_command,
-    add_train_command,
-)
+from scalegym.cli.suites import add_report_command, add_run_command, add_tb_command
 from scalegym.core.extras import MissingExtraError
 
 __all__ = ["main"]
@@ -61,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_command(commands)
     add_run_command(commands)
     add_train_command(commands)
+    add_plan_command(commands)
     add_report_command(commands)
     add_tb_command(commands)
-    # Each subcommand adds itself the same way: an `_add_<name>` that builds the subparser and a
-    # `_<name>` handler.
+    # Each subcommand adds itself the same way: an `add_<name>_command(commands)` that builds its
+    # subparser and sets `handler` to a `_<name>(args) -> exit code` beside it.
     return parser

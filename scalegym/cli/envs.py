@@ -1,4 +1,4 @@
-"""`scalegym list` and `scalegym bench`: what is registered and how fast it steps."""
+"""`scalegym list` and `scalegym bench`: what is registered and how fast an env steps."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scalegym.cli.common import (
     DEFAULT_BATCH_SIZES,
@@ -25,23 +25,30 @@ from scalegym.cli.common import (
     write_json,
 )
 
+if TYPE_CHECKING:
+    from scalegym.core.resolve import ResolvedEnv
+
 # -------------------------------------------------------------------------------------------- list
 
 
 def add_list_command(commands: Any) -> None:
     cmd = commands.add_parser(
-        "list", help="list registered scalegym env ids", description="List scalegym env ids."
+        "list",
+        help="list registered scalegym env ids, agents and planners",
+        description="List scalegym env ids, then the agents and planners of scalegym.agents.",
     )
     cmd.add_argument("--json", action="store_true", help="print one JSON object to stdout")
     cmd.set_defaults(handler=_list)
 
 
 def _list(args: argparse.Namespace) -> int:
-    from scalegym.core import registry
+    from scalegym.agents import registry
+    from scalegym.core.registry import list_envs
 
-    rows = [_describe_env(env_id) for env_id in registry.list_envs()]
+    rows = [_describe_env(env_id) for env_id in list_envs()]
+    agents = registry.describe()
     if args.json:
-        print(json.dumps({"envs": rows}))
+        print(json.dumps({"envs": rows, "agents": agents}))
         return EXIT_OK
     from rich.console import Console
     from rich.table import Table
@@ -54,15 +61,25 @@ def _list(args: argparse.Namespace) -> int:
             table.add_row(row["id"], f"[red]unavailable: {row['error']}[/red]", "")
         else:
             table.add_row(row["id"], row["observation_space"], row["action_space"])
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    table = Table(title="agents and planners")
+    for column in ("name", "roles", "what", "needs"):
+        table.add_column(column)
+    for agent in agents:
+        table.add_row(
+            agent["name"], ", ".join(agent["roles"]), agent["summary"], agent["needs"] or ""
+        )
+    console.print(table)
     return EXIT_OK
 
 
 def _describe_env(env_id: str) -> dict[str, str]:
-    from scalegym.core import registry
+    from scalegym.core.resolve import resolve_env
 
     try:
-        env, params = registry.make(env_id)
+        resolved = resolve_env(env_id)
+        env, params = resolved.env, resolved.params
         return {
             "id": env_id,
             "observation_space": repr(env.observation_space(params)),
@@ -121,14 +138,22 @@ def add_bench_command(commands: Any) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from scalegym.core.resolve import env_precision
+    from scalegym.core.resolve import resolve_env
 
     for module in args.imports:
         import_user_module(module)
     if args.out is not None:  # before measuring: a result that cannot be written is lost work
         check_writable_dir(args.out.parent, "--out")
-    with env_precision(args.env_id):  # x64 only for an env that declares float64 physics
-        report = _measure(args)
+    overrides = dict(args.overrides)
+    try:
+        resolved = resolve_env(args.env_id, **overrides)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if args.devices > 1 and resolved.kind != "jax":
+        raise UsageError(f"--devices {args.devices}: {args.env_id} is a host env")
+    check_devices(args.devices)
+    with resolved.precision():  # x64 only for an env that declares float64 physics
+        report = _measure(resolved, args)
     if args.json:
         print(json.dumps(report))
     else:
@@ -147,18 +172,9 @@ def _bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _measure(args: argparse.Namespace) -> dict[str, Any]:
-    from scalegym.core.resolve import resolve_env
+def _measure(resolved: ResolvedEnv, args: argparse.Namespace) -> dict[str, Any]:
     from scalegym.suites.measures import bench_report
 
-    overrides = dict(args.overrides)
-    try:
-        resolved = resolve_env(args.env_id, **overrides)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    if args.devices > 1 and resolved.kind != "jax":
-        raise UsageError(f"--devices {args.devices}: {args.env_id} is a host env")
-    check_devices(args.devices)
     # Failures at one batch size are kept in the report; what escapes is a bad argument.
     try:
         return bench_report(
@@ -167,7 +183,7 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
             args.steps,
             args.repeats,
             args.seed,
-            overrides=overrides,
+            overrides=dict(resolved.overrides),
             progress=args.progress,
             consume_obs=args.consume_obs,
             devices=args.devices,

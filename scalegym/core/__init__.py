@@ -5,7 +5,8 @@ from scalegym.core.environment import Environment, EnvParams, EnvState, select_t
 from scalegym.core.fusion import compute_once
 from scalegym.core.gym_adapters import FunctionalGymEnv
 from scalegym.core.gym_vector import FunctionalVectorEnv
-from scalegym.core.registry import list_envs, make, register, spec
+from scalegym.core.registry import list_envs, register, spec
+from scalegym.core.resolve import make
 from scalegym.core.wrappers import EpisodeStatistics
 
 __all__ = [

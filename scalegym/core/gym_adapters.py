@@ -16,7 +16,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scalegym.core import registry
 from scalegym.core.environment import transition_of
 from scalegym.core.functional import build_functional, declares_float64, load_env_class
 from scalegym.core.gym_registration import (
@@ -26,6 +25,7 @@ from scalegym.core.gym_registration import (
 )
 from scalegym.core.gym_spaces import to_gymnasium_space, to_space_values
 from scalegym.core.host_transfer import BytePacker
+from scalegym.core.resolve import resolve_env
 
 __all__ = [
     "FunctionalGymEnv",
@@ -47,21 +47,22 @@ _RENDER_METHODS = {"rgb_array": "render_rgb", "ansi": "render_text"}
 def make_functional(
     env_id: str | None, env_class: str | type | None, overrides: dict[str, Any]
 ) -> tuple[Any, Any]:
-    """The env and params behind a scalegym id (`env_id`) or a JAX env class (`env_class`)."""
+    """The env and params behind a scalegym id (`env_id`) or a JAX env class (`env_class`).
+
+    Float64 envs (ThreeBody) declare `requires_x64`: the gymnasium path switches x64 on for good,
+    because users of gymnasium.make cannot do it between the build and their own steps.
+    """
     if (env_id is None) == (env_class is None):
         raise TypeError("give exactly one of env_id (a scalegym id) or env_class (a JAX env class)")
-    if env_class is not None:
-        cls = load_env_class(env_class, "register_gymnasium")
-        name = getattr(cls, "__name__", str(env_class))
-    else:
-        cls, name = registry.spec(env_id).load(), env_id
-    # Float64 envs (ThreeBody) declare `requires_x64` on the class; the gymnasium path must switch
-    # x64 on before any array is built, because users of gymnasium.make cannot do it in between.
+    if env_id is not None:
+        resolved = resolve_env(env_id, **overrides)
+        if resolved.x64:
+            jax.config.update("jax_enable_x64", True)
+        return resolved.env, resolved.params
+    cls = load_env_class(env_class, "register_gymnasium")
     if declares_float64(cls):
         jax.config.update("jax_enable_x64", True)
-    if env_class is not None:
-        return build_functional(name, cls, overrides)
-    return registry.make(env_id, **overrides)
+    return build_functional(getattr(cls, "__name__", str(env_class)), cls, overrides)
 
 
 def make_gymnasium_env(

@@ -1,4 +1,5 @@
-"""The env registry: ids `Name-vN`, `make`, `register`, `list_envs`, and `gymnax:` peer ids."""
+"""The env registry: ids `Name-vN`, `register`, `list_envs`, scalegym's host envs, and the
+`gymnax:` peer builder — the building blocks `scalegym.core.resolve` looks ids up in."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import gymnasium
+
 from scalegym.core.extras import import_extra
 from scalegym.core.fields import check_fields, dataclass_fields
-from scalegym.core.gym_registration import register_scalegym_id
+from scalegym.core.gym_registration import gymnasium_id, register_scalegym_id
 
 ENV_ID_PATTERN = re.compile(r"^[A-Za-z][\w.]*-v\d+$")  # no namespace: gymnasium adds "scalegym/"
 GYMNAX_PREFIX = "gymnax:"
@@ -23,8 +26,10 @@ class EnvSpec:
 
     id: str
     entry_point: str | Callable[..., Any]
-    kwargs: dict[str, Any] = field(default_factory=dict)  # param overrides applied at make()
+    kwargs: dict[str, Any] = field(default_factory=dict)  # param overrides applied at build()
     env_kwargs: dict[str, Any] = field(default_factory=dict)  # constructor arguments
+    # Per agent, the settings this env's family trains with, e.g. {"ppo": {"num_envs": 256}}.
+    agent_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def load(self) -> Callable[..., Any]:
         if callable(self.entry_point):
@@ -36,9 +41,15 @@ class EnvSpec:
             )
         return getattr(importlib.import_module(module), attr)
 
+    def build(self, overrides: dict[str, Any]) -> tuple[Any, Any]:
+        """A fresh env and its validated params, `overrides` on top of the registered defaults."""
+        env = self.load()(**self.env_kwargs)
+        return env, env.make_params(**{**self.kwargs, **overrides})
+
 
 _REGISTRY: dict[str, EnvSpec] = {}
 _RETIRED: dict[str, str] = {}  # old id -> why, and which id replaces it
+_HOST: dict[str, dict[str, dict[str, Any]]] = {}  # gymnasium id of a host env -> agent defaults
 
 
 def retire(id: str, replacement: str, why: str) -> None:
@@ -51,17 +62,24 @@ def register(
     entry_point: str | Callable[..., Any],
     *,
     env_kwargs: dict[str, Any] | None = None,
+    agent_defaults: dict[str, dict[str, Any]] | None = None,
     **defaults: Any,
 ) -> EnvSpec:
-    """Register an env class (or factory) under `id`; `defaults` are param overrides."""
+    """Register an env class (or factory) under `id`; `defaults` are param overrides and
+    `agent_defaults` the settings agents train the family with (`{"ppo": {...}}`)."""
     if not ENV_ID_PATTERN.match(id):
         raise ValueError(f"env id {id!r} must look like 'Name-vN' (e.g. 'Rearrange-v1')")
     if id in _REGISTRY:
         raise ValueError(f"env id {id!r} is already registered; bump its version to change it")
-    spec = EnvSpec(id, entry_point, dict(defaults), dict(env_kwargs or {}))
+    spec = EnvSpec(id, entry_point, dict(defaults), dict(env_kwargs or {}), agent_defaults or {})
     _REGISTRY[id] = spec
     register_scalegym_id(id)
     return spec
+
+
+def is_retired(id: str) -> bool:
+    """Whether `id` was replaced by another (`spec(id)` says by which, and why)."""
+    return id in _RETIRED
 
 
 def list_envs() -> list[str]:
@@ -81,17 +99,20 @@ def spec(id: str) -> EnvSpec:
     return _REGISTRY[id]
 
 
-def make(id: str, **overrides: Any) -> tuple[Any, Any]:
-    """Build a functional env and its validated params: `env, params = make("Rearrange-v1")`.
+def register_host(
+    id: str, entry_point: str, *, agent_defaults: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """Register one of scalegym's host envs (a `gymnasium.Env` class, no jitted path) in
+    gymnasium only, as `scalegym/<id>`, with the settings agents train it with."""
+    gym_id = gymnasium_id(id)
+    if gym_id not in gymnasium.registry:
+        gymnasium.register(id=gym_id, entry_point=entry_point)
+    _HOST[gym_id] = dict(agent_defaults or {})
 
-    `gymnax:<Name>` ids build the gymnax environment of that name (needs the `peers` extra).
-    """
-    if id.startswith(GYMNAX_PREFIX):
-        return make_gymnax(id[len(GYMNAX_PREFIX) :], **overrides)
-    env_spec = spec(id)
-    env = env_spec.load()(**env_spec.env_kwargs)
-    params = env.make_params(**{**env_spec.kwargs, **overrides})
-    return env, params
+
+def host_agent_defaults(gym_id: str) -> dict[str, dict[str, Any]] | None:
+    """The agent defaults of a host env scalegym registered; None for anyone else's id."""
+    return _HOST.get(gym_id)
 
 
 def make_gymnax(name: str, **overrides: Any) -> tuple[Any, Any]:

@@ -1,13 +1,17 @@
-"""Turn any env id (scalegym, gymnax/xminigrid/navix peers, `module:`, gymnasium) into an env."""
+"""The one resolver: any env id (scalegym, gymnax/xminigrid/navix peers, `module:`, gymnasium)
+into a `ResolvedEnv` that carries what later steps need (env, params, precision, source, agent
+defaults), so a command looks its id up once and passes the result down.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import importlib
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import gymnasium
@@ -26,122 +30,199 @@ from scalegym.core.gym_registration import ENTRY_POINT
 
 SCALEGYM_NAMESPACE = "scalegym/"
 
+VectorFactory = Callable[[int], gymnasium.vector.VectorEnv]
+# overrides -> (env, params, make_vector): a jax env fills the first two, a host env the last.
+Builder = Callable[[dict[str, Any]], tuple[Any, Any, VectorFactory | None]]
+
+
+def x64_mode(x64: bool) -> contextlib.AbstractContextManager[Any]:
+    """JAX's x64 mode switched on while inside when `x64`, else JAX's setting as it is."""
+    return jax.enable_x64(True) if x64 else contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class LocatedEnv:
+    """Where an id's env comes from, found by `resolve_env`'s rules before anything is built."""
+
+    id: str  # as given
+    kind: Literal["jax", "host"]
+    source: str  # "scalegym", "gymnax", "xminigrid", "navix" or "gymnasium"
+    build: Builder = field(repr=False)
+    x64: bool = False  # the env class declares float64 physics (`requires_x64`)
+    agent_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def precision(self) -> contextlib.AbstractContextManager[Any]:
+        return x64_mode(self.x64)
+
+    def resolve(self, overrides: Mapping[str, Any]) -> ResolvedEnv:
+        """The env built with `overrides`, under x64 where the env declares it."""
+        with self.precision():
+            env, params, make_vector = self.build(dict(overrides))
+        return ResolvedEnv(
+            id=self.id,
+            kind=self.kind,
+            source=self.source,
+            env=env,
+            params=params,
+            make_vector=make_vector,
+            overrides=dict(overrides),
+            x64=self.x64,
+            agent_defaults=self.agent_defaults,
+            located=self,
+        )
+
 
 @dataclass(frozen=True)
 class ResolvedEnv:
-    """An env ready to benchmark: kind "jax" has `env` and `params`, kind "host" `make_vector`."""
+    """An env ready to run: kind "jax" has `env` and `params`, kind "host" `make_vector`.
+
+    `x64`: the env declares float64 physics; run everything that uses it inside `precision()`.
+    `agent_defaults`: per agent name, the settings the env's family trains with
+    (`{"ppo": {...}}`, registered with the env; empty for peers and unknown envs).
+    """
 
     id: str
     kind: Literal["jax", "host"]
+    source: str = ""  # "scalegym", "gymnax", "xminigrid", "navix", "gymnasium"; "" by hand
     env: Any = None
     params: Any = None
-    make_vector: Callable[[int], gymnasium.vector.VectorEnv] | None = None
+    make_vector: VectorFactory | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    x64: bool = False
+    agent_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    located: LocatedEnv | None = field(default=None, repr=False, compare=False)
+
+    def precision(self) -> contextlib.AbstractContextManager[Any]:
+        """JAX's x64 mode on while inside, for an env that declares float64 physics; any other
+        env runs under JAX's setting as it is (x64 for every env would slow float32 work)."""
+        return x64_mode(self.x64)
+
+    def with_overrides(self, **more: Any) -> ResolvedEnv:
+        """The same env source rebuilt with `more` params on top (the id is not looked up again)."""
+        if self.located is None:
+            raise ValueError(f"{self.id}: built by hand, not by resolve_env; cannot rebuild it")
+        return self.located.resolve({**self.overrides, **more})
 
 
 def resolve_env(env_id: str, **overrides: Any) -> ResolvedEnv:
     """Resolve `env_id`, applying `overrides` to its params (jax) or constructor (host).
 
     Rules, in order: `gymnax:Name` → gymnax; `xminigrid:Id` → XLand-MiniGrid and `navix:Id` →
-    NAVIX (`scalegym.core.peers`, benchmarking only); a scalegym id → `scalegym.make`;
-    `scalegym/X` → the scalegym id X; `module:Name-vN` → import `module` (which registers the env),
-    then resolve `Name-vN`; a gymnasium id whose entry point is a functional env class (scalegym or
-    gymnax style) → jax; any other gymnasium id → host (a synchronous gymnasium vector env).
+    NAVIX (`scalegym.core.peers`, benchmarking only); a scalegym id (or a retired one, which
+    says what replaced it); `scalegym/X` → the scalegym id X; `module:Name-vN` → import `module`
+    (which registers the env), then resolve `Name-vN`; a gymnasium id whose entry point is a
+    functional env class (scalegym or gymnax style) → jax; any other gymnasium id → host (a
+    synchronous gymnasium vector env). A float64 env is built under x64.
     """
+    return _locate(env_id).resolve(overrides)
+
+
+def make(env_id: str, **overrides: Any) -> tuple[Any, Any]:
+    """A functional env and its validated params: `env, params = scalegym.make("Rearrange-v1")`.
+
+    Any id `resolve_env` takes except host envs, built under JAX's precision as it is: a float64
+    env (ThreeBody) raises unless x64 is on (`resolve_env(id)` switches it on for the build).
+    """
+    located = _locate(env_id)
+    if located.kind == "host":
+        raise ValueError(
+            f"{env_id} is a host env (a gymnasium.Env, no functional JAX env to return): use "
+            f"gymnasium.make({env_id!r}), or resolve_env({env_id!r}).make_vector(N)"
+        )
+    env, params, _ = located.build(dict(overrides))
+    return env, params
+
+
+def env_precision(env_id: str) -> contextlib.AbstractContextManager[Any]:
+    """`resolve_env(env_id).precision()` without building the env: x64 while inside, for an env
+    that declares float64 physics. An id that cannot be looked up gets JAX's setting as it is
+    (`resolve_env` explains what is wrong with it)."""
+    try:
+        return _locate(env_id).precision()
+    except (ValueError, ImportError):
+        return contextlib.nullcontext()
+
+
+def _locate(env_id: str) -> LocatedEnv:
+    """What builds `env_id`, by the rules of `resolve_env`; ValueError for an unknown id."""
     if env_id.startswith(registry.GYMNAX_PREFIX):
-        env, params = registry.make(env_id, **overrides)
-        return ResolvedEnv(env_id, "jax", env=env, params=params)
+        name = env_id[len(registry.GYMNAX_PREFIX) :]
+        return LocatedEnv(env_id, "jax", "gymnax", _jax(lambda o: registry.make_gymnax(name, **o)))
     # Before the `module:` rule, which would otherwise import xminigrid/navix and look up the rest.
     if peers.is_peer_id(env_id):
-        env, params = peers.make_peer(env_id, **overrides)
-        return ResolvedEnv(env_id, "jax", env=env, params=params)
-    if env_id in registry.list_envs():
-        env, params = registry.make(env_id, **overrides)
-        return ResolvedEnv(env_id, "jax", env=env, params=params)
+        source = "xminigrid" if env_id.startswith(peers.XMINIGRID_PREFIX) else "navix"
+        return LocatedEnv(env_id, "jax", source, _jax(lambda o: peers.make_peer(env_id, **o)))
+    if env_id in registry.list_envs() or registry.is_retired(env_id):
+        return _registered(env_id, env_id)
     if env_id.startswith(SCALEGYM_NAMESPACE) and not _is_host_scalegym_id(env_id):
-        name = env_id[len(SCALEGYM_NAMESPACE) :]
-        env, params = registry.make(name, **overrides)  # unknown names get scalegym's hint
-        return ResolvedEnv(env_id, "jax", env=env, params=params)
+        return _registered(env_id, env_id[len(SCALEGYM_NAMESPACE) :])  # unknown: scalegym's hint
     if ":" in env_id:
         module, _, name = env_id.partition(":")
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as err:
             raise ValueError(f"env id {env_id!r}: cannot import module {module!r} ({err})") from err
-        return resolve_env(name, **overrides)
+        return dataclasses.replace(_locate(name), id=env_id)
     if env_id in gymnasium.registry:
-        return _resolve_gymnasium(env_id, overrides)
+        return _gymnasium(env_id)
     raise ValueError(_unknown_id_message(env_id))
 
 
-def declares_x64(env_id: str) -> bool:
-    """Whether the env behind `env_id` declares float64 physics (`requires_x64`), unbuilt.
+def _jax(make: Callable[[dict[str, Any]], tuple[Any, Any]]) -> Builder:
+    def build(overrides: dict[str, Any]) -> tuple[Any, Any, None]:
+        env, params = make(overrides)
+        return env, params, None
 
-    Follows the rules of `resolve_env`; peers and host envs never do. An id that cannot be
-    looked up answers False and is left for `resolve_env` to explain.
-    """
-    if env_id.startswith(registry.GYMNAX_PREFIX) or peers.is_peer_id(env_id):
-        return False
-    if env_id.startswith(SCALEGYM_NAMESPACE):
-        env_id = env_id[len(SCALEGYM_NAMESPACE) :]
-    if env_id in registry.list_envs():
-        return declares_float64(registry.spec(env_id).load())
-    if ":" in env_id:
-        module, _, name = env_id.partition(":")
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            return False
-        return declares_x64(name)
-    if env_id in gymnasium.registry:
-        try:
-            source = _jax_source(gymnasium.spec(env_id))
-        except ValueError:  # a broken entry point: resolve_env explains it
-            return False
-        if isinstance(source, str):
-            return declares_x64(source)
-        return source is not None and declares_float64(source[0])
-    return False
+    return build
 
 
-def env_precision(env_id: str) -> contextlib.AbstractContextManager[Any]:
-    """JAX's x64 mode switched on while inside, for an env that declares float64 physics.
+def _registered(env_id: str, name: str) -> LocatedEnv:
+    """A scalegym id `name` (registered with `scalegym.register`), located as `env_id`."""
+    spec = registry.spec(name)  # unknown and retired ids raise, with a hint
+    return LocatedEnv(
+        env_id,
+        "jax",
+        "scalegym",
+        _jax(spec.build),
+        x64=declares_float64(spec.load()),
+        agent_defaults=spec.agent_defaults,
+    )
 
-    Any other env runs under JAX's setting as it is (32-bit by default): x64 for every command
-    would slow down float32 work, peers' PPO included, and bias every comparison. Build the env
-    and run everything that uses it inside the same block.
-    """
-    return jax.enable_x64(True) if declares_x64(env_id) else contextlib.nullcontext()
 
-
-def _resolve_gymnasium(env_id: str, overrides: dict[str, Any]) -> ResolvedEnv:
+def _gymnasium(env_id: str) -> LocatedEnv:
     gym_spec = gymnasium.spec(env_id)
     source = _jax_source(gym_spec)
     if isinstance(source, str):  # registered by scalegym.register under another gymnasium id
-        env, params = registry.make(source, **overrides)
-        return ResolvedEnv(env_id, "jax", env=env, params=params)
+        return _registered(env_id, source)
     if source is not None:
         cls, kwargs = source
-        env, params = build_functional(
-            env_id, cls, {**kwargs, **overrides}, gym_spec.max_episode_steps
-        )
-        return ResolvedEnv(env_id, "jax", env=env, params=params)
+        limit = gym_spec.max_episode_steps
+        build = _jax(lambda o: build_functional(env_id, cls, {**kwargs, **o}, limit))
+        return LocatedEnv(env_id, "jax", "gymnasium", build, x64=declares_float64(cls))
     entry = gym_spec.entry_point
     creator = (
         gymnasium.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
     )
-    _check_constructor_kwargs(env_id, creator, overrides)
 
-    def make_vector(num_envs: int) -> gymnasium.vector.VectorEnv:
-        # Same-step autoreset, like the JAX envs: the last observation arrives in the step's info.
-        return gymnasium.make_vec(
-            env_id,
-            num_envs=num_envs,
-            vectorization_mode="sync",
-            vector_kwargs={"autoreset_mode": gymnasium.vector.AutoresetMode.SAME_STEP},
-            **overrides,
-        )
+    def build_host(overrides: dict[str, Any]) -> tuple[None, None, VectorFactory]:
+        _check_constructor_kwargs(env_id, creator, overrides)
 
-    return ResolvedEnv(env_id, "host", make_vector=make_vector)
+        def make_vector(num_envs: int) -> gymnasium.vector.VectorEnv:
+            # Same-step autoreset, like the JAX envs: the last observation arrives in the info.
+            return gymnasium.make_vec(
+                env_id,
+                num_envs=num_envs,
+                vectorization_mode="sync",
+                vector_kwargs={"autoreset_mode": gymnasium.vector.AutoresetMode.SAME_STEP},
+                **overrides,
+            )
+
+        return None, None, make_vector
+
+    defaults = registry.host_agent_defaults(env_id)
+    if defaults is None:
+        return LocatedEnv(env_id, "host", "gymnasium", build_host)
+    return LocatedEnv(env_id, "host", "scalegym", build_host, agent_defaults=defaults)
 
 
 def _is_host_scalegym_id(env_id: str) -> bool:

@@ -1,27 +1,75 @@
 """The built-in env families, registered on import of scalegym."""
 
-import gymnasium
+from typing import Any
 
-from scalegym.core.gym_registration import gymnasium_id
-from scalegym.core.registry import list_envs, register, retire
+from scalegym.core.registry import list_envs, register, register_host, retire
 
-BUILTIN_ENVS: dict[str, tuple[str, dict]] = {
-    "Rearrange-v1": ("scalegym.envs.rearrange.env:Rearrange", {"task": "place"}),
-    "RearrangePick-v1": ("scalegym.envs.rearrange.env:Rearrange", {"task": "pick"}),
-    "PaninskiLock-v0": ("scalegym.envs.pomdp.paninski_lock:PaninskiLock", {}),
-    "RevealingBandit-v0": ("scalegym.envs.pomdp.revealing_bandit:RevealingBandit", {}),
-    "PerRoomSecret-v0": ("scalegym.envs.pomdp.per_room_secret:PerRoomSecret", {}),
-    "Tiger-v0": ("scalegym.envs.pomdp.tiger:Tiger", {}),
+# PPO's settings per family (README, "Training (PPO)"); an env without them gets PPOConfig's
+# defaults, which are PureJaxRL's CartPole settings.
+REARRANGE_PPO: dict[str, Any] = {
+    "num_envs": 256,
+    "num_steps": 64,
+    "update_epochs": 4,
+    "num_minibatches": 8,
+    "learning_rate": 5e-4,
+    "gamma": 0.99,
+    "ent_coef": 0.01,
+    "hidden": (128, 128),
+    "activation": "relu",
+}
+# The revealing POMDPs: a GRU policy (the agent must remember what it spelled and saw), many
+# short episodes per rollout, undiscounted returns as the finite horizon defines them.
+POMDP_PPO: dict[str, Any] = {
+    "network": "gru",
+    "num_envs": 64,
+    "num_steps": 32,
+    "update_epochs": 4,
+    "num_minibatches": 4,
+    "learning_rate": 1e-3,
+    "gamma": 1.0,
+    "gae_lambda": 0.95,
+    "ent_coef": 0.01,
+    "hidden": (64,),
+    "memory": 64,
+}
+# ThreeBody: an MLP on the 13 normalised numbers; the paper's reward spans ±1e4 per step, so it
+# is scaled by 1e-3 for the value loss; gamma 0.99 over 100-step episodes.
+THREEBODY_PPO: dict[str, Any] = {
+    "num_envs": 64,
+    "num_steps": 100,
+    "update_epochs": 4,
+    "num_minibatches": 4,
+    "learning_rate": 3e-4,
+    "gamma": 0.99,
+    "ent_coef": 0.01,
+    "hidden": (64, 64),
+    "normalize_obs": True,
+    "reward_scale": 1e-3,
+}
+
+# id -> (entry point, constructor arguments, PPO settings)
+BUILTIN_ENVS: dict[str, tuple[str, dict, dict]] = {
+    "Rearrange-v1": ("scalegym.envs.rearrange.env:Rearrange", {"task": "place"}, REARRANGE_PPO),
+    "RearrangePick-v1": ("scalegym.envs.rearrange.env:Rearrange", {"task": "pick"}, REARRANGE_PPO),
+    "PaninskiLock-v0": ("scalegym.envs.pomdp.paninski_lock:PaninskiLock", {}, POMDP_PPO),
+    "RevealingBandit-v0": ("scalegym.envs.pomdp.revealing_bandit:RevealingBandit", {}, POMDP_PPO),
+    "PerRoomSecret-v0": ("scalegym.envs.pomdp.per_room_secret:PerRoomSecret", {}, POMDP_PPO),
+    "Tiger-v0": ("scalegym.envs.pomdp.tiger:Tiger", {}, POMDP_PPO),
     "NoisyCombinationLock-v0": (
         "scalegym.envs.pomdp.noisy_combination_lock:NoisyCombinationLock",
         {},
+        POMDP_PPO,
     ),
-    "ThreeBody-v0": ("scalegym.envs.threebody.env:ThreeBody", {}),
-    "ThreeBodyAarseth-v0": ("scalegym.envs.threebody.env:ThreeBodyAarseth", {}),
+    "ThreeBody-v0": ("scalegym.envs.threebody.env:ThreeBody", {}, THREEBODY_PPO),
+    "ThreeBodyAarseth-v0": ("scalegym.envs.threebody.env:ThreeBodyAarseth", {}, THREEBODY_PPO),
 }
-# Host envs: gymnasium.Env classes (no jitted path), registered in gymnasium only, as scalegym/<id>.
-HOST_ENVS: dict[str, str] = {
-    "ThreeBodyRebound-v0": "scalegym.envs.threebody.rebound_env:ThreeBodyRebound",
+# Host envs: gymnasium.Env classes (no jitted path), registered in gymnasium only, as scalegym/<id>:
+# id -> (entry point, PPO settings).
+HOST_ENVS: dict[str, tuple[str, dict]] = {
+    "ThreeBodyRebound-v0": (
+        "scalegym.envs.threebody.rebound_env:ThreeBodyRebound",
+        THREEBODY_PPO,
+    ),
 }
 _V0_REWARD = (
     "v0's shaping skipped stage changes, so a place/re-pick cycle could be farmed; v1 shapes "
@@ -36,11 +84,10 @@ RETIRED_ENVS: dict[str, tuple[str, str]] = {
 def register_builtin_envs() -> None:
     """Register every built-in id once (entry points load lazily, so this imports no env code)."""
     known = set(list_envs())
-    for env_id, (entry_point, env_kwargs) in BUILTIN_ENVS.items():
+    for env_id, (entry_point, env_kwargs, ppo) in BUILTIN_ENVS.items():
         if env_id not in known:
-            register(env_id, entry_point, env_kwargs=env_kwargs)
-    for env_id, entry_point in HOST_ENVS.items():
-        if gymnasium_id(env_id) not in gymnasium.registry:
-            gymnasium.register(id=gymnasium_id(env_id), entry_point=entry_point)
+            register(env_id, entry_point, env_kwargs=env_kwargs, agent_defaults={"ppo": ppo})
+    for env_id, (entry_point, ppo) in HOST_ENVS.items():
+        register_host(env_id, entry_point, agent_defaults={"ppo": ppo})
     for old_id, (replacement, why) in RETIRED_ENVS.items():
         retire(old_id, replacement, why)

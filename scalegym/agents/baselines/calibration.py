@@ -36,9 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from scalegym.agents.budgets import BudgetLog, BudgetRun, Criterion, run_label
+from scalegym.agents.budgets import BudgetLog, BudgetRequest, BudgetRun
 from scalegym.core.fields import check_fields
-from scalegym.core.resolve import resolve_env
 from scalegym.envs.pomdp.paninski_lock import PaninskiLock
 from scalegym.envs.pomdp.per_room_secret import PerRoomSecret
 from scalegym.envs.pomdp.revealing_bandit import RevealingBandit
@@ -197,28 +196,17 @@ def settled(state: LearnerState, passes: np.ndarray) -> bool:
     return bool(np.all(np.asarray(state.committed))) and recent.shape[1] == SETTLE and recent.all()
 
 
-def calibration_budget_run(
-    env_id: str,
-    env_overrides: dict[str, Any],
-    *,
-    budgets: np.ndarray,
-    unit: str,
-    criterion: Criterion,
-    num_seeds: int,
-    seed: int,
-    agent_params: dict[str, Any],
-    log: BudgetLog,
-) -> BudgetRun:
-    """The calibration learner on `num_seeds` seeds (vmapped), judged exactly at each budget."""
-    check_fields("calibration agent_params", agent_params, DEFAULTS)
-    settings = {**DEFAULTS, **agent_params}
+def calibration_budget_run(request: BudgetRequest, log: BudgetLog) -> BudgetRun:
+    """The calibration learner on every seed (vmapped), judged exactly at each budget."""
+    check_fields("calibration agent_params", request.agent_params, DEFAULTS)
+    settings = {**DEFAULTS, **request.agent_params}
+    unit, criterion, num_seeds = request.unit, request.criterion, request.num_seeds
     if unit != "episodes" or criterion.on != "exact":
         raise ValueError(
             'the calibration learner counts episodes and is judged exactly: set unit = "episodes" '
             f'and criterion = "exact" (got unit = "{unit}", criterion = "{criterion.on}")'
         )
-    resolved = resolve_env(env_id, **env_overrides)
-    env, params = resolved.env, resolved.params
+    env, params = request.env.env, request.env.params
     family = family_of(env)
     if settings["margin"] is None:
         settings["margin"] = MARGINS[family]
@@ -233,12 +221,12 @@ def calibration_budget_run(
     )
     value = jax.jit(jax.vmap(partial(learner_value, env, params, num_candidates)))
     secret_of = lambda s: s.committed & is_secret(env, params, s.choice)
-    keys = jax.random.split(jax.random.key(seed), num_seeds)
+    keys = jax.random.split(jax.random.key(request.seed), num_seeds)
     state = jax.vmap(lambda k: init_learner(k, num_candidates, half))(keys)
 
-    budgets = np.asarray(budgets, np.int64)
+    budgets = np.asarray(request.budgets, np.int64)
     metric = np.zeros((num_seeds, budgets.size))  # [K, E]
-    label, done = run_label(env_overrides) or env_id, 0
+    label, done = request.label, 0
     stopped_at: int | None = None
     for e, budget in enumerate(budgets):
         visits = int(budget // m)  # a visit is m episodes; never more than the budget
@@ -281,34 +269,23 @@ def calibration_budget_run(
     )
 
 
-def optimal_budget_run(
-    env_id: str,
-    env_overrides: dict[str, Any],
-    *,
-    budgets: np.ndarray,
-    unit: str,
-    criterion: Criterion,
-    num_seeds: int,
-    seed: int,
-    agent_params: dict[str, Any],
-    log: BudgetLog,
-) -> BudgetRun:
+def optimal_budget_run(request: BudgetRequest, log: BudgetLog) -> BudgetRun:
     """The ceiling: the belief-tree DP's optimal policy, judged by its exact value at every budget
     (it needs no samples, so it passes from the first budget on)."""
     from scalegym.envs.pomdp import exact
 
-    check_fields("optimal agent_params", agent_params, ())
-    resolved = resolve_env(env_id, **env_overrides)
-    env, params = resolved.env, resolved.params
+    check_fields("optimal agent_params", request.agent_params, ())
+    env, params, criterion = request.env.env, request.env.params, request.criterion
     if not hasattr(env, "tabular"):
-        raise ValueError(f"{env_id}: the optimal agent needs a family with exact tools")
+        raise ValueError(f"{request.env.id}: the optimal agent needs a family with exact tools")
     model = env.tabular(params)
     _, policy = exact.optimal_policy(model)
     gap = env.optimal_value(params) - exact.policy_value(model, policy)
-    budgets = np.asarray(budgets, np.int64)
-    metric = np.full((num_seeds, budgets.size), gap)
-    label = run_label(env_overrides) or env_id
+    budgets = np.asarray(request.budgets, np.int64)
+    metric = np.full((request.num_seeds, budgets.size), gap)
+    scalars = {"scaling/pass_fraction": float(criterion.passes(np.array([gap]))[0])}
+    scalars["scaling/metric_mean"] = gap
     for budget in budgets:
-        passed = float(criterion.passes(np.array([gap]))[0])
-        log(label, int(budget), {"scaling/pass_fraction": passed, "scaling/metric_mean": gap})
-    return BudgetRun(budgets, unit, metric, criterion.passes(metric), criterion, {"gap": gap})
+        log(request.label, int(budget), scalars)
+    passes = criterion.passes(metric)
+    return BudgetRun(budgets, request.unit, metric, passes, criterion, {"gap": gap})

@@ -16,12 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scalegym.agents.budgets import BudgetLog, BudgetRun, Criterion, run_label
+from scalegym.agents.budgets import BudgetLog, BudgetRequest, BudgetRun, Criterion
 from scalegym.agents.ppo.algorithm import PPO, RunnerState, init_runner, make_ppo, ppo_update
 from scalegym.agents.ppo.config import PPOConfig, default_config
 from scalegym.agents.ppo.evaluation import EVAL_SEED_OFFSET, eval_scalars, evaluate_policy
 from scalegym.agents.ppo.normalization import ObsNorm, normalize
-from scalegym.core.resolve import ResolvedEnv, resolve_env
+from scalegym.core.resolve import ResolvedEnv
 
 Judge = Callable[[RunnerState], np.ndarray]  # runner over K seeds -> metric [K]
 
@@ -102,43 +102,35 @@ def traces_params(ppo: PPO) -> bool:
     return True
 
 
-def ppo_budget_run(
-    env_id: str,
-    env_overrides: dict[str, Any],
-    *,
-    budgets: np.ndarray,
-    unit: str,
-    criterion: Criterion,
-    num_seeds: int,
-    seed: int,
-    agent_params: dict[str, Any],
-    log: BudgetLog,
-) -> BudgetRun:
-    """Train PPO on `num_seeds` seeds up to each budget [E] and judge every seed there."""
-    resolved = resolve_env(env_id, **env_overrides)
+def ppo_budget_run(request: BudgetRequest, log: BudgetLog) -> BudgetRun:
+    """Train PPO on every seed up to each budget [E] and judge every seed there."""
+    resolved, budgets, criterion = request.env, request.budgets, request.criterion
     if resolved.kind != "jax":
-        raise ValueError(f"{env_id}: the ppo scaling agent needs a functional JAX env")
-    env_steps = budget_env_steps(resolved, budgets, unit)  # [E]
-    config = default_config(env_id).replace(total_timesteps=int(env_steps[-1]), **agent_params)
-    compiled = compiled_ppo(resolved, config)
-    judge = make_judge(resolved, compiled, criterion, seed)
-    targets = update_counts(env_steps, config.batch_size)  # [E]
-    chunk = chunk_length(targets)
-    keys = jax.random.split(jax.random.key(seed), num_seeds)
-    runner = compiled.init(keys, resolved.params)
-    metric = np.zeros((num_seeds, len(targets)))  # [K, E]
-    done, label = 0, run_label(env_overrides) or env_id
-    for e, target in enumerate(targets):
-        if target > done or e == 0:  # budgets that round to the same update share a judgement
-            runner = train_updates(compiled, runner, resolved.params, int(target - done), chunk)
-            done, judged = int(target), judge(runner)
-        metric[:, e] = judged
-        passed = criterion.passes(judged)
-        scalars = {"scaling/pass_fraction": float(passed.mean())}
-        log(label, int(budgets[e]), {**scalars, "scaling/metric_mean": float(judged.mean())})
+        raise ValueError(f"{resolved.id}: the ppo scaling agent needs a functional JAX env")
+    env_steps = budget_env_steps(resolved, budgets, request.unit)  # [E]
+    config = default_config(resolved).replace(
+        total_timesteps=int(env_steps[-1]), **request.agent_params
+    )
+    with resolved.precision():
+        compiled = compiled_ppo(resolved, config)
+        judge = make_judge(resolved, compiled, criterion, request.seed)
+        targets = update_counts(env_steps, config.batch_size)  # [E]
+        chunk = chunk_length(targets)
+        keys = jax.random.split(jax.random.key(request.seed), request.num_seeds)
+        runner = compiled.init(keys, resolved.params)
+        metric = np.zeros((request.num_seeds, len(targets)))  # [K, E]
+        done = 0
+        for e, target in enumerate(targets):
+            if target > done or e == 0:  # budgets that round to one update share a judgement
+                runner = train_updates(compiled, runner, resolved.params, int(target - done), chunk)
+                done, judged = int(target), judge(runner)
+            metric[:, e] = judged
+            scalars = {"scaling/pass_fraction": float(criterion.passes(judged).mean())}
+            scalars["scaling/metric_mean"] = float(judged.mean())
+            log(request.label, int(budgets[e]), scalars)
     return BudgetRun(
         budgets=np.asarray(budgets, np.int64),
-        unit=unit,
+        unit=request.unit,
         metric=metric,
         passes=criterion.passes(metric),
         criterion=criterion,

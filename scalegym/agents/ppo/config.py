@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scalegym.agents.ppo.networks import NETWORKS
 from scalegym.core.fields import check_fields, same_kind, unknown_field_message
+
+if TYPE_CHECKING:
+    from scalegym.core.resolve import ResolvedEnv
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,58 +127,7 @@ def override_problems(overrides: dict[str, Any]) -> list[str]:
     return problems
 
 
-# Per-family PPO settings (documented in the README); anything else gets PPOConfig's defaults,
-# which are PureJaxRL's CartPole settings.
-FAMILY_CONFIGS: dict[str, dict[str, Any]] = {
-    "Rearrange": {
-        "num_envs": 256,
-        "num_steps": 64,
-        "update_epochs": 4,
-        "num_minibatches": 8,
-        "learning_rate": 5e-4,
-        "gamma": 0.99,
-        "ent_coef": 0.01,
-        "hidden": (128, 128),
-        "activation": "relu",
-    },
-}
-# The revealing POMDPs: a GRU policy (the agent must remember what it spelled and saw), many
-# short episodes per rollout, undiscounted returns as the finite horizon defines them.
-_POMDP_CONFIG: dict[str, Any] = {
-    "network": "gru",
-    "num_envs": 64,
-    "num_steps": 32,
-    "update_epochs": 4,
-    "num_minibatches": 4,
-    "learning_rate": 1e-3,
-    "gamma": 1.0,
-    "gae_lambda": 0.95,
-    "ent_coef": 0.01,
-    "hidden": (64,),
-    "memory": 64,
-}
-for _family in ("PaninskiLock", "RevealingBandit", "PerRoomSecret", "Tiger", "NoisyCombination"):
-    FAMILY_CONFIGS[_family] = _POMDP_CONFIG
-# ThreeBody: an MLP on the 13 normalised numbers; the paper's reward spans ±1e4 per step, so it is
-# scaled by 1e-3 for the value loss; gamma 0.99 over 100-step episodes.
-FAMILY_CONFIGS["ThreeBody"] = {
-    "num_envs": 64,
-    "num_steps": 100,
-    "update_epochs": 4,
-    "num_minibatches": 4,
-    "learning_rate": 3e-4,
-    "gamma": 0.99,
-    "ent_coef": 0.01,
-    "hidden": (64, 64),
-    "normalize_obs": True,
-    "reward_scale": 1e-3,
-}
-
-
-def default_config(env_id: str) -> PPOConfig:
-    """PPO defaults for an env id's family (its name without the version and namespace)."""
-    name = env_id.split(":")[-1].split("/")[-1].rsplit("-v", 1)[0]
-    for family, overrides in FAMILY_CONFIGS.items():
-        if name.startswith(family):
-            return PPOConfig(**overrides)
-    return PPOConfig()
+def default_config(env: ResolvedEnv) -> PPOConfig:
+    """PPO's defaults for `env`: its family's settings where it was registered with them
+    (`agent_defaults={"ppo": ...}`, `scalegym.envs`), else PureJaxRL's CartPole settings."""
+    return PPOConfig(**env.agent_defaults.get("ppo", {}))

@@ -16,38 +16,57 @@ import numpy as np
 
 from scalegym.agents.ppo.algorithm import PPO, RunnerState, make_ppo
 from scalegym.agents.ppo.checkpoint import load_checkpoint
-from scalegym.agents.ppo.config import default_config
 from scalegym.agents.ppo.driver import ChunkedRun
 from scalegym.agents.ppo.normalization import normalize
 from scalegym.agents.ppo.policy import add_time
+from scalegym.agents.train import TrainRequest, training_request
 from scalegym.core.resolve import resolve_env
 
 Policy = Callable[[jax.Array, jax.Array, Any], jax.Array]
 
 
 def load_trained(
+    request: TrainRequest | str, checkpoint_dir: Path | None = None, **legacy: Any
+) -> tuple[PPO, RunnerState]:
+    """The PPO pieces and the runner (all seeds, [K, ...]) that `train_agent(request)` saved in
+    `request.checkpoint_dir`; the checkpoint refuses the request of another run."""
+    if isinstance(request, str):  # SHIM(suites): removed when the suites floor uses the request
+        request = _legacy_request(request, checkpoint_dir, **legacy)
+    if request.checkpoint_dir is None:
+        raise ValueError("load_trained: the request names no checkpoint_dir")
+    env = request.env
+    with env.precision():
+        ppo = make_ppo(env.env, env.params, request.config)
+        # One device: loading needs no split (the checkpoint holds whole arrays).
+        run = ChunkedRun(env.id, ppo, request.num_seeds, request.seed, devices=1)
+        keys = jax.random.split(jax.random.key(request.seed), request.num_seeds)
+        template = jax.jit(jax.vmap(ppo.init))(keys)
+        runner, _ = load_checkpoint(request.checkpoint_dir, template, run.identity())
+    return ppo, runner
+
+
+# SHIM(suites): removed when the suites floor uses the request
+def _legacy_request(
     env_id: str,
-    checkpoint_dir: Path,
+    checkpoint_dir: Path | None,
     *,
     total_steps: int,
     num_seeds: int,
     seed: int = 0,
     env_overrides: dict[str, Any] | None = None,
     agent_overrides: dict[str, Any] | None = None,
-) -> tuple[PPO, RunnerState]:
-    """The PPO pieces and the runner (all seeds, [K, ...]) saved by `train_agent` in a directory.
-
-    The arguments must be the training run's: the checkpoint refuses another run's settings.
-    """
-    config = default_config(env_id).replace(
-        total_timesteps=int(total_steps), **(agent_overrides or {})
+) -> TrainRequest:
+    """The request of the old `load_trained(env_id, checkpoint_dir, total_steps=..., ...)`."""
+    return training_request(
+        resolve_env(env_id, **(env_overrides or {})),
+        "ppo",
+        steps=total_steps,
+        agent_params=dict(agent_overrides or {}),
+        num_seeds=num_seeds,
+        seed=seed,
+        devices=1,
+        checkpoint_dir=checkpoint_dir,
     )
-    resolved = resolve_env(env_id, **(env_overrides or {}))
-    ppo = make_ppo(resolved.env, resolved.params, config)
-    run = ChunkedRun(env_id, ppo, num_seeds, seed, checkpoint_dir)
-    template = jax.jit(jax.vmap(ppo.init))(jax.random.split(jax.random.key(seed), num_seeds))
-    runner, _ = load_checkpoint(Path(checkpoint_dir), template, run.identity())
-    return ppo, runner
 
 
 def seed_runner(runner: RunnerState, index: int) -> RunnerState:
