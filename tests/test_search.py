@@ -10,14 +10,9 @@ import numpy as np
 import pytest
 from flax import struct
 
+from scalegym.agents import registry
 from scalegym.agents.planners.planning import run_episodes
-from scalegym.agents.planners.search import (
-    CEM,
-    BeamSearch,
-    RandomShooting,
-    beam_schedule,
-    make_planner,
-)
+from scalegym.agents.planners.search import CEM, BeamSearch, RandomShooting, beam_schedule
 from scalegym.core import Environment, spaces
 
 CODE = (2, 0, 3)  # the one sequence of 3 actions (of 4^3 = 64) that opens the lock
@@ -158,6 +153,10 @@ def test_beam_schedule_of_a_full_tree() -> None:
     # Width 16 with 4 actions: levels of 1, 4, 16 nodes expand every sequence of 3 actions.
     assert beam_schedule(84, 16, 4) == ((1, 4), 1, 84)
     assert beam_schedule(83, 16, 4) == ((1, 4), 0, 20)
+
+
+def make_planner(name: str, budget: int, **options: Any) -> Any:
+    return registry.make_planner(name, budget, options)
 
 
 def test_make_planner_names_and_errors() -> None:

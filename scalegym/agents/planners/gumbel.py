@@ -273,6 +273,8 @@ def from_checkpoint(
     run's (`--set`), which the checkpoint does not record. `seed_index` picks one of its seeds.
     """
     from scalegym.agents.ppo.trained import load_trained, seed_runner
+    from scalegym.agents.train import training_request
+    from scalegym.core.resolve import resolve_env
 
     directory = Path(path)
     if (directory / "checkpoint" / "progress.json").exists():
@@ -287,15 +289,17 @@ def from_checkpoint(
         raise ValueError(
             f"from_checkpoint: seed_index={seed_index} is invalid; the run has {num_seeds} seed(s)"
         )
-    ppo, runner = load_trained(
-        saved["env"],
-        directory,
-        total_steps=int(config["total_timesteps"]),
+    request = training_request(
+        resolve_env(saved["env"], **(env_overrides or {})),
+        "ppo",
+        steps=int(config["total_timesteps"]),
+        agent_params={k: v for k, v in config.items() if k != "total_timesteps"},
         num_seeds=num_seeds,
         seed=int(saved["seed"]),
-        env_overrides=env_overrides,
-        agent_overrides={k: v for k, v in config.items() if k != "total_timesteps"},
+        devices=1,
+        checkpoint_dir=directory,
     )
+    ppo, runner = load_trained(request)
     one = seed_runner(runner, seed_index)
     return make_gumbel(
         budget,

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from scalegym.agents.planners.planning import Decision, model_step, rollout
-from scalegym.core.fields import check_fields, dataclass_fields, is_int, is_number, require
+from scalegym.core.fields import is_int, is_number, require
 
 
 def _check_common(planner: str, budget: Any, discount: Any) -> None:
@@ -323,14 +323,13 @@ class BeamSearch:
         return memory
 
 
-PLANNERS = {"random-shooting": RandomShooting, "cem": CEM, "beam": BeamSearch}
-
-
+# SHIM(suites): removed when the suites floor uses the request
 def make_planner(name: str, budget: int, **options: Any) -> RandomShooting | CEM | BeamSearch:
-    """The planner `name` ("random-shooting", "cem", "beam") with `budget` and its options."""
-    if name not in PLANNERS:
-        raise ValueError(f"unknown planner {name!r}; allowed: {', '.join(PLANNERS)}")
-    cls = PLANNERS[name]
-    allowed = [f for f in dataclass_fields(cls) if f != "budget"]
-    check_fields(f"planner {name!r} options", options, allowed)
-    return cls(budget=budget, **options)
+    """`scalegym.agents.registry.make_planner` for the planners that count their simulated work
+    (this module's)."""
+    from scalegym.agents import registry
+
+    work = [n for n in registry.names("plan") if registry.SPECS[n].counts_work]
+    if name not in work:
+        raise ValueError(f"unknown planner {name!r}; allowed: {', '.join(work)}")
+    return registry.make_planner(name, budget, options)
