@@ -60,7 +60,6 @@ def test_describe_is_plain_data_for_help_and_list(capsys: pytest.CaptureFixture[
 def test_a_fake_budget_agent_is_registered_and_called_with_a_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from scalegym.agents import budgets
 
     seen = []
 
@@ -84,21 +83,6 @@ def test_a_fake_budget_agent_is_registered_and_called_with_a_request(
     logged = []
     run = fake(request, lambda *args: logged.append(args))
     assert request.label == "length=4" and run.passes.shape == (2, 2)
-    # SHIM(suites): the old call resolves the env and makes the same request
-    old = budgets.budget_agent("fake")
-    old("ToyChain-v0", {"length": 4}, log=lambda *a: None, **_old_fields(request))
-    assert seen[-1].label == "length=4" and seen[-1].env.params.length == 4
-
-
-def _old_fields(request):  # type: ignore[no-untyped-def]
-    return {
-        "budgets": request.budgets,
-        "unit": request.unit,
-        "criterion": request.criterion,
-        "num_seeds": request.num_seeds,
-        "seed": request.seed,
-        "agent_params": request.agent_params,
-    }
 
 
 @pytest.mark.parametrize(

@@ -180,3 +180,76 @@ def test_plan_resolves_its_env_once(lookups: list[str], capsys: pytest.CaptureFi
     argv = ["plan", "ToyChain-v0", "--planner", "beam", "--budget", "4", "--episodes", "2"]
     assert main([*argv, "--json"]) == 0
     assert lookups == ["ToyChain-v0", "lookup:ToyChain-v0"]
+
+
+def test_a_suite_looks_each_env_id_up_once_from_validation_to_the_run(
+    lookups: list[str], tmp_path: Path
+) -> None:
+    """Validation builds each cell's envs (a train cell's request too); the run takes those same
+    objects. A search cell on the namespaced id validates and runs like the plain one."""
+    from scalegym.suites.runner import run_suite
+    from scalegym.suites.spec import parse_suite
+
+    suite = b"""
+[suite]
+name = "once"
+
+[[cell]]
+name = "bench"
+kind = "bench"
+env = "ToyChainX64-v0"
+batch_sizes = [2]
+steps = 4
+repeats = 1
+
+[[cell]]
+name = "train"
+kind = "train"
+agent = "ppo"
+env = "ToyChain-v0"
+steps = 256
+agent_params = { num_envs = 8, num_steps = 16, num_minibatches = 2 }
+
+[[cell]]
+name = "search"
+kind = "search"
+env = "scalegym/Rearrange-v1"
+env_params = { height = 5, width = 5 }
+planner = "random-shooting"
+budgets = [4]
+planner_params = { horizon = 2 }
+episodes = 1
+max_steps = 2
+"""
+    spec = parse_suite(suite, "once.toml")
+    run_dir = run_suite(spec, out_dir=tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records] == ["ok"] * 3, [r.get("error") for r in records]
+    assert records[0]["result"]["x64"] is True  # the float64 env ran under its own precision
+    looked_up = [call for call in lookups if call.startswith("lookup:")]
+    assert looked_up == [
+        "lookup:ToyChainX64-v0",
+        "lookup:ToyChain-v0",
+        "lookup:scalegym/Rearrange-v1",
+    ]
+
+
+def test_a_train_cell_s_config_is_checked_as_the_run_builds_it() -> None:
+    from scalegym.suites.spec import SuiteError, parse_suite
+
+    suite = b"""
+[suite]
+name = "bad"
+
+[[cell]]
+name = "train"
+kind = "train"
+agent = "ppo"
+env = "ToyChain-v0"
+steps = 256
+agent_params = { num_envs = 8, num_steps = 16, num_minibatches = 3 }
+"""
+    with pytest.raises(
+        SuiteError, match=r'cell\[0\] "train": field "agent_params": .*num_minibatches'
+    ):
+        parse_suite(suite, "bad.toml")

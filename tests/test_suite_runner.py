@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -118,17 +116,8 @@ class StandInTrainer:
 
 @pytest.fixture
 def trainer(monkeypatch: pytest.MonkeyPatch) -> StandInTrainer:
-    stand_in = StandInTrainer()
-    module = types.ModuleType("scalegym.agents.train")
-    module.train_agent = stand_in  # type: ignore[attr-defined]
-    # `from scalegym.agents.train import train_agent` finds this module first.
-    monkeypatch.setitem(sys.modules, "scalegym.agents.train", module)
-    return stand_in
-
-
-@pytest.fixture
-def cli_trainer(monkeypatch: pytest.MonkeyPatch) -> StandInTrainer:
-    """The stand-in behind `scalegym train`: the registry's PPO trainer, given the request."""
+    """The stand-in behind `scalegym train` and the train cells: the registry's PPO trainer,
+    given the request (its config built, validated and recorded as the run would)."""
     from scalegym.agents import train
 
     stand_in = StandInTrainer()
@@ -141,6 +130,7 @@ def cli_trainer(monkeypatch: pytest.MonkeyPatch) -> StandInTrainer:
             num_seeds=request.num_seeds,
             seed=request.seed,
             env_overrides=dict(request.env.overrides),
+            agent_overrides={"num_envs": request.config.num_envs},
             log=log,
             checkpoint_dir=request.checkpoint_dir,
             resume=request.resume,
@@ -311,7 +301,7 @@ def test_pending_cells_show_in_the_report(tmp_path: Path) -> None:
 
 
 def test_train_command(
-    cli_trainer: StandInTrainer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    trainer: StandInTrainer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out_dir = tmp_path / "train"
     args = [
@@ -348,7 +338,7 @@ def test_train_command(
         "run_dir",
     }
     assert summary["seeds"] == 2 and summary["run_dir"] == str(out_dir)
-    call = cli_trainer.calls[0]
+    call = trainer.calls[0]
     assert call["env_overrides"] == {"height": 5, "width": 5} and call["seed"] == 3
     assert json.loads((out_dir / "result.json").read_text())["final"]["return"] == 4.0
     assert "train/return" in read_scalars(out_dir / "tb")
@@ -356,7 +346,7 @@ def test_train_command(
     assert main(args) == 2
     assert "--resume" in capsys.readouterr().err
     assert main([*args, "--resume"]) == 0
-    assert cli_trainer.calls[-1]["resume"] is True
+    assert trainer.calls[-1]["resume"] is True
 
 
 @pytest.mark.parametrize(
@@ -369,7 +359,7 @@ def test_train_command(
     ],
 )
 def test_train_usage_errors(
-    cli_trainer: StandInTrainer,
+    trainer: StandInTrainer,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,

@@ -12,7 +12,7 @@ from flax import struct
 
 import scalegym
 from scalegym.agents.planners.planning import Decision
-from scalegym.agents.planners.search import make_planner
+from scalegym.agents.registry import make_planner
 from scalegym.cli import main
 from scalegym.envs.threebody import evaluation
 from scalegym.envs.threebody.verdict import select_seed, verdict
@@ -147,7 +147,7 @@ def test_one_step_lookahead_takes_the_best_mu_and_pays_for_every_simulation():
         outcomes = [step(jax.random.key(2), state, a, params) for a in range(len(env.actions))]
         rewards = np.array([float(o[2]) for o in outcomes])
         substeps = np.array([int(o[4]["substeps"]) for o in outcomes])
-        planner = make_planner("beam", len(env.actions))
+        planner = make_planner("beam", len(env.actions), {})
         decision, _ = jax.jit(planner.act, static_argnums=0)(
             env, params, None, obs, state, jax.random.key(3)
         )
@@ -171,7 +171,7 @@ def test_a_planners_own_substeps_are_charged_beside_the_env_ones():
                 info = step(jax.random.key(1), state, a, lane)[4]
                 simulated[a, i] = int(info["substeps"])
         planned = evaluation.evaluate_planner_instances(
-            env, params, make_planner("beam", len(env.actions)), instances, 1
+            env, params, make_planner("beam", len(env.actions), {}), instances, 1
         )
     np.testing.assert_array_equal(planned["planner_substeps"], simulated.sum(0))
     np.testing.assert_array_equal(planned["substeps"], simulated[0])

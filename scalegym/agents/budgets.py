@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from scalegym.agents import registry
-from scalegym.core.resolve import ResolvedEnv, resolve_env
+from scalegym.core.resolve import ResolvedEnv
 
 CRITERIA = ("exact", "success", "return")
 UNITS = ("episodes", "steps")
@@ -105,23 +104,6 @@ def budget_request(
         agent_params=dict(agent_params or {}),
         label=run_label(dict(env.overrides)) or env.id,
     )
-
-
-# SHIM(suites): removed when the suites floor uses the request
-SCALING_AGENTS = registry.names("scaling")
-
-
-# SHIM(suites): removed when the suites floor uses the request
-def budget_agent(name: str) -> Callable[..., BudgetRun]:
-    """The budget agent `name` called the old way: `(env_id, env_overrides, *, budgets, unit,
-    criterion, num_seeds, seed, agent_params, log)`; it resolves the env and makes the request."""
-    agent = registry.budget_agent(name)
-
-    def run(env_id: str, env_overrides: dict[str, Any], *, log: BudgetLog, **fields: Any) -> Any:
-        request = budget_request(resolve_env(env_id, **env_overrides), **fields)
-        return agent(request, log)
-
-    return run
 
 
 def run_label(env_overrides: dict[str, Any]) -> str:

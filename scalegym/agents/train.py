@@ -19,7 +19,7 @@ from scalegym.agents.ppo.config import PPOConfig, default_config, override_probl
 from scalegym.agents.ppo.driver import ChunkedRun
 from scalegym.agents.result import Logger, TrainResult
 from scalegym.core.fields import is_int
-from scalegym.core.resolve import ResolvedEnv, resolve_env
+from scalegym.core.resolve import ResolvedEnv
 
 
 @dataclass(frozen=True)
@@ -81,16 +81,9 @@ def training_request(
 
 
 def train_agent(
-    request: TrainRequest | str,
-    agent: str = "ppo",
-    *,
-    log: Logger | None = None,
-    progress: bool = True,
-    **legacy: Any,
+    request: TrainRequest, *, log: Logger | None = None, progress: bool = True
 ) -> TrainResult:
     """Run `request` with its agent's trainer; `log(env_steps, scalars)` after every chunk."""
-    if isinstance(request, str):  # SHIM(suites): removed when the suites floor uses the request
-        request = _legacy_request(request, agent, **legacy)
     trainer = registry.trainer(request.agent)
     with request.env.precision():
         return trainer(request, log=log, progress=progress)
@@ -122,31 +115,3 @@ def train_ppo(request: TrainRequest, *, log: Logger | None, progress: bool) -> T
         devices=request.devices,
     )
     return run.run(log=log, resume=request.resume, progress=progress)
-
-
-# SHIM(suites): removed when the suites floor uses the request
-def _legacy_request(
-    env_id: str,
-    agent: str,
-    *,
-    total_steps: int,
-    num_seeds: int = 1,
-    seed: int = 0,
-    env_overrides: dict[str, Any] | None = None,
-    agent_overrides: dict[str, Any] | None = None,
-    checkpoint_dir: Path | None = None,
-    resume: bool = False,
-    devices: int | None = None,
-) -> TrainRequest:
-    """The request of the old `train_agent(env_id, agent, total_steps=..., ...)` call."""
-    return training_request(
-        resolve_env(env_id, **(env_overrides or {})),
-        agent,
-        steps=total_steps,
-        agent_params=dict(agent_overrides or {}),
-        num_seeds=num_seeds,
-        seed=seed,
-        devices=devices,
-        checkpoint_dir=checkpoint_dir,
-        resume=resume,
-    )

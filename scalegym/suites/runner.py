@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from scalegym.core.resolve import env_precision
 from scalegym.progress import cell_progress
 from scalegym.suites import report
 from scalegym.suites.clock import utc_now
@@ -151,8 +150,7 @@ def run_cell(
         "env_params": dict(cell.env_params),
     }
     try:
-        with env_precision(cell.env):  # x64 only for an env that declares float64 physics
-            result = cell.run(context)
+        result = cell.run(context)  # each cell runs its envs under their own precision()
         record.update(status="ok", result=result)
     except PartialCellError as err:  # the finished part is kept in the record
         record.update(status="failed", error=str(err), result=err.result)

@@ -14,9 +14,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from scalegym.core.fields import is_int, is_number, unknown_field_message
+
+if TYPE_CHECKING:
+    from scalegym.core.resolve import ResolvedEnv
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")  # cell and suite names become directory names
 INHERIT = object()  # a default meaning "the [suite] table's value of the same name"
@@ -67,21 +70,26 @@ SUITE_RULES = {
 
 
 class EnvCache:
-    """Each (env id, params) resolved once: a suite's validation builds every env its cells will
-    run, and a cell run in the same process takes the same object (`CellContext.envs`)."""
+    """Each env id looked up once and each (id, params) built once: a suite's validation builds
+    every env its cells will run, and a cell run in the same process takes the same object
+    (`CellContext.resolved`); another params set of an id already seen is built from that
+    lookup (`LocatedEnv.resolve`), not looked up again."""
 
     def __init__(self) -> None:
         self._built: dict[str, Any] = {}  # key -> ResolvedEnv, or the error it raised
+        self._located: dict[str, Any] = {}  # env id -> the LocatedEnv of its first build
 
-    def get(self, env_id: str, params: dict[str, Any]) -> Any:
+    def get(self, env_id: str, params: dict[str, Any]) -> ResolvedEnv:
         """The `ResolvedEnv` of `env_id` with `params`; raises what resolving raised."""
         key = repr((env_id, sorted(params.items())))
         if key not in self._built:
-            from scalegym.core.resolve import env_precision, resolve_env
+            from scalegym.core.resolve import resolve_env
 
             try:
-                with env_precision(env_id):
-                    self._built[key] = resolve_env(env_id, **params)
+                located = self._located.get(env_id)
+                built = located.resolve(params) if located else resolve_env(env_id, **params)
+                self._located.setdefault(env_id, built.located)
+                self._built[key] = built
             except (ValueError, TypeError, ImportError) as err:
                 self._built[key] = err
         built = self._built[key]
@@ -110,7 +118,13 @@ class CellContext:
     devices: int | None = None  # local devices a training's env batch is split over (None: all)
     envs: EnvCache = field(default_factory=EnvCache)  # the suite's resolved envs
 
-    def resolved(self, env_id: str, params: dict[str, Any]) -> Any:
+    @classmethod
+    def checks(cls) -> CellContext:
+        """The context validation builds requests in: no run directory, and one device (the
+        split over `--devices` is checked by the command that knows it)."""
+        return cls(Path(), Path(), Path(), resuming=False, advance=lambda done: None, devices=1)
+
+    def resolved(self, env_id: str, params: dict[str, Any]) -> ResolvedEnv:
         """The `ResolvedEnv` the suite's validation built (resolved here when it did not)."""
         return self.envs.get(env_id, params)
 

@@ -1,5 +1,7 @@
 """Planners for the POMDP families: a fair one on belief samples, an oracle on the truth.
 
+Over 400 lines: the fair and the oracle planner share the particle filter and rollouts here.
+
 Shapes: P particles, R rollout slots per action, A actions, H the horizon; one env (no batch axis).
 """
 

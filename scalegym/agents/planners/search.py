@@ -321,15 +321,3 @@ class BeamSearch:
 
     def observe(self, env: Any, params: Any, memory: None, action: jax.Array, obs: Any) -> None:
         return memory
-
-
-# SHIM(suites): removed when the suites floor uses the request
-def make_planner(name: str, budget: int, **options: Any) -> RandomShooting | CEM | BeamSearch:
-    """`scalegym.agents.registry.make_planner` for the planners that count their simulated work
-    (this module's)."""
-    from scalegym.agents import registry
-
-    work = [n for n in registry.names("plan") if registry.SPECS[n].counts_work]
-    if name not in work:
-        raise ValueError(f"unknown planner {name!r}; allowed: {', '.join(work)}")
-    return registry.make_planner(name, budget, options)

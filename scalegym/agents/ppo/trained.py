@@ -25,13 +25,9 @@ from scalegym.core.resolve import resolve_env
 Policy = Callable[[jax.Array, jax.Array, Any], jax.Array]
 
 
-def load_trained(
-    request: TrainRequest | str, checkpoint_dir: Path | None = None, **legacy: Any
-) -> tuple[PPO, RunnerState]:
+def load_trained(request: TrainRequest) -> tuple[PPO, RunnerState]:
     """The PPO pieces and the runner (all seeds, [K, ...]) that `train_agent(request)` saved in
     `request.checkpoint_dir`; the checkpoint refuses the request of another run."""
-    if isinstance(request, str):  # SHIM(suites): removed when the suites floor uses the request
-        request = _legacy_request(request, checkpoint_dir, **legacy)
     if request.checkpoint_dir is None:
         raise ValueError("load_trained: the request names no checkpoint_dir")
     env = request.env
@@ -45,7 +41,6 @@ def load_trained(
     return ppo, runner
 
 
-# SHIM(suites): removed when the suites floor uses the request
 def _legacy_request(
     env_id: str,
     checkpoint_dir: Path | None,

@@ -41,16 +41,15 @@ class BenchCell(Cell):
 
     def run(self, context: CellContext) -> dict[str, Any]:
         """SPS per batch size; `perf/sps` goes to TensorBoard with the batch size as step."""
-        from scalegym.core.resolve import resolve_env
         from scalegym.suites.cells.train import clear
         from scalegym.suites.measures import bench_report
         from scalegym.suites.tensorboard import TensorBoardLogger
 
-        resolved = resolve_env(self.env, **self.env_params)
+        resolved = context.resolved(self.env, self.env_params)
         rows: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         clear(context.tb_dir)
-        with TensorBoardLogger(context.tb_dir) as logger:
+        with resolved.precision(), TensorBoardLogger(context.tb_dir) as logger:
             # One batch size at a time, so the progress bar moves and TensorBoard fills in.
             for done, batch_size in enumerate(self.batch_sizes, start=1):
                 one = bench_report(

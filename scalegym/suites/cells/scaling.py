@@ -1,5 +1,7 @@
 """The `scaling` cell: samples to a threshold against problem size, and the power law fitted.
 
+Over 400 lines: one cell kind keeps its fields, checks, run, report, figure and README table.
+
 Per value of the varied env field(s) a budget agent (`scalegym.agents.budgets`) trains every seed
 and judges it at each budget of a geometric grid; a seed's first passing budget is the first after
 which every later evaluation passes, N̂ the budget by which 1 - δ of the seeds pass; the fit and
@@ -11,13 +13,20 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from scalegym.agents.budgets import CRITERIA, SCALING_AGENTS, UNITS, Criterion, geometric_budgets
+from scalegym.agents.budgets import (
+    CRITERIA,
+    UNITS,
+    BudgetAgent,
+    Criterion,
+    budget_request,
+    geometric_budgets,
+)
+from scalegym.agents.registry import budget_agent, names
 from scalegym.suites.cells.train import agent_param_problems, clear
 from scalegym.suites.markdown import env_label, num, table_row, table_rule
 from scalegym.suites.scaling import fit_values, value_record
@@ -62,7 +71,7 @@ class ScalingCell(Cell):
     kind: ClassVar[str] = "scaling"
     title: ClassVar[str] = "Sample-complexity scaling"
     rules: ClassVar[dict[str, Rule]] = {
-        "agent": Rule("str", required=True, allowed=SCALING_AGENTS),
+        "agent": Rule("str", required=True, allowed=names("scaling")),
         "vary": Rule("str_or_str_list", required=True),
         "values": Rule("num_list", required=True),
         "budgets": Rule("table", required=True),
@@ -186,8 +195,6 @@ def run_scaling(cell: ScalingCell, context: CellContext) -> dict[str, Any]:
     """Per value of `cell.vary`: the agent's runs judged at every budget, each seed's first
     passing budget and N̂; then the power law fitted over the values. A value that raises ends
     the cell, keeping the values done in a `PartialCellError`."""
-    from scalegym.agents.budgets import budget_agent
-
     agent = budget_agent(cell.agent)
     budgets = geometric_budgets(**cell.budgets)  # [E]
     criterion = Criterion(cell.criterion, cell.threshold)
@@ -215,7 +222,7 @@ def run_scaling(cell: ScalingCell, context: CellContext) -> dict[str, Any]:
 def scaling_value(
     cell: ScalingCell,
     value: float,
-    agent: Callable[..., Any],
+    agent: BudgetAgent,
     budgets: np.ndarray,
     criterion: Criterion,
     context: CellContext,
@@ -231,17 +238,17 @@ def scaling_value(
             done = min(1.0, budget / float(budgets[-1]))
             context.advance((index + done) / len(cell.values))
 
-        run = agent(
-            cell.env,
-            overrides,
+        request = budget_request(
+            context.resolved(cell.env, overrides),
             budgets=budgets,
             unit=cell.unit,
             criterion=criterion,
             num_seeds=cell.seeds,
             seed=cell.seed,
             agent_params=dict(cell.agent_params),
-            log=log,
         )
+        with request.env.precision():
+            run = agent(request, log)
     return {
         "value": value,
         "env_params": overrides,

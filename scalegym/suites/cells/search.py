@@ -29,7 +29,13 @@ from scalegym.suites.schema import INHERIT, Cell, CellContext, Record, Rule
 from scalegym.suites.schema import where as where_
 from scalegym.suites.statistics import iqm_cell
 
-PLANNERS = ("random-shooting", "cem", "beam", "gumbel-muzero", "belief", "oracle")
+
+def planners() -> tuple[str, ...]:
+    from scalegym.agents.registry import names
+
+    return names("plan")
+
+
 BOOTSTRAP_DRAWS = 2000
 
 
@@ -49,7 +55,7 @@ class SearchCell(Cell):
     kind: ClassVar[str] = "search"
     title: ClassVar[str] = "Return against search budget"
     rules: ClassVar[dict[str, Rule]] = {
-        "planner": Rule("str", required=True, allowed=PLANNERS),
+        "planner": Rule("str", required=True, allowed=planners()),
         "budgets": Rule("int_list", required=True, minimum=1),
         "planner_params": Rule("table", default={}),
         "checkpoint": Rule("str", default=""),
@@ -73,8 +79,10 @@ class SearchCell(Cell):
                     f'{where}: field "checkpoint": {values["checkpoint"]}: no such run directory'
                 ]
             return []
+        from scalegym.agents.registry import make_planner
+
         try:
-            planner_for(values["planner"], budgets[0], dict(values["planner_params"]))
+            make_planner(values["planner"], budgets[0], dict(values["planner_params"]))
         except (ValueError, TypeError) as err:
             return [f'{where}: field "planner_params": {err}']
         return []
@@ -191,6 +199,7 @@ def resolve_checkpoint(checkpoint: str, run_dir: Path) -> str:
 def run_search(cell: SearchCell, context: CellContext) -> dict[str, Any]:
     """Return (and success) against budget for one planner on one env (see the module)."""
     from scalegym.agents.planners.planning import run_episodes
+    from scalegym.agents.registry import make_planner
     from scalegym.suites.tensorboard import TensorBoardLogger
 
     resolved = context.resolved(cell.env, cell.env_params)
@@ -198,14 +207,14 @@ def run_search(cell: SearchCell, context: CellContext) -> dict[str, Any]:
         raise ValueError(f"{cell.env}: a planner needs a functional JAX env as its model")
     env, params = resolved.env, resolved.params
     rows = []
-    with TensorBoardLogger(context.tb_dir) as logger:
+    with resolved.precision(), TensorBoardLogger(context.tb_dir) as logger:
         for index, budget in enumerate(cell.budgets):
-            planner = planner_for(
+            planner = make_planner(
                 cell.planner,
                 budget,
                 dict(cell.planner_params),
-                resolve_checkpoint(cell.checkpoint, context.run_dir),
-                cell.env_params,
+                checkpoint=resolve_checkpoint(cell.checkpoint, context.run_dir),
+                env_overrides=dict(cell.env_params),
             )
             key = jax.random.key(cell.seed)
             count = cell.seeds * cell.episodes
@@ -341,34 +350,3 @@ def search_figure(plt: Any, name: str, env: str, result: dict[str, Any]) -> Any:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     return fig
-
-
-def planner_for(
-    name: str,
-    budget: int,
-    options: dict[str, Any],
-    checkpoint: str = "",
-    env_overrides: dict[str, Any] | None = None,
-) -> Any:
-    """The planner `name` at `budget` with its options (ValueError names a bad one).
-
-    `checkpoint` (gumbel-muzero): a `scalegym train` run directory, trained on the env with
-    `env_overrides` (the checkpoint does not record them).
-    """
-    if name in ("random-shooting", "cem", "beam"):
-        from scalegym.agents.planners.search import make_planner
-
-        return make_planner(name, budget, **options)
-    if name == "gumbel-muzero":
-        from scalegym.agents.planners import gumbel
-
-        if checkpoint:
-            return gumbel.from_checkpoint(
-                checkpoint, budget, env_overrides=env_overrides, **options
-            )
-        return gumbel.make_gumbel(budget, **options)
-    if name in ("belief", "oracle"):
-        from scalegym.agents.planners.belief import BeliefPlanner, OraclePlanner
-
-        return (BeliefPlanner if name == "belief" else OraclePlanner)(budget=budget, **options)
-    raise ValueError(f"unknown planner {name!r}; allowed: {', '.join(PLANNERS)}")

@@ -1,5 +1,7 @@
 """The `timestep` cell: train PPO to choose an integrator's step, then judge it like the paper.
 
+Over 400 lines: one cell kind keeps its fields, checks, run, report, figure and README table.
+
 After training, each seed's greedy policy and every fixed action (each fixed μ) run one episode on
 each evaluation instance seed (0–99 × 300 steps by default, `threebody.evaluation`); the record
 holds per-episode (substeps, final log10|ΔE|), a summary row per policy, and the paper's verdict
@@ -14,17 +16,33 @@ integrators (`transfer`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from scalegym.envs.threebody.verdict import select_seed, selected_seed, verdict
-from scalegym.suites.cells.train import agent_param_problems, agent_rules, train_in_cell
-from scalegym.suites.schema import Cell, CellContext, Record, Rule
+from scalegym.suites.cells.train import (
+    agent_param_problems,
+    agent_rules,
+    train_in_cell,
+    training_problems,
+)
+from scalegym.suites.schema import Cell, CellContext, EnvCache, Record, Rule
 
-# The planners of agents.planners.search: they count their simulated work (Decision.sim_work),
-# which a timestep cell charges beside the real Hermite substeps.
-WORK_PLANNERS = ("random-shooting", "cem", "beam")
+if TYPE_CHECKING:
+    from scalegym.agents.result import TrainResult
+    from scalegym.agents.train import TrainRequest
+    from scalegym.core.resolve import ResolvedEnv
+
+AARSETH = "ThreeBodyAarseth-v0"  # fixed η of Aarseth's criterion, judged beside fixed μ
+
+
+def work_planners() -> tuple[str, ...]:
+    """Planners that count their simulated work (Decision.sim_work), which a timestep cell
+    charges beside the real Hermite substeps."""
+    from scalegym.agents import registry
+
+    return tuple(n for n in registry.names("plan") if registry.lookup(n, "plan").counts_work)
 
 
 @dataclass(frozen=True)
@@ -53,7 +71,7 @@ class TimestepCell(Cell):
     kind: ClassVar[str] = "timestep"
     title: ClassVar[str] = "Time-step policies against every fixed step"
     rules: ClassVar[dict[str, Rule]] = {
-        **agent_rules(("ppo",)),
+        **agent_rules("train"),
         "instances": Rule("int", default=100, minimum=1),
         "validation_instances": Rule("int", default=0, minimum=0),
         "eval_steps": Rule("int", default=300, minimum=1),
@@ -62,7 +80,7 @@ class TimestepCell(Cell):
         "aarseth_actions": Rule("int_list", default=(), minimum=0),
         "transfer": Rule("str_or_str_list", default=()),
         "transfer_instances": Rule("int", default=10, minimum=1),
-        "planner": Rule("str", default="", allowed=("", *WORK_PLANNERS)),
+        "planner": Rule("str", default="", allowed=("", *work_planners())),
         "planner_budgets": Rule("int_list", default=(), minimum=1),
         "planner_params": Rule("table", default={}),
     }
@@ -95,15 +113,34 @@ class TimestepCell(Cell):
         if bool(values["planner"]) != bool(values["planner_budgets"]):
             errors.append(f'{where}: fields "planner" and "planner_budgets" go together; give both')
         elif values["planner"]:
-            from scalegym.agents.planners.search import make_planner
+            from scalegym.agents.registry import make_planner
 
             for budget in values["planner_budgets"]:
                 try:
-                    make_planner(values["planner"], budget, **dict(values["planner_params"]))
+                    make_planner(values["planner"], budget, dict(values["planner_params"]))
                 except (ValueError, TypeError) as err:
                     errors.append(f'{where}: field "planner_params" at budget {budget}: {err}')
                     break
         return errors + agent_param_problems(values["agent"], values["agent_params"], where)
+
+    def env_problems(self, where: str, envs: EnvCache) -> list[str]:
+        """The training env and request, the evaluation env, and Aarseth's env if asked for."""
+        problems = training_problems(self, where, envs)
+        evaluated = [(self.env, self.evaluation_params(), "eval_params")]
+        if self.aarseth_actions:
+            evaluated.append((AARSETH, self.aarseth_params(), "aarseth_actions"))
+        for env_id, params, field in evaluated:
+            problem = envs.failure(env_id, params)
+            if problem is not None:
+                problems.append(f'{where}: field "{field}": {env_id}: {problem}')
+        return problems
+
+    def evaluation_params(self) -> dict[str, Any]:
+        """Evaluation env params: one table holds the evaluation and the validation seeds."""
+        return {"num_instances": self.instances + self.validation_instances, **self.eval_params}
+
+    def aarseth_params(self) -> dict[str, Any]:
+        return {"num_instances": self.instances, **self.eval_params}
 
     def run(self, context: CellContext) -> dict[str, Any]:
         return run_timestep(self, context)
@@ -162,25 +199,28 @@ class TimestepCell(Cell):
 
 def run_timestep(cell: TimestepCell, context: CellContext) -> dict[str, Any]:
     """Train, then evaluate PPO, the fixed actions and the transfer (see the module)."""
-    import scalegym
+    trained, request = train_in_cell(cell, context, share=0.5)
+    evaluated = context.resolved(cell.env, cell.evaluation_params())
+    with evaluated.precision():
+        return evaluate_timestep(cell, context, trained, request, evaluated)
+
+
+def evaluate_timestep(
+    cell: TimestepCell,
+    context: CellContext,
+    trained: TrainResult,
+    request: TrainRequest,
+    evaluated: ResolvedEnv,
+) -> dict[str, Any]:
+    """Every PPO seed, fixed action, Aarseth η and planner budget on the instance seeds."""
     from scalegym.agents.baselines.fixed import fixed_action
-    from scalegym.agents.planners.search import make_planner
     from scalegym.agents.ppo.trained import load_trained, ppo_policy, seed_runner
+    from scalegym.agents.registry import make_planner
     from scalegym.envs.threebody import evaluation
 
-    trained, _ = train_in_cell(cell, context, share=0.5)
-    ppo, runner = load_trained(
-        cell.env,
-        context.checkpoint_dir,
-        total_steps=cell.steps,
-        num_seeds=cell.seeds,
-        seed=cell.seed,
-        env_overrides=dict(cell.env_params),
-        agent_overrides=dict(cell.agent_params),
-    )
-    # One table holds the evaluation and the validation seeds (`instance` picks one system).
+    ppo, runner = load_trained(request)
+    env, params = evaluated.env, evaluated.params
     table_size = cell.instances + cell.validation_instances
-    env, params = scalegym.make(cell.env, num_instances=table_size, **dict(cell.eval_params))
     instances = tuple(range(cell.instances))
     actions = cell.baseline_actions or tuple(range(len(env.actions)))
     total = (cell.seeds + len(actions)) * (2 if cell.validation_instances else 1)
@@ -207,15 +247,14 @@ def run_timestep(cell: TimestepCell, context: CellContext) -> dict[str, Any]:
         validation = {"instances": [seen[0], seen[-1]], "rows": rows, "selected": select_seed(rows)}
     judge(instances, runs)
     if cell.aarseth_actions:
-        eta_env, eta_params = scalegym.make(
-            "ThreeBodyAarseth-v0", num_instances=cell.instances, **dict(cell.eval_params)
-        )
+        aarseth = context.resolved(AARSETH, cell.aarseth_params())
+        eta_env, eta_params = aarseth.env, aarseth.params
         for a in cell.aarseth_actions:
             result = _evaluate(eta_env, eta_params, fixed_action, np.int32(a), cell, instances)
             runs.append((f"aarseth η {eta_env.actions[a]:.3g}", result))
             context.advance(0.5 + 0.5 * len(runs) / total)
     for budget in cell.planner_budgets:
-        planner = make_planner(cell.planner, budget, **dict(cell.planner_params))
+        planner = make_planner(cell.planner, budget, dict(cell.planner_params))
         result = evaluation.evaluate_planner_instances(
             env, params, planner, instances, cell.eval_steps
         )

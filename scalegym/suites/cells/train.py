@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from scalegym.agents.result import TrainResult
 from scalegym.suites.markdown import (
@@ -18,16 +18,31 @@ from scalegym.suites.markdown import (
     table_row,
     table_rule,
 )
-from scalegym.suites.schema import INHERIT, Cell, CellContext, Record, Rule, threshold_problems
+from scalegym.suites.schema import (
+    INHERIT,
+    Cell,
+    CellContext,
+    EnvCache,
+    Record,
+    Rule,
+    base_env_problems,
+    threshold_problems,
+)
 from scalegym.suites.statistics import iqm_cell
+
+if TYPE_CHECKING:
+    from scalegym.agents.train import TrainRequest
+    from scalegym.core.resolve import ResolvedEnv
 
 THRESHOLD_METRICS = ("success", "return")
 
 
-def agent_rules(agents: tuple[str, ...]) -> dict[str, Rule]:
-    """The fields of a cell that trains an agent: which one, for how long, over which seeds."""
+def agent_rules(role: str) -> dict[str, Rule]:
+    """The fields of a cell that trains an agent of `role`: which, how long, over which seeds."""
+    from scalegym.agents.registry import names
+
     return {
-        "agent": Rule("str", required=True, allowed=agents),
+        "agent": Rule("str", required=True, allowed=names(role)),
         "steps": Rule("int", required=True, minimum=1),
         "seeds": Rule("int", default=INHERIT, minimum=1),
         "seed": Rule("int", default=INHERIT, minimum=0),
@@ -36,11 +51,41 @@ def agent_rules(agents: tuple[str, ...]) -> dict[str, Rule]:
 
 
 def agent_param_problems(agent: str, params: dict[str, Any], at: str) -> list[str]:
-    """What is wrong with a cell's `agent_params`, checked by the agent's own config."""
+    """Names and kinds in a cell's `agent_params` the agent's config refuses (env not needed)."""
     from scalegym.agents.ppo.config import override_problems
 
     problems = override_problems(params) if agent == "ppo" else []
     return [f'{at}: field "agent_params": {p}' for p in problems]
+
+
+def training_problems(cell: Any, at: str, envs: EnvCache) -> list[str]:
+    """The env built, then the training request built from it exactly as the run will build it
+    (a `num_minibatches` that does not split the batch is refused here, before any work)."""
+    problems = base_env_problems(cell, at, envs)
+    if problems or agent_param_problems(cell.agent, cell.agent_params, at):
+        return problems  # the params' names and kinds are reported by the cell's own checks
+    try:
+        training_request(cell, envs.get(cell.env, cell.env_params), CellContext.checks())
+    except ValueError as err:
+        return [f'{at}: field "agent_params": {err}']
+    return []
+
+
+def training_request(cell: Any, env: ResolvedEnv, context: CellContext) -> TrainRequest:
+    """The `TrainRequest` of a cell with agent, steps, seeds, seed and agent_params fields."""
+    from scalegym.agents.train import training_request as request
+
+    return request(
+        env,
+        cell.agent,
+        steps=cell.steps,
+        agent_params=dict(cell.agent_params),
+        num_seeds=cell.seeds,
+        seed=cell.seed,
+        devices=context.devices,
+        checkpoint_dir=context.checkpoint_dir,
+        resume=context.resuming and has_files(context.checkpoint_dir),
+    )
 
 
 @dataclass(frozen=True)
@@ -58,7 +103,7 @@ class TrainCell(Cell):
     kind: ClassVar[str] = "train"
     title: ClassVar[str] = "Training"
     rules: ClassVar[dict[str, Rule]] = {
-        **agent_rules(("ppo",)),
+        **agent_rules("train"),
         "threshold": Rule("float", default=None),
         "threshold_on": Rule("str", default="success", allowed=THRESHOLD_METRICS),
     }
@@ -68,10 +113,13 @@ class TrainCell(Cell):
         problems = threshold_problems(values["threshold"], "threshold_on", values, where)
         return problems + agent_param_problems(values["agent"], values["agent_params"], where)
 
+    def env_problems(self, where: str, envs: EnvCache) -> list[str]:
+        return training_problems(self, where, envs)
+
     def run(self, context: CellContext) -> dict[str, Any]:
         """Train over `seeds` seeds; curves go to TensorBoard at every chunk."""
-        result, resume = train_in_cell(self, context)
-        record = {**result.as_record(), "resumed_from_checkpoint": resume}
+        result, request = train_in_cell(self, context)
+        record = {**result.as_record(), "resumed_from_checkpoint": request.resume}
         if self.threshold is not None:
             record["threshold"] = threshold_verdict(result, self.threshold_on, self.threshold)
         return record
@@ -191,8 +239,8 @@ def verdict_text(threshold: dict[str, Any] | None) -> str:
 
 def train_in_cell(
     cell: Any, context: CellContext, *, share: float = 1.0
-) -> tuple[TrainResult, bool]:
-    """Train `cell.agent` over `cell.seeds` seeds; (the result, whether it resumed).
+) -> tuple[TrainResult, TrainRequest]:
+    """Train the cell's agent over its seeds; (the result, the request it ran).
 
     A cell killed mid-way is continued from its checkpoint when resuming; otherwise it starts
     over, and the curves of the lost attempt are removed so TensorBoard shows one run. Training
@@ -201,8 +249,8 @@ def train_in_cell(
     from scalegym.agents.train import train_agent
     from scalegym.suites.tensorboard import TensorBoardLogger
 
-    resume = context.resuming and has_files(context.checkpoint_dir)
-    if not resume:
+    request = training_request(cell, context.resolved(cell.env, cell.env_params), context)
+    if not request.resume:
         clear(context.tb_dir)
         clear(context.checkpoint_dir)
     with TensorBoardLogger(context.tb_dir) as logger:
@@ -211,21 +259,9 @@ def train_in_cell(
             logger.log_scalars(env_steps, scalars)
             context.advance(share * min(1.0, env_steps / cell.steps))
 
-        result = train_agent(
-            cell.env,
-            cell.agent,
-            total_steps=cell.steps,
-            num_seeds=cell.seeds,
-            seed=cell.seed,
-            env_overrides=dict(cell.env_params),
-            agent_overrides=dict(cell.agent_params),
-            devices=context.devices,
-            log=log,
-            checkpoint_dir=context.checkpoint_dir,
-            resume=resume,
-            progress=False,  # the runner's own bar is live; rich allows one live display
-        )
-    return result, resume
+        # progress=False: the runner's own bar is live; rich allows one live display
+        result = train_agent(request, log=log, progress=False)
+    return result, request
 
 
 def clear(path: Path) -> None:
