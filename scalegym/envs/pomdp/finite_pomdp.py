@@ -67,6 +67,7 @@ class FinitePOMDP(Environment[POMDPState, Any]):
     deterministic_reset = True  # every episode starts at one node (Tiger draws its side)
     params_class: type = object
     derived_fields: tuple[str, ...] = ("max_steps_in_episode",)  # set by make(), not by users
+    instance_field = "instance_seed"  # the param that draws an instance (a scaling cell sets it)
 
     @functools.cached_property
     def default_params(self) -> Any:

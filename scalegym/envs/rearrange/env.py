@@ -63,6 +63,8 @@ class Rearrange(Environment[RearrangeState, RearrangeParams]):
     stage changes; "place, walk round, re-pick, walk back" earned +1.86 per 14 steps there).
     """
 
+    instance_field = "layout_seed"  # the param that draws an instance (a scaling cell sets it)
+
     obs_from_state = True  # get_obs reads only the state: `step` computes one observation
 
     def __init__(self, task: str = "place"):
