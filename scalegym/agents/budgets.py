@@ -75,6 +75,9 @@ class BudgetRequest:
     seed: int
     agent_params: dict[str, Any]  # the agent's own settings (PPOConfig fields for ppo)
     label: str  # names the run in messages (`run_label` of the overrides, or the env id)
+    # One instance per seed: env.params with every leaf stacked [K, ...] along the seed axis
+    # (seed k plays instance k, vmapped with it); None: every seed plays env.params.
+    instances: Any = None
 
 
 # `log(label, budget, scalars)` after each budget lets the runner put per-budget curves into
@@ -92,8 +95,10 @@ def budget_request(
     num_seeds: int,
     seed: int,
     agent_params: dict[str, Any] | None = None,
+    instances: Any = None,
 ) -> BudgetRequest:
-    """A request labelled by the env's overrides (`height=8, width=8`), else by its id."""
+    """A request labelled by the env's overrides (`height=8, width=8`), else by its id;
+    `instances`: params [K, ...] stacked along the seed axis (see `BudgetRequest`)."""
     return BudgetRequest(
         env=env,
         budgets=np.asarray(budgets, np.int64),
@@ -103,6 +108,7 @@ def budget_request(
         seed=seed,
         agent_params=dict(agent_params or {}),
         label=run_label(dict(env.overrides)) or env.id,
+        instances=instances,
     )
 
 
