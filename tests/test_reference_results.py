@@ -99,7 +99,14 @@ def test_each_reference_figure_plots_its_record_s_numbers(label: str, record: di
                     x, y = lines[drawn]
                     np.testing.assert_allclose(np.c_[x, y], np.asarray(points, float))
         elif record["kind"] == "scaling":
+            from scalegym.suites.cells.scaling import refitted
+
+            result = refitted(result)  # the figure shows the fit by the current rules
             lines = _lines(fig)
+            for bound in result["censored_bounds"]:
+                (x, y) = lines[f"censored {bound['to']:g}: local b > {bound['exponent_above']:.2f}"]
+                slope = np.log(y[1] / y[0]) / np.log(x[1] / x[0])
+                assert slope == pytest.approx(bound["exponent_above"], rel=1e-9)
             finite = [(r["value"], r["n_hat"]) for r in result["values"] if r["n_hat"] is not None]
             if finite:
                 np.testing.assert_allclose(np.asarray(lines["N̂"]), np.asarray(finite, float).T)

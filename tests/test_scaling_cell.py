@@ -43,7 +43,8 @@ vary = "length"
 values = [4, 8, 16, 32, 64, 128]
 budgets = { start = 16, stop = 8192, per_octave = 8 }
 threshold = 0.9
-theory_exponent = 1.5
+lower_bound = 1.5
+lower_bound_source = "the synthetic law"
 """
 SCALE, NOISE = (
     10.0,
@@ -106,7 +107,7 @@ def test_scaling_cell_fields_and_defaults() -> None:
     (cell,) = parse_suite(text.encode(), "ok.toml").cells
     assert isinstance(cell, ScalingCell) and cell.vary == ("length",)
     assert (cell.unit, cell.criterion, cell.delta, cell.seeds) == ("steps", "success", 0.1, 20)
-    assert cell.budgets == {"start": 16, "stop": 8192, "per_octave": 8}
+    assert cell.budgets == {"start": 16, "stop": 8192, "per_octave": 8, "cap": None}
     assert cell.overrides(8.0) == {"length": 8} and type(cell.overrides(8.0)["length"]) is int
     assert cell.overrides(2.5) == {"length": 2.5}
 
@@ -121,7 +122,7 @@ def test_synthetic_law_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     result = record["result"]
     fit = result["fit"]
     assert fit["ci_low"] <= 1.5 <= fit["ci_high"] and abs(fit["exponent"] - 1.5) < 0.2
-    assert result["theory_exponent"] == 1.5 and result["unit"] == "steps"
+    assert result["lower_bound"] == 1.5 and result["unit"] == "steps"
     assert result["budgets"] == geometric_budgets(16, 8192, 8).tolist()
     rows = {row["value"]: row for row in result["values"]}
     assert list(rows) == [4, 8, 16, 32, 64, 128]
@@ -135,8 +136,13 @@ def test_synthetic_law_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     report = (run_dir / "report.md").read_text()
     assert "## Sample-complexity scaling" in report and "| value | N̂ (steps) |" in report
-    assert "| 128 | censored | 20 of 20 | no (N̂ censored) |" in report
-    assert f"fitted exponent b = {fit['exponent']:.2f}" in report and "theory = 1.5" in report
+    assert "| 128 | censored | 20 of 20 | 8,192 | no (N̂ censored) |" in report
+    assert f"fitted exponent b = {fit['exponent']:.2f}" in report
+    assert "lower bound 1.5 (the synthetic law)" in report
+    (bound,) = result["censored_bounds"]  # 128 from 64, whose N̂ is below the largest budget
+    assert bound["from"] == 64 and bound["to"] == 128 and bound["exponent_above"] > 0
+    assert f"64→128: b > {bound['exponent_above']:.2f}" in report
+    assert "the env has no instance field" in report
     summary = (run_dir / "summary.csv").read_text()
     assert "exponent" in summary.splitlines()[0] and "law,scaling" in summary
     assert (run_dir / "plots" / "law.png").stat().st_size > 0
@@ -162,7 +168,9 @@ def test_a_failing_value_keeps_the_values_done(
     (record,) = read_records(run_dir / "results.jsonl")
     assert record["status"] == "failed" and "length=32" in record["error"]
     assert [row["value"] for row in record["result"]["values"]] == [4, 8, 16]
-    assert record["result"]["fit"]["exponent"] > 1.0  # fitted over the values done
+    # Three values done: too few settled sizes for an exponent, and the record says so.
+    assert record["result"]["fit"] is None
+    assert record["result"]["fit_error"].startswith("too few settled sizes")
     assert "FAILED, values done so far" in (run_dir / "report.md").read_text()
 
 
@@ -188,17 +196,19 @@ def test_ppo_scaling_cell_end_to_end(tmp_path: Path) -> None:
     (record,) = read_records(run_dir / "results.jsonl")
     assert record["status"] == "ok", record.get("error")
     result = record["result"]
-    budgets = geometric_budgets(512, 2048, 2).tolist()
+    budgets = geometric_budgets(512, 2048, 2).tolist()  # asked: 512, 724, 1024, 1448, 2048
     assert (
         result["budgets"] == budgets and result["criterion"] == "eval success >= 0.5 (fresh envs)"
     )
+    trained = [512, 640, 1024, 1408, 2048]  # whole updates of 128 steps, what each seed trained
     for row in result["values"]:
-        assert np.array(row["passes"]).shape == (2, len(budgets))
+        assert np.array(row["passes"]).shape == (2, len(trained))
         assert all(0.0 <= m <= 1.0 for seed in row["metric"] for m in seed)  # success rates
-        assert row["extra"]["env_steps"] == [max(128, b // 128 * 128) for b in budgets]
+        assert row["extra"]["budgets_trained"] == row["extra"]["env_steps"] == trained
+        assert row["extra"]["budgets_asked"] == [[b] for b in budgets]
     assert result["fit"] is not None or "fit_error" in result
     curves = read_scalars(run_dir / "tb" / "ppo-chain" / "length=5")
-    assert [s for s, _ in curves["scaling/metric_mean"]] == budgets
+    assert [s for s, _ in curves["scaling/metric_mean"]] == trained
 
 
 def test_ppo_refuses_what_the_env_cannot_give() -> None:
@@ -263,14 +273,11 @@ def test_exact_judge_queries_each_seeds_network(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(scalegym.envs.pomdp, "exact", fake, raising=False)
     env = ExactToyChain(box_obs=True)
     resolved = ResolvedEnv("ExactToy-v0", "jax", env=env, params=env.default_params)
-    assert ppo_budgets.budget_env_steps(resolved, np.array([16, 32]), "episodes").tolist() == [
-        64,
-        128,
-    ]
+    assert ppo_budgets.unit_steps(resolved, "episodes") == 4
     config = PPOConfig(num_envs=2, num_steps=8, num_minibatches=1)
     ppo = make_ppo(env, env.default_params, config)
     runner = jax.jit(jax.vmap(ppo.init))(jax.random.split(jax.random.key(0), 2))  # 2 untrained
-    metric = ppo_budgets.exact_judge(resolved, ppo)(runner)
+    metric = ppo_budgets.exact_judge(ppo, ppo_budgets.exact_values(resolved))(runner)
     assert calls == [((2, 1), (2, 2))] * 2  # per seed: carry [n, M=1], logits [n, A=2]
     assert metric.shape == (2,) and np.all((metric > 0.0) & (metric < 1.0))  # 1 - P(right)
     assert metric[0] != metric[1]  # each seed's own network

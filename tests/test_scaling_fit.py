@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from scalegym.suites.scaling import first_passing_budgets, fit_power_law, sample_complexity
+from scalegym.suites.scaling import (
+    TooFewSettled,
+    censored_bounds,
+    first_passing_budgets,
+    fit_power_law,
+    fit_values,
+    sample_complexity,
+)
 
 
 def test_first_passing_budget_is_the_start_of_the_final_passing_run() -> None:
@@ -60,5 +67,31 @@ def test_censored_sizes_are_reported_not_dropped_silently() -> None:
     assert fit.censored[-1] == 0.25 and fit.excluded == (256.0,)  # N̂ there is infinite
     assert len(fit.sizes) == 5
     first[:-1, :] = np.inf
-    with pytest.raises(ValueError, match="two sizes or more"):
+    with pytest.raises(TooFewSettled, match="too few settled sizes"):
         fit_power_law(sizes, first)
+
+
+def test_fewer_than_four_settled_sizes_give_no_exponent_but_local_bounds() -> None:
+    """Six sizes, the last three censored: no fit, and each censored size's local exponent is
+    bounded below from the last settled size (hand-computed)."""
+    sizes = [8.0, 16.0, 32.0, 64.0, 128.0, 256.0]
+    first = [[100.0] * 10, [200.0] * 10, [400.0] * 10, [None] * 10, [None] * 10, [None] * 10]
+    result = fit_values(sizes, first, delta=0.1, seed=0, largest_budget=6400.0)
+    assert result["fit"] is None and result["fit_error"].startswith("too few settled sizes")
+    # From S = 32 (N̂ = 400): N̂ > 6400 at 64 means a local exponent above log2(16) / 1 = 4;
+    # at 128 above log(16) / log(4) = 2; at 256 above log(16) / log(8) = 4/3.
+    bounds = [(b["from"], b["to"], b["exponent_above"]) for b in result["censored_bounds"]]
+    assert bounds == [
+        (32.0, 64.0, pytest.approx(4.0)),
+        (32.0, 128.0, pytest.approx(2.0)),
+        (32.0, 256.0, pytest.approx(4.0 / 3.0)),
+    ]
+    first[3] = [800.0] * 10  # a fourth settled size: the fit is back, the bounds start at 64
+    result = fit_values(sizes, first, delta=0.1, seed=0, largest_budget=6400.0)
+    assert result["fit"]["exponent"] == pytest.approx(1.0)
+    assert [b["from"] for b in result["censored_bounds"]] == [64.0, 64.0]
+    assert result["censored_bounds"][0]["exponent_above"] == pytest.approx(math.log2(6400 / 800))
+
+
+def test_censored_bounds_need_a_settled_size_below() -> None:
+    assert censored_bounds([4.0, 8.0], [math.inf, 10.0], 100.0) == []

@@ -42,7 +42,7 @@ SUMMARY_COLUMNS = (
     "exponent",
     "exponent_ci_low",
     "exponent_ci_high",
-    "theory_exponent",
+    "lower_bound",
     "compile_s",
     "wall_s",
     "error",

@@ -1,10 +1,13 @@
 """Sample-complexity scaling laws: first passing budgets, N̂ per problem size, power-law fits.
 
-A `scaling` run trains each (size, seed) with evaluations at geometric budgets. Per seed, the
-*first passing budget* is the first budget after which every later evaluation passes (infinite
-when the run never settles: censored, reported and never dropped). Per size, N̂ is the budget by
-which at least 1 − δ of the seeds pass. The law log N̂ = a + b·log S is fitted by least squares,
-with a bootstrap confidence interval over seeds.
+A `scaling` run trains each (size, run) with evaluations at geometric budgets; a run is one
+(instance, seed) pair. Per run, the *first passing budget* is the first budget after which every
+later evaluation passes (infinite when the run never settles: censored). Per size, N̂ is the
+budget by which at least 1 − δ of the runs pass. The law log N̂ = a + b·log S is fitted by least
+squares over the sizes whose N̂ is finite, only when at least `MIN_SETTLED` are (fewer: "too few
+settled sizes", no exponent), with a bootstrap interval that resamples runs within each size. A
+censored size is never dropped silently: beside the fit it gives a lower bound on the local
+exponent from the last settled size below it (`censored_bounds`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+MIN_SETTLED = 4  # sizes with a finite N̂ that a fit needs
+
+
+class TooFewSettled(ValueError):
+    """Fewer sizes with a finite N̂ than a fit needs."""
 
 
 def first_passing_budgets(budgets: np.ndarray, passes: np.ndarray) -> np.ndarray:
@@ -54,8 +63,9 @@ class PowerLawFit:
     level: float
     sizes: tuple[float, ...]  # sizes in the fit (N̂ finite)
     n_hat: tuple[float, ...]  # N̂ per size in the fit
-    censored: tuple[float, ...]  # per size given, the fraction of seeds that never settled
+    censored: tuple[float, ...]  # per size given, the fraction of runs that never settled
     excluded: tuple[float, ...]  # sizes left out because N̂ is infinite
+    boot_used: float = 1.0  # the fraction of bootstrap draws with MIN_SETTLED settled sizes
     boot: tuple[tuple[float, float], ...] = field(default=(), repr=False, compare=False)
     # (intercept, exponent) of each bootstrap refit: the band of `prediction_band`
 
@@ -68,11 +78,13 @@ def fit_power_law(
     level: float = 0.95,
     num_boot: int = 1000,
     seed: int = 0,
+    min_settled: int = MIN_SETTLED,
 ) -> PowerLawFit:
-    """Fit N̂(size) ∝ size^b from first passing budgets [sizes, seeds] (inf = censored).
+    """Fit N̂(size) ∝ size^b from first passing budgets [sizes, runs] (inf = censored).
 
-    The CI resamples seeds with replacement within each size and refits (percentile interval);
-    bootstrap fits with fewer than two finite N̂ are skipped.
+    Raises `TooFewSettled` when fewer than `min_settled` sizes have a finite N̂. The CI resamples
+    runs with replacement within each size and refits (percentile interval); a draw with fewer
+    than `min_settled` finite N̂ is skipped, and the fraction used is recorded.
     """
     sizes = np.asarray(sizes, dtype=np.float64)
     first = np.asarray(first, dtype=np.float64)
@@ -82,10 +94,10 @@ def fit_power_law(
         raise ValueError("sizes must be positive")
     n_hat = np.array([sample_complexity(row, delta) for row in first])
     keep = np.isfinite(n_hat)
-    if keep.sum() < 2:
-        raise ValueError(
-            f"a fit needs N̂ finite at two sizes or more; finite at {int(keep.sum())} "
-            f"(censored fractions {np.round(np.mean(~np.isfinite(first), axis=1), 3).tolist()})"
+    if keep.sum() < min_settled:
+        raise TooFewSettled(
+            f"too few settled sizes: N̂ finite at {int(keep.sum())} of {sizes.size}, a fit needs "
+            f"{min_settled}"
         )
     intercept, exponent = _least_squares(np.log(sizes[keep]), np.log(n_hat[keep]))
     rng = np.random.default_rng(seed)
@@ -95,7 +107,7 @@ def fit_power_law(
         resampled = np.take_along_axis(first, picks, axis=1)
         n_b = np.array([sample_complexity(row, delta) for row in resampled])
         ok = np.isfinite(n_b)
-        if ok.sum() >= 2:
+        if ok.sum() >= min_settled:
             boot.append(_least_squares(np.log(sizes[ok]), np.log(n_b[ok])))
     tail = (1.0 - level) / 2.0
     slopes = [b for _, b in boot]
@@ -110,8 +122,32 @@ def fit_power_law(
         n_hat=tuple(n_hat[keep].tolist()),
         censored=tuple(np.mean(~np.isfinite(first), axis=1).tolist()),
         excluded=tuple(sizes[~keep].tolist()),
+        boot_used=len(boot) / num_boot,
         boot=tuple(boot),
     )
+
+
+def censored_bounds(sizes: Any, n_hat: Any, largest_budget: float | Any) -> list[dict[str, float]]:
+    """Per censored size after a settled one: a lower bound on the local exponent.
+
+    A size whose N̂ is censored needs more than its largest budget B_c; from the last settled
+    size below it (N̂_s at S_s) the local exponent log(N̂_c/N̂_s)/log(S_c/S_s) is then above
+    log(B_c/N̂_s)/log(S_c/S_s). sizes [G] increasing, n_hat [G] (inf: censored), largest_budget
+    one number or [G] (each size's own grid).
+    """
+    sizes, n_hat = np.asarray(sizes, float), np.asarray(n_hat, float)
+    largest = np.broadcast_to(np.asarray(largest_budget, float), sizes.shape)
+    bounds = []
+    last: tuple[float, float] | None = None
+    for size, n, cap in zip(sizes, n_hat, largest, strict=True):
+        if math.isfinite(n):
+            last = (size, n)
+        elif last is not None:
+            exponent = math.log(cap / last[1]) / math.log(size / last[0])
+            bounds.append(
+                {"from": float(last[0]), "to": float(size), "exponent_above": float(exponent)}
+            )
+    return bounds
 
 
 def prediction_band(fit: PowerLawFit, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,16 +182,22 @@ def value_record(
 
 
 def fit_values(
-    sizes: list[float], first: list[list[float | None]], delta: float, seed: int
+    sizes: list[float],
+    first: list[list[float | None]],
+    delta: float,
+    seed: int,
+    largest_budget: float | list[float],
 ) -> dict[str, Any]:
-    """`{"fit": fit_record}` from first passing budgets [sizes][seeds] (null: censored), or
-    `{"fit": None, "fit_error": why}` when fewer than two sizes have a finite N̂."""
+    """`{"fit": fit_record, "censored_bounds": [...]}` from first passing budgets [sizes][runs]
+    (null: censored); `"fit": None` with `"fit_error"` when too few sizes settled."""
     budgets = np.array([[math.inf if f is None else f for f in row] for row in first])
+    n_hat = np.array([sample_complexity(row, delta) for row in budgets])
+    out: dict[str, Any] = {"censored_bounds": censored_bounds(sizes, n_hat, largest_budget)}
     try:
         fit = fit_power_law(np.asarray(sizes), budgets, delta=delta, seed=seed)
     except ValueError as err:
-        return {"fit": None, "fit_error": str(err)}
-    return {"fit": fit_record(fit)}
+        return {**out, "fit": None, "fit_error": str(err)}
+    return {**out, "fit": fit_record(fit)}
 
 
 def fit_record(fit: PowerLawFit, band_points: int = 25) -> dict[str, Any]:
@@ -172,6 +214,7 @@ def fit_record(fit: PowerLawFit, band_points: int = 25) -> dict[str, Any]:
         "sizes": list(fit.sizes),
         "n_hat": list(fit.n_hat),
         "excluded": list(fit.excluded),
+        "boot_used": fit.boot_used,
         "band": {
             "sizes": grid.tolist(),
             "low": [_finite(v) for v in band_low],

@@ -13,9 +13,11 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from scalegym.agents.budgets import (
@@ -44,10 +46,15 @@ from scalegym.suites.schema import (
 )
 from scalegym.suites.tensorboard import TensorBoardLogger
 
+if TYPE_CHECKING:
+    from scalegym.core.resolve import ResolvedEnv
+
 BUDGET_RULES = {
     "start": Rule("int", required=True, minimum=1),
     "stop": Rule("int", required=True, minimum=1),
     "per_octave": Rule("int", required=True, minimum=1),
+    # The grid of a size whose runs have not settled extends an octave at a time up to `cap`.
+    "cap": Rule("int", default=None, minimum=1),
 }
 
 
@@ -62,8 +69,10 @@ class ScalingCell(Cell):
     unit: str
     criterion: str
     threshold: float  # success/return: metric >= threshold; exact: V* - V(pi) <= threshold
-    delta: float  # N-hat is the budget by which 1 - delta of the seeds pass
-    theory_exponent: float | None
+    delta: float  # N-hat is the budget by which 1 - delta of the runs pass
+    lower_bound: float | None  # the family's lower-bound exponent in the varied size
+    lower_bound_source: str  # where it comes from: a paper's theorem, the MDP bound, ...
+    instance: int | None  # None: each (seed, size) its own instance; k: instance k for all
     seeds: int
     seed: int
     agent_params: dict[str, Any]
@@ -79,11 +88,27 @@ class ScalingCell(Cell):
         "criterion": Rule("str", default="success", allowed=CRITERIA),
         "threshold": Rule("float", required=True),
         "delta": Rule("float", default=0.1),
-        "theory_exponent": Rule("float", default=None),
+        "lower_bound": Rule("float", default=None),
+        "lower_bound_source": Rule("str", default=""),
+        "instance": Rule("int", default=None, minimum=0),
         "seeds": Rule("int", default=INHERIT, minimum=1),
         "seed": Rule("int", default=INHERIT, minimum=0),
         "agent_params": Rule("table", default={}),
     }
+
+    def instance_seeds(self, value: float, resolved: ResolvedEnv) -> list[int] | None:
+        """Per run (seed k), its instance seed at this size: derived from the cell seed, k and
+        the size, so runs and sizes never share an instance by construction; `instance` fixes
+        one for all. None: the env has no instance field (every run plays its params)."""
+        if getattr(resolved.env, "instance_field", None) is None:
+            return None
+        if self.instance is not None:
+            return [self.instance] * self.seeds
+        size = round(float(value) * 1_000_000)
+        return [
+            int(np.random.SeedSequence([self.seed, k, size]).generate_state(1)[0] >> 1)
+            for k in range(self.seeds)
+        ]
 
     def overrides(self, value: float) -> dict[str, Any]:
         """The env params of one value: `env_params` with every `vary` field set to it."""
@@ -106,11 +131,18 @@ class ScalingCell(Cell):
         budgets = check_table(values["budgets"], BUDGET_RULES, at, table_errors)
         if not table_errors:
             try:
-                geometric_budgets(**budgets)
+                geometric_budgets(budgets["start"], budgets["stop"], budgets["per_octave"])
             except ValueError as err:
                 table_errors.append(f'{where}: field "budgets": {err}')
         errors += table_errors
+        if not table_errors and budgets["cap"] is not None and budgets["cap"] < budgets["stop"]:
+            errors.append(f'{where}: field "budgets": cap {budgets["cap"]} is below stop')
         values["budgets"] = budgets
+        if values["lower_bound"] is not None and not values["lower_bound_source"]:
+            errors.append(
+                f'{where}: field "lower_bound_source": say where lower_bound comes from (a '
+                "paper's theorem, the MDP bound, this suite's construction)"
+            )
         errors += threshold_problems(values["threshold"], "criterion", values, where)
         if not 0.0 <= values["delta"] < 1.0:
             errors.append(f'{where}: field "delta": {values["delta"]:g}; allowed: 0 <= delta < 1')
@@ -166,7 +198,7 @@ class ScalingCell(Cell):
 
     @staticmethod
     def line(result: dict[str, Any]) -> str:
-        return fit_line(result)
+        return fit_line(refitted(result))
 
     @staticmethod
     def report_section(records: list[Record], manifest: dict[str, Any]) -> list[str]:
@@ -188,15 +220,16 @@ class ScalingCell(Cell):
         result = record["result"]
         if not result.get("values"):
             return None
-        return scaling_figure(plt, record["cell"], record["env"], result)
+        return scaling_figure(plt, record["cell"], record["env"], refitted(result))
 
 
 def run_scaling(cell: ScalingCell, context: CellContext) -> dict[str, Any]:
-    """Per value of `cell.vary`: the agent's runs judged at every budget, each seed's first
+    """Per value of `cell.vary`: the agent's runs judged at every budget, each run's first
     passing budget and N̂; then the power law fitted over the values. A value that raises ends
     the cell, keeping the values done in a `PartialCellError`."""
     agent = budget_agent(cell.agent)
-    budgets = geometric_budgets(**cell.budgets)  # [E]
+    grid = cell.budgets
+    budgets = geometric_budgets(grid["start"], grid["stop"], grid["per_octave"])  # [E]
     criterion = Criterion(cell.criterion, cell.threshold)
     clear(context.tb_dir)
     rows: list[dict[str, Any]] = []
@@ -228,40 +261,73 @@ def scaling_value(
     context: CellContext,
     index: int,
 ) -> dict[str, Any]:
-    """One value's runs: the agent over all seeds, curves to `tb/<cell>/<vary>=<value>/`."""
+    """One value's runs: the agent over all seeds, each on its own instance, curves to
+    `tb/<cell>/<vary>=<value>/`. A grid whose runs have not settled (fewer than 1 − δ pass for
+    good) is extended an octave at a time up to `budgets.cap` and run again: a run does not
+    depend on the grid it is judged on, so the longer run repeats the shorter one's budgets."""
     start = time.perf_counter()
     overrides = cell.overrides(value)
+    resolved = context.resolved(cell.env, overrides)
+    seeds = cell.instance_seeds(value, resolved)
+    cap = cell.budgets.get("cap") or int(budgets[-1])
     with TensorBoardLogger(context.tb_dir / value_label(cell, value)) as logger:
 
         def log(label: str, budget: int, scalars: dict[str, float]) -> None:
             logger.log_scalars(budget, scalars)
-            done = min(1.0, budget / float(budgets[-1]))
+            done = min(1.0, budget / float(cap))
             context.advance((index + done) / len(cell.values))
 
         request = budget_request(
-            context.resolved(cell.env, overrides),
+            resolved,
             budgets=budgets,
             unit=cell.unit,
             criterion=criterion,
             num_seeds=cell.seeds,
             seed=cell.seed,
             agent_params=dict(cell.agent_params),
+            instances=stacked_instances(resolved, seeds),
         )
-        with request.env.precision():
-            run = agent(request, log)
+        while True:
+            with resolved.precision():
+                run = agent(request, log)
+            record = value_record(run.budgets, run.passes, run.metric, cell.delta)
+            longer = extended(request.budgets, cell.budgets["per_octave"], cap)
+            if record["n_hat"] is not None or longer is None:
+                break
+            request = replace(request, budgets=longer)
     return {
         "value": value,
         "env_params": overrides,
-        **value_record(run.budgets, run.passes, run.metric, cell.delta),
+        "instance_seeds": seeds,
+        "budgets": np.asarray(run.budgets).tolist(),
+        **record,
         "extra": run.extra,
         "wall_s": time.perf_counter() - start,
     }
 
 
+def extended(budgets: np.ndarray, per_octave: int, cap: int) -> np.ndarray | None:
+    """The grid one octave longer (at most `cap`), or None when it already reaches the cap."""
+    last = int(budgets[-1])
+    if last >= cap:
+        return None
+    return geometric_budgets(int(budgets[0]), min(cap, 2 * last), per_octave)
+
+
+def stacked_instances(resolved: ResolvedEnv, seeds: list[int] | None) -> Any:
+    """The env's params at each instance seed, every leaf stacked [K, ...]; None without."""
+    if seeds is None:
+        return None
+    field = resolved.env.instance_field
+    made = [resolved.with_overrides(**{field: s}).params for s in seeds]
+    return jax.tree.map(lambda *leaves: jnp.stack([jnp.asarray(x) for x in leaves]), *made)
+
+
 def scaling_result(
     cell: ScalingCell, budgets: np.ndarray, criterion: Criterion, rows: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The cell's record: its setting, a row per value done, and the fit when two N̂ are finite."""
+    """The cell's record: its setting, a row per value done, the fit when at least four N̂ are
+    finite, and the local lower bounds the censored sizes give."""
     result: dict[str, Any] = {
         "agent": cell.agent,
         "vary": list(cell.vary),
@@ -273,13 +339,17 @@ def scaling_result(
         "seeds": cell.seeds,
         "seed": cell.seed,
         "budgets": budgets.tolist(),
-        "theory_exponent": cell.theory_exponent,
+        "lower_bound": cell.lower_bound,
+        "lower_bound_source": cell.lower_bound_source,
+        "instance": cell.instance,
         "values": rows,
         "fit": None,
     }
-    if len(rows) >= 2:  # a cell cut short is fitted over the values it finished
+    if rows:  # a cell cut short is fitted over the values it finished
         first = [row["first_budgets"] for row in rows]
-        result.update(fit_values([row["value"] for row in rows], first, cell.delta, cell.seed))
+        largest = [max(row.get("budgets") or budgets.tolist()) for row in rows]
+        sizes = [row["value"] for row in rows]
+        result.update(fit_values(sizes, first, cell.delta, cell.seed, largest))
     return result
 
 
@@ -289,8 +359,29 @@ def value_label(cell: ScalingCell, value: float) -> str:
     return f"{'+'.join(cell.vary)}={number}"
 
 
+def refitted(result: dict[str, Any]) -> dict[str, Any]:
+    """The record with its fit and censored bounds computed again from the rows' first passing
+    budgets by the current rules (older runs' stored fits may have used two sizes)."""
+    rows = result.get("values") or []
+    if not rows:
+        return result
+    budgets = result.get("budgets") or [math.inf]
+    largest = [max(row.get("budgets") or budgets) for row in rows]
+    sizes, first = [row["value"] for row in rows], [row["first_budgets"] for row in rows]
+    fit = fit_values(sizes, first, result.get("delta", 0.1), result.get("seed", 0), largest)
+    return {**result, "fit_error": None, **fit}
+
+
+def lower_bound(result: dict[str, Any]) -> tuple[float | None, str]:
+    """(the family's lower-bound exponent, its source); older records held `theory_exponent`."""
+    if "lower_bound" in result:
+        return result["lower_bound"], result.get("lower_bound_source") or ""
+    return result.get("theory_exponent"), "source not recorded: an older run"
+
+
 def scaling_summary(result: dict[str, Any]) -> dict[str, Any]:
-    """summary.csv fields of a scaling cell: seeds, criterion, and the fitted exponent."""
+    """summary.csv fields of a scaling cell: runs, criterion, the fitted exponent, the bound."""
+    result = refitted(result)
     fit = result.get("fit") or {}
     return {
         "seeds": result.get("seeds"),
@@ -300,40 +391,79 @@ def scaling_summary(result: dict[str, Any]) -> dict[str, Any]:
         "exponent": fit.get("exponent"),
         "exponent_ci_low": fit.get("ci_low"),
         "exponent_ci_high": fit.get("ci_high"),
-        "theory_exponent": result.get("theory_exponent"),
+        "lower_bound": lower_bound(result)[0],
     }
 
 
+AGENT_NOTES = {
+    "calibration": "The calibration learner knows the gap g = αε/2 and sets its per-candidate "
+    "budget from it, so its exponent holds by construction: it checks the harness (N̂, the fit, "
+    "its interval), not the family's hardness.",
+    "optimal": "The exact-optimal policy needs no samples (a ceiling): it passes from the first "
+    "budget.",
+}
+
+
+def instance_line(result: dict[str, Any]) -> str:
+    """How the runs' instances were drawn, as the report says it."""
+    rows = result.get("values") or []
+    if "instance" not in result:
+        return "Instances: one fixed instance per size for every seed (an older run)."
+    if all(row.get("instance_seeds") is None for row in rows):
+        return "Instances: the env has no instance field; every run plays its params."
+    if result["instance"] is None:
+        return (
+            "Instances: each run (seed, size) plays its own random instance, its seed derived "
+            "from the cell seed, the run and the size; N̂ is over instances and training "
+            "randomness together."
+        )
+    return f"Instances: every run plays instance {result['instance']} (`instance` fixed)."
+
+
 def scaling_section(record: dict[str, Any]) -> list[str]:
-    """One scaling cell: a heading, the fit against theory, and a row per value."""
-    result = record["result"]
+    """One scaling cell: a heading, the fit beside the lower bound, and a row per value."""
+    result = refitted(record["result"])
     status = "" if record["status"] == "ok" else " — FAILED, values done so far"
     agent, vary = result.get("agent", "?"), " = ".join(result.get("vary", []))
     lines = [f"### {record['cell']}: {env_label(record)}, {agent}, varying {vary}{status}", ""]
     lines += [f"{fit_line(result)}; δ = {result.get('delta')}; pass: {result.get('criterion')}."]
+    lines += ["", instance_line(result)]
+    if agent in AGENT_NOTES:
+        lines += ["", AGENT_NOTES[agent]]
     unit = result.get("unit", "steps")
     excluded = set((result.get("fit") or {}).get("excluded", []))
-    header = ["value", f"N̂ ({unit})", "censored seeds", "in fit"]
+    header = ["value", f"N̂ ({unit})", "censored runs", "largest budget", "in fit"]
     lines += ["", table_row(header), table_rule(len(header))]
     for row in _scaling_rows(record):
         in_fit = "no (N̂ censored)" if row["n_hat"] is None or row["value"] in excluded else "yes"
+        if not result.get("fit"):
+            in_fit = "no fit" if row["n_hat"] is not None else in_fit
         censored = f"{row['censored']} of {len(row['first_budgets'])}"
         n_hat = "censored" if row["n_hat"] is None else f"{row['n_hat']:,.0f}"
-        lines.append(table_row([f"{row['value']:g}", n_hat, censored, in_fit]))
+        largest = max(row.get("budgets") or result.get("budgets") or [0])
+        lines.append(table_row([f"{row['value']:g}", n_hat, censored, f"{largest:,}", in_fit]))
     return lines
 
 
 def fit_line(result: dict[str, Any]) -> str:
-    """`fitted exponent b = 1.52 [1.31, 1.74] 95% CI, theory = 1.5` (or why there is no fit)."""
-    theory = result.get("theory_exponent")
-    theory_text = "none" if theory is None else f"{theory:g}"
+    """`fitted exponent b = 1.52 [1.31, 1.74] 95% CI; lower bound 1.5 (source); censored: ...`,
+    or why there is no exponent."""
+    bound, source = lower_bound(result)
+    bound_text = "lower bound: none given" if bound is None else f"lower bound {bound:g} ({source})"
     fit = result.get("fit")
-    if not fit:
-        why = result.get("fit_error") or "fewer than two values finished"
-        return f"no fit ({why}); theory = {theory_text}"
-    level = round(100 * fit["level"])
-    ci = f"[{num(fit['ci_low'], 2)}, {num(fit['ci_high'], 2)}] {level}% CI"
-    return f"fitted exponent b = {fit['exponent']:.2f} {ci}, theory = {theory_text}"
+    if fit:
+        level = round(100 * fit["level"])
+        ci = f"[{num(fit['ci_low'], 2)}, {num(fit['ci_high'], 2)}] {level}% CI"
+        text = f"fitted exponent b = {fit['exponent']:.2f} {ci}; {bound_text}"
+    else:
+        text = f"no exponent ({result.get('fit_error') or 'no value finished'}); {bound_text}"
+    bounds = result.get("censored_bounds") or []
+    if bounds:
+        shown = ", ".join(
+            f"{b['from']:g}→{b['to']:g}: b > {b['exponent_above']:.2f}" for b in bounds
+        )
+        text += f"; censored sizes bound the local exponent: {shown}"
+    return text
 
 
 def _scaling_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -342,12 +472,13 @@ def _scaling_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 def scaling_figure(plt: Any, name: str, env: str, result: dict[str, Any]) -> Any:
     """N̂ against the varied value (log–log): seeds' first passing budgets as faint dots, censored
-    seeds as triangles at the top, the fit with its bootstrap band, and the theory's slope."""
+    seeds as triangles at the top, the fit with its bootstrap band, the lower bound's slope, and
+    the censored sizes' local bounds as arrows."""
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     fig, ax = plt.subplots(figsize=(6, 4))
     rows = result["values"]
-    largest = max(result.get("budgets") or [1])
+    largest = max(max(r.get("budgets") or result.get("budgets") or [1]) for r in rows)
     handles = [ax.axhline(largest, ls=":", color="gray", label="largest budget")]
     handles += _seed_points(ax, rows, 1.5 * largest)  # censored seeds above every budget
     finite = [(r["value"], r["n_hat"]) for r in rows if r["n_hat"] is not None]
@@ -355,7 +486,8 @@ def scaling_figure(plt: Any, name: str, env: str, result: dict[str, Any]) -> Any
         handles += ax.plot(*zip(*finite, strict=True), "o", color="tab:blue", label="N̂")
     fit = result.get("fit")
     if fit:
-        handles += _fit_lines(ax, fit, [r["value"] for r in rows], result.get("theory_exponent"))
+        handles += _fit_lines(ax, fit, [r["value"] for r in rows], lower_bound(result)[0])
+    handles += _censored_arrows(ax, result.get("censored_bounds") or [], rows)
     unit = result.get("unit", "steps")
     vary = " = ".join(result.get("vary", [])) or "value"
     ax.set(xscale="log", yscale="log", xlabel=vary, ylabel=f"N̂ ({unit})", title=f"{name}: {env}")
@@ -391,10 +523,8 @@ def _seed_points(ax: Any, rows: list[dict[str, Any]], top: float) -> list[Any]:
     return handles
 
 
-def _fit_lines(
-    ax: Any, fit: dict[str, Any], values: list[float], theory: float | None
-) -> list[Any]:
-    """The fitted power law over all values, its bootstrap band, and the theory's slope through
+def _fit_lines(ax: Any, fit: dict[str, Any], values: list[float], bound: float | None) -> list[Any]:
+    """The fitted power law over all values, its bootstrap band, and the lower bound's slope through
     the fit's centre (the geometric mean of the fitted sizes)."""
     low, high = min(values), max(values)
     xs = [low * (high / low) ** (i / 20) for i in range(21)]
@@ -407,13 +537,39 @@ def _fit_lines(
         area = ax.fill_between(band["sizes"], band["low"], band["high"], color="tab:blue")
         area.set(alpha=0.15, label=f"{level}% bootstrap band")
         handles.append(area)
-    if theory is not None:
+    if bound is not None:
         centre = math.exp(sum(math.log(x) for x in fit["sizes"]) / len(fit["sizes"]))
         n_centre = math.exp(a) * centre**b
-        line = [n_centre * (x / centre) ** theory for x in xs]
-        handles += ax.plot(xs, line, "--", color="black", label=f"theory: b = {theory:g}")
+        line = [n_centre * (x / centre) ** bound for x in xs]
+        handles += ax.plot(xs, line, "--", color="black", label=f"lower bound: b = {bound:g}")
     return handles
 
 
 def _values(values: Any) -> str:
     return ", ".join(f"{v:g}" for v in values)
+
+
+def _censored_arrows(ax: Any, bounds: list[dict[str, float]], rows: list[dict[str, Any]]) -> list:
+    """Each censored size's local bound: an arrow up from the line of slope `exponent_above`
+    drawn from the last settled size, labelled "b > ..."."""
+    n_hat = {r["value"]: r["n_hat"] for r in rows}
+    handles = []
+    for b in bounds:
+        start = n_hat.get(b["from"])
+        if start is None:
+            continue
+        at = start * (b["to"] / b["from"]) ** b["exponent_above"]  # the censored size's floor
+        ax.annotate(
+            "",
+            xy=(b["to"], at * 2.0),
+            xytext=(b["to"], at),
+            arrowprops={"arrowstyle": "->", "color": "tab:red"},
+        )
+        handles += ax.plot(
+            [b["from"], b["to"]],
+            [start, at],
+            ":",
+            color="tab:red",
+            label=f"censored {b['to']:g}: local b > {b['exponent_above']:.2f}",
+        )
+    return handles
