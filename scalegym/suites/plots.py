@@ -18,12 +18,17 @@ def write_plots(run_dir: Path, records: dict[str, dict[str, Any]]) -> list[Path]
     from scalegym.suites.cells import KINDS
 
     out_dir = Path(run_dir) / PLOTS
-    written = []
+    figures: list[tuple[str, Any]] = []
     for name, record in records.items():
         kind = KINDS.get(record.get("kind", ""))
         if record.get("status") != "ok" or kind is None or not record.get("result"):
             continue
-        fig = kind.figure(plt, {"cell": name, **record})
+        figures.append((name, kind.figure(plt, {"cell": name, **record})))
+    for kind_name, kind in KINDS.items():  # figures that set a kind's cells side by side
+        mine = [{"cell": n, **r} for n, r in records.items() if r.get("kind") == kind_name]
+        figures += list(kind.joint_figures(plt, [r for r in mine if r.get("status") == "ok"]))
+    written = []
+    for name, fig in figures:
         if fig is None:
             continue
         out_dir.mkdir(parents=True, exist_ok=True)

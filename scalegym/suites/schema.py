@@ -193,6 +193,11 @@ class Cell:
         return None
 
     @staticmethod
+    def joint_figures(plt: Any, records: list[Record]) -> list[tuple[str, Any]]:
+        """(name, figure) of figures that set several of this kind's cells side by side."""
+        return []
+
+    @staticmethod
     def readme_table(records: list[Record], **options: Any) -> list[str]:
         """README.md table lines for this kind's records of a reference run."""
         return []

@@ -222,6 +222,21 @@ class ScalingCell(Cell):
             return None
         return scaling_figure(plt, record["cell"], record["env"], refitted(result))
 
+    @staticmethod
+    def joint_figures(plt: Any, records: list[Record]) -> list[tuple[str, Any]]:
+        """One log-log figure per family (env and varied field) run by two or more cells: each
+        cell's N̂ and fit (the calibration learner's beside PPO's) and the lower bound."""
+        families: dict[tuple[str, str], list[Record]] = {}
+        for record in records:
+            if record["result"].get("values"):
+                vary = "+".join(record["result"].get("vary", []))
+                families.setdefault((record["env"], vary), []).append(record)
+        return [
+            (f"family-{env}-{vary}", family_figure(plt, env, vary, group))
+            for (env, vary), group in families.items()
+            if len(group) >= 2
+        ]
+
 
 def run_scaling(cell: ScalingCell, context: CellContext) -> dict[str, Any]:
     """Per value of `cell.vary`: the agent's runs judged at every budget, each run's first
@@ -573,3 +588,33 @@ def _censored_arrows(ax: Any, bounds: list[dict[str, float]], rows: list[dict[st
             label=f"censored {b['to']:g}: local b > {b['exponent_above']:.2f}",
         )
     return handles
+
+
+def family_figure(plt: Any, env: str, vary: str, records: list[Record]) -> Any:
+    """N̂ against the varied size of every cell on one family, each with its fit, and the
+    family's lower-bound slope through the first cell's fit."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bound = None
+    for index, record in enumerate(records):
+        result = refitted(record["result"])
+        colour = plt.get_cmap("tab10")(index)
+        finite = [(r["value"], r["n_hat"]) for r in result["values"] if r["n_hat"] is not None]
+        label = f"{record['cell']} ({result.get('agent', '?')})"
+        if finite:
+            ax.plot(*zip(*finite, strict=True), "o", color=colour, label=f"N̂: {label}")
+        fit = result.get("fit")
+        if fit:
+            sizes = fit["sizes"]
+            ys = [math.exp(fit["intercept"]) * s ** fit["exponent"] for s in sizes]
+            ax.plot(sizes, ys, "-", color=colour, label=f"fit {label}: b = {fit['exponent']:.2f}")
+            bound = bound or (lower_bound(result)[0], fit)
+    if bound is not None and bound[0] is not None:
+        exponent, fit = bound
+        sizes = fit["sizes"]
+        start = math.exp(fit["intercept"]) * sizes[0] ** fit["exponent"]
+        ys = [start * (s / sizes[0]) ** exponent for s in sizes]
+        ax.plot(sizes, ys, "--", color="black", label=f"lower bound: b = {exponent:g}")
+    ax.set(xscale="log", yscale="log", xlabel=vary, ylabel="N̂", title=f"{env}: N̂ against {vary}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="x-small")
+    return fig

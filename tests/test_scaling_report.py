@@ -1,0 +1,53 @@
+"""What a scaling run shows beyond one cell: the family figure that sets two learners side by
+side (N̂ and fit of each, and the family's lower bound)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scalegym.suites.cells import ScalingCell
+
+
+def _record(cell: str, agent: str, scale: float) -> dict:
+    sizes = [8.0, 16.0, 32.0, 64.0]
+    rows = [
+        {"value": s, "n_hat": scale * s, "first_budgets": [scale * s] * 10, "censored": 0}
+        for s in sizes
+    ]
+    result = {
+        "agent": agent,
+        "vary": ["size"],
+        "delta": 0.1,
+        "seed": 0,
+        "budgets": [1e6],
+        "values": rows,
+        "lower_bound": 1.0,
+        "lower_bound_source": "test",
+    }
+    return {
+        "cell": cell,
+        "kind": "scaling",
+        "env": "RevealingBandit-v0",
+        "status": "ok",
+        "result": result,
+    }
+
+
+def test_one_family_figure_sets_the_calibration_beside_ppo() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [_record("calibration", "calibration", 10.0), _record("ppo", "ppo", 100.0)]
+    records.append({**_record("other", "ppo", 5.0), "env": "PaninskiLock-v0"})  # alone: none
+    ((name, fig),) = ScalingCell.joint_figures(plt, records)
+    assert name == "family-RevealingBandit-v0-size"
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    for cell, scale in (("calibration (calibration)", 10.0), ("ppo (ppo)", 100.0)):
+        x, y = lines[f"N̂: {cell}"].get_data()
+        assert list(y) == [scale * s for s in x]
+    assert {"fit calibration (calibration): b = 1.00", "fit ppo (ppo): b = 1.00"} <= set(lines)
+    x, y = lines["lower bound: b = 1"].get_data()
+    assert np.allclose(np.diff(np.log(y)) / np.diff(np.log(x)), 1.0)
+    plt.close(fig)
