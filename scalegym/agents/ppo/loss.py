@@ -91,16 +91,26 @@ def ppo_loss(
     }
 
 
-def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
-    """Adam with global-norm clipping and, optionally, a linearly annealed learning rate."""
+def learning_rate(config: PPOConfig) -> float | optax.Schedule:
+    """The learning rate by optimiser step: with `anneal_lr`, linear from `learning_rate` to 0
+    over the run's `num_updates` (a training run's whole length, PureJaxRL's schedule); else
+    constant (the budget agent's: a rate that looks at the run's end would make a budget's run
+    depend on the largest budget of its grid)."""
+    if not config.anneal_lr:
+        return config.learning_rate
 
     def schedule(count: jax.Array) -> jax.Array:
         steps_per_update = config.num_minibatches * config.update_epochs
         return config.learning_rate * (1.0 - (count // steps_per_update) / config.num_updates)
 
+    return schedule
+
+
+def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
+    """Adam with global-norm clipping at `learning_rate(config)`."""
     return optax.chain(
         optax.clip_by_global_norm(config.max_grad_norm),
-        optax.adam(learning_rate=schedule if config.anneal_lr else config.learning_rate, eps=1e-5),
+        optax.adam(learning_rate=learning_rate(config), eps=1e-5),
     )
 
 
