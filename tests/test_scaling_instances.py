@@ -132,3 +132,27 @@ instance = 3
         own = request.env.with_overrides(instance_seed=3).params.secret
         assert np.asarray(request.instances.secret).tolist() == [int(own)] * 5
     assert "every run plays instance 3" in (run_dir / "report.md").read_text()
+
+
+def test_a_ppo_cell_that_would_anneal_over_the_grid_is_refused_before_work() -> None:
+    from scalegym.suites.spec import SuiteError
+
+    suite = b"""
+[suite]
+name = "anneal"
+
+[[cell]]
+name = "c"
+kind = "scaling"
+env = "RevealingBandit-v0"
+agent = "ppo"
+vary = "size"
+values = [8, 16, 32, 64]
+budgets = { start = 1, stop = 4, per_octave = 1 }
+unit = "episodes"
+criterion = "exact"
+threshold = 0.25
+agent_params = { anneal_lr = true }
+"""
+    with pytest.raises(SuiteError, match="depend on the grid's end"):
+        parse_suite(suite, "anneal.toml")

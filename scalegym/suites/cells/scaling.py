@@ -147,6 +147,11 @@ class ScalingCell(Cell):
         if not 0.0 <= values["delta"] < 1.0:
             errors.append(f'{where}: field "delta": {values["delta"]:g}; allowed: 0 <= delta < 1')
         errors += agent_param_problems(values["agent"], values["agent_params"], where)
+        if values["agent"] == "ppo" and values["agent_params"].get("anneal_lr") is True:
+            errors.append(
+                f'{where}: field "agent_params": anneal_lr = true would make a budget\'s run '
+                "depend on the grid's end; the ppo budget agent trains at a constant rate"
+            )
         return errors
 
     def env_problems(self, where: str, envs: EnvCache) -> list[str]:
