@@ -23,7 +23,7 @@ RolloutPolicy = Callable[[jax.Array, Any, jax.Array, jax.Array], tuple[Any, jax.
 ROLLOUT_SHAPES = [
     ("PaninskiLock-v0", {"size": 8}),
     ("RevealingBandit-v0", {"size": 8}),
-    ("PerRoomSecret-v0", {"size": 4}),
+    ("PerRoomSecret-v1", {"size": 4}),
     ("NoisyCombinationLock-v0", {"horizon": 3, "num_actions": 2}),
 ]
 

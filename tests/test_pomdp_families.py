@@ -67,7 +67,7 @@ def test_paninski_closed_form_matches_dp():
     ("env_id", "configs"),  # configs: (size, num_actions)
     [
         ("RevealingBandit-v0", [(2, 2), (4, 2), (8, 2), (16, 2), (9, 3)]),
-        ("PerRoomSecret-v0", [(2, 2), (4, 2), (3, 3)]),
+        ("PerRoomSecret-v1", [(2, 2), (4, 2), (8, 2), (16, 2), (3, 3), (9, 3)]),
     ],
 )
 def test_bandit_closed_forms_match_dp(env_id, configs):
@@ -123,7 +123,8 @@ FAMILY_CASES = [
     ("PaninskiLock-v0", {"size": 8}),
     ("PaninskiLock-v0", {"size": 9, "num_actions": 3, "num_elements": 6}),
     ("RevealingBandit-v0", {"size": 8}),
-    ("PerRoomSecret-v0", {"size": 4}),
+    ("PerRoomSecret-v1", {"size": 4}),
+    ("PerRoomSecret-v1", {"size": 9, "num_actions": 3}),
     ("NoisyCombinationLock-v0", {"horizon": 3, "num_actions": 3}),
 ]
 
@@ -136,9 +137,10 @@ def test_revealing_constant_is_stated_alpha(env_id, overrides, alpha):
     blocks = env.emission_blocks(params)
     assert blocks
     for block in blocks:
-        assert block.alpha == alpha, block.label
+        # PerRoomSecret's rooms are shown exactly (σ = 1); every other block is the stated α.
+        assert block.alpha == (1.0 if block.label == "rooms" else alpha), block.label
         measured = exact.revealing_constant(model, block.states, block.actions)
-        assert measured == pytest.approx(alpha, abs=1e-9), block.label
+        assert measured == pytest.approx(block.alpha, abs=1e-9), block.label
 
 
 @pytest.mark.parametrize("accuracy", [0.5, 0.6, 0.85, 1.0])
@@ -178,7 +180,9 @@ def test_paninski_pairs_need_two_steps():
         ("PaninskiLock-v0", {"sizee": 8}, ["sizee", "did you mean", '"size"']),
         ("RevealingBandit-v0", {"epsilon": -0.1}, ["epsilon", r"\(0, 1\]"]),
         ("RevealingBandit-v0", {"size": 10, "num_actions": 3}, ["size", "power"]),
-        ("PerRoomSecret-v0", {"alpha": 2.0}, ["alpha", r"\(0, 1\]"]),
+        ("PerRoomSecret-v1", {"alpha": 2.0}, ["alpha", r"\(0, 1\]"]),
+        ("PerRoomSecret-v1", {"size": 6}, ["size", "power"]),
+        ("PerRoomSecret-v1", {"keys": [0, 1]}, ['unknown field "keys"']),
         ("Tiger-v0", {"listen_accuracy": 0.3}, ["listen_accuracy", r"\[0\.5, 1\]"]),
         ("Tiger-v0", {"tiger_penalty": -1.0}, ["tiger_penalty", ">= 0"]),
         ("NoisyCombinationLock-v0", {"horizon": 0}, ["horizon", r"1\.\.64"]),
@@ -199,15 +203,15 @@ def test_derived_fields_cannot_be_set():
 
 
 def test_exact_tools_refuse_oversized_instances():
-    env, params = make("PerRoomSecret-v0", size=8)  # H = 6: 2^5 histories at step 5
+    env, params = make("PerRoomSecret-v1", size=8)  # H = 3: 8 rooms x 2^2 histories at step 2
     model = env.tabular(params)
-    with pytest.raises(ValueError, match=r"32 histories at step 5 \(max_nodes=31\)"):
+    with pytest.raises(ValueError, match=r"32 histories at step 2 \(max_nodes=31\)"):
         exact.optimal_value(model, max_nodes=31)
     assert exact.optimal_value(model, max_nodes=32) == pytest.approx(env.optimal_value(params))
-    # 2^16 + 1 states past the limit; make() itself is fine, only the tabular form is refused.
-    env, params = make("PerRoomSecret-v0", size=256)
-    assert MAX_TABULAR_STATES < 2**16 + 1
-    with pytest.raises(ValueError, match=r"65,537 states .*smaller size"):
+    # 128 trees of 127 nodes + W, L past the limit; make() is fine, only the tabular form is not.
+    env, params = make("PerRoomSecret-v1", size=128)
+    assert MAX_TABULAR_STATES < 128 * 127 + 2
+    with pytest.raises(ValueError, match=r"16,258 states .*smaller size"):
         env.tabular(params)
 
 

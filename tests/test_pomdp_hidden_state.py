@@ -26,7 +26,7 @@ LEAK_CASES = [
     (*ROLLOUT_SHAPES[2], {"alpha": 0.7, "epsilon": 0.9}, 0, 1),
     (*ROLLOUT_SHAPES[3], {"alpha": 0.5}, 0, 1),
 ]
-SECRET_FIELDS = ("secret", "theta", "live_room", "keys", "combination")
+SECRET_FIELDS = ("secret", "theta", "keys", "combination")
 
 
 def assert_one_hot(obs: np.ndarray, num_obs: int) -> None:

@@ -104,7 +104,7 @@ def test_hand_written_policy_value_matches_monte_carlo(env_id, overrides, probs_
     [
         ("PaninskiLock-v0", {"size": 8, "alpha": 0.8, "epsilon": 0.7, "instance_seed": 2}),
         ("RevealingBandit-v0", {"size": 8, "alpha": 0.8, "epsilon": 0.7, "instance_seed": 2}),
-        ("PerRoomSecret-v0", {"size": 4, "alpha": 0.8, "epsilon": 0.7, "instance_seed": 2}),
+        ("PerRoomSecret-v1", {"size": 4, "alpha": 0.8, "epsilon": 0.7, "instance_seed": 2}),
         ("NoisyCombinationLock-v0", {"horizon": 3, "num_actions": 2, "alpha": 0.3}),
         ("Tiger-v0", {"horizon": 4, "listen_accuracy": 0.8}),
     ],
@@ -226,8 +226,9 @@ def test_gru_policy_value_matches_monte_carlo(env_id, overrides, instance_seeds,
     [
         ("RevealingBandit-v0", {"size": 8, "alpha": 0.7, "epsilon": 0.9}),
         ("RevealingBandit-v0", {"size": 9, "num_actions": 3, "alpha": 1.0, "epsilon": 0.5}),
-        ("PerRoomSecret-v0", {"size": 4, "alpha": 0.7, "epsilon": 0.9}),
-        ("PerRoomSecret-v0", {"size": 8, "alpha": 0.5, "epsilon": 1.0, "instance_seed": 3}),
+        ("PerRoomSecret-v1", {"size": 4, "alpha": 0.7, "epsilon": 0.9}),
+        ("PerRoomSecret-v1", {"size": 8, "alpha": 0.5, "epsilon": 1.0, "instance_seed": 3}),
+        ("PerRoomSecret-v1", {"size": 9, "num_actions": 3, "alpha": 0.6, "epsilon": 0.8}),
     ],
 )
 def test_candidate_policy_value_matches_the_tabular_one(env_id, overrides):
@@ -249,14 +250,28 @@ def test_candidate_policy_value_matches_the_tabular_one(env_id, overrides):
 
 
 def test_candidate_policy_value_past_the_tabular_limit():
-    # PerRoomSecret S = 256: 65,536 candidates, no dense model. Spelling the live room's key
-    # earns V*; the uniform policy earns 1/2 + α(mean q − 1/2).
-    env, params = make("PerRoomSecret-v0", size=256, alpha=0.6, epsilon=0.8)
+    # PerRoomSecret K = 256: 256 rooms of 256 keys (65,538 latent states), no dense model. A
+    # history is (room, depths seen); spelling each room's key earns V*, knowing only the even
+    # rooms' keys earns the average of V* and the uniform value, the uniform policy
+    # 1/2 + α(mean q − 1/2).
+    rooms, k, alpha, epsilon = 256, 8, 0.6, 0.8
+    env, params = make("PerRoomSecret-v1", size=rooms, alpha=alpha, epsilon=epsilon)
     candidates = env.candidates(params)
-    secret = int(params.live_room) * 256 + int(params.keys[int(params.live_room)])
-    digits = [(secret >> (15 - j)) & 1 for j in range(16)]  # base 2, most significant first
-    table = {tuple(range(j + 1)): digits[j] for j in range(16)}  # history = the depths seen
-    spell = exact.TablePolicy(table, 2)
-    assert exact.candidate_policy_value(candidates, spell) == pytest.approx(0.5 + 0.6 * 0.8 / 2)
+    keys = np.asarray(params.keys)
+    depths = [tuple(rooms + j for j in range(d)) for d in range(k)]  # symbols after the room
+
+    def spell(known: range) -> exact.TablePolicy:
+        table = {}
+        for room in range(rooms):
+            digits = candidate_digits(int(keys[room]), 2, k)
+            for d in range(k):  # an unknown room: always action 0 (key 0)
+                table[(room, *depths[d])] = digits[d] if room in known else 0
+        return exact.TablePolicy(table, 2)
+
+    v_star, g = env.optimal_value(params), alpha * epsilon / 2
+    assert exact.candidate_policy_value(candidates, spell(range(rooms))) == pytest.approx(v_star)
+    zero_is_key = np.mean(keys[1::2] == 0)  # odd rooms whose key happens to be 0
+    half = exact.candidate_policy_value(candidates, spell(range(0, rooms, 2)))
+    assert half == pytest.approx(0.5 + g * (0.5 + 0.5 * zero_is_key))
     uniform = exact.candidate_policy_value(candidates, exact.UniformPolicy(2))
-    assert uniform == pytest.approx(0.5 + 0.6 * 0.8 / 2 / 65_536)
+    assert uniform == pytest.approx(0.5 + g / rooms)

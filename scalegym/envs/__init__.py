@@ -53,7 +53,7 @@ BUILTIN_ENVS: dict[str, tuple[str, dict, dict]] = {
     "RearrangePick-v1": ("scalegym.envs.rearrange.env:Rearrange", {"task": "pick"}, REARRANGE_PPO),
     "PaninskiLock-v0": ("scalegym.envs.pomdp.paninski_lock:PaninskiLock", {}, POMDP_PPO),
     "RevealingBandit-v0": ("scalegym.envs.pomdp.revealing_bandit:RevealingBandit", {}, POMDP_PPO),
-    "PerRoomSecret-v0": ("scalegym.envs.pomdp.per_room_secret:PerRoomSecret", {}, POMDP_PPO),
+    "PerRoomSecret-v1": ("scalegym.envs.pomdp.per_room_secret:PerRoomSecret", {}, POMDP_PPO),
     "Tiger-v0": ("scalegym.envs.pomdp.tiger:Tiger", {}, POMDP_PPO),
     "NoisyCombinationLock-v0": (
         "scalegym.envs.pomdp.noisy_combination_lock:NoisyCombinationLock",
@@ -78,6 +78,13 @@ _V0_REWARD = (
 RETIRED_ENVS: dict[str, tuple[str, str]] = {
     "Rearrange-v0": ("Rearrange-v1", _V0_REWARD),
     "RearrangePick-v0": ("RearrangePick-v1", _V0_REWARD),
+    "PerRoomSecret-v0": (
+        "PerRoomSecret-v1",
+        "v0 had one live (room, key) pair among S² candidates and no room observed, which is "
+        "RevealingBandit over S² (exponent 1 in candidates); v1 draws each episode's room and "
+        "shows it, and every room hides its own key, so ε-optimality needs all K keys "
+        "(N ≈ K²/g², exponent 2 in K)",
+    ),
 }
 
 

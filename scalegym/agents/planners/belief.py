@@ -45,10 +45,10 @@ def _bandit_prior(key: jax.Array, params: Any) -> Any:
 
 
 def _per_room_prior(key: jax.Array, params: Any) -> Any:
-    k_live, k_keys = jax.random.split(key)
-    live = jax.random.randint(k_live, (), 0, params.size, jnp.int32)
-    keys = jax.random.randint(k_keys, (params.size,), 0, params.size, jnp.int32)
-    return params.replace(live_room=live, keys=keys, instance_seed=0)
+    """keys ~ U{0..K−1}^K: `per_room_secret.draw_keys`'s distribution (the room is drawn at
+    reset)."""
+    keys = jax.random.randint(key, (params.size,), 0, params.size, jnp.int32)
+    return params.replace(keys=keys, instance_seed=0)
 
 
 def _lock_prior(key: jax.Array, params: Any) -> Any:
@@ -60,7 +60,6 @@ def _no_secret(key: jax.Array, params: Any) -> Any:
     return params  # Tiger: the side is hidden state (drawn at reset), the params hold no secret
 
 
-# Subclasses first: PerRoomSecret is a RevealingBandit.
 PRIORS: tuple[tuple[type, PriorSampler], ...] = (
     (PaninskiLock, _paninski_prior),
     (PerRoomSecret, _per_room_prior),
@@ -194,7 +193,7 @@ class BeliefPlanner:
     - `model`: "known" (default) takes the instance in `params` as the model, as V* does: only
       the hidden state is uncertain. "prior" draws the instance too, from the family's prior
       (`instance_prior`, the distribution make() draws the secret from), overwriting every
-      secret field (`secret`, `theta`, `live_room`, `keys`, `combination`) and `instance_seed`:
+      secret field (`secret`, `theta`, `keys`, `combination`) and `instance_seed`:
       its value is the Bayes value under the prior. In PaninskiLock, RevealingBandit and
       PerRoomSecret no observation before the last action depends on the secret, so with
       "prior" that value is 1/2 at every budget; Tiger has no secret, the two coincide.

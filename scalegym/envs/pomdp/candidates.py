@@ -2,7 +2,9 @@
 
 k actions spell a candidate index in base A (a depth-(k−1) action tree whose A^(k−1) leaves take
 one more action: L·A = A^k candidates), and every tree node emits only its depth, so the agent
-learns nothing from where it is that it did not already know from its own actions.
+learns nothing from where it is that it did not already know from its own actions. With R rooms
+(PerRoomSecret) each episode starts at the root of a room drawn uniformly, which emits the room;
+the deeper nodes of every room emit only their depth.
 """
 
 from __future__ import annotations
@@ -73,36 +75,58 @@ def fill_depth_emission(emission: np.ndarray, num_actions: int, k: int) -> None:
 
 @dataclass(frozen=True)
 class Candidates:
-    """A candidate family without its tables: k actions pick one of A^k candidates (the first
-    k − 1 through the selection tree, whose nodes emit only their depth), candidate c leads to W
-    with win_probs[c], else L, and W/L emit the right symbol at (1 + α)/2; reward 1 on w.
-    Candidate c = leaf · A + a, leaf the base-A digits of the first k − 1 actions. O = k + 2."""
+    """A candidate family without its tables: an episode starts in one of R rooms, drawn
+    uniformly, whose root emits the room (symbol r); k actions then pick one of A^k candidates
+    (the first k − 1 through the room's selection tree, whose depth-j nodes emit symbol R + j − 1),
+    candidate c of room r leads to W with win_probs[r·A^k + c], else L, and W/L emit w (symbol
+    R + k − 1) or l (R + k), the right one at (1 + α)/2; reward 1 on w. Candidate c = leaf · A + a,
+    leaf the base-A digits of the first k − 1 actions. O = R + k + 1; with R = 1 (the default) the
+    root emits 0 and depth j emits j."""
 
     name: str
     num_actions: int
     depth: int  # k = H
-    win_probs: np.ndarray  # [A^k]
+    win_probs: np.ndarray  # [R · A^k] room-major
     alpha: float
+    rooms: int = 1  # R
+
+    @property
+    def num_obs(self) -> int:
+        """O = R + k + 1: the rooms, the depths 1..k−1, w and l."""
+        return self.rooms + self.depth + 1
 
 
 def candidates_tabular(candidates: Candidates, field: str) -> TabularPOMDP:
-    """The same instance as dense tables (for the generic exact tools; small sizes only)."""
-    a_count, k = candidates.num_actions, candidates.depth
+    """The same instance as dense tables (for the generic exact tools; small sizes only).
+
+    States: room r's tree (depths 0..k−1) at r·T + tree_offsets, T = (A^k − 1)/(A − 1) nodes a
+    room, then W and L. Symbols as in `Candidates`."""
+    a_count, k, rooms = candidates.num_actions, candidates.depth, candidates.rooms
     offsets = tree_offsets(a_count, k)
-    win = int(offsets[k])
-    lose, s_count, o_count = win + 1, win + 2, k + 2
+    per_room = int(offsets[k])  # T
+    win = rooms * per_room
+    lose, s_count, o_count = win + 1, win + 2, candidates.num_obs
     check_tabular_size(candidates.name, s_count, field)
-    transition = np.zeros((a_count, s_count, s_count))
-    fill_tree_transitions(transition, a_count, k)
-    for leaf in range(a_count ** (k - 1)):
-        for a in range(a_count):
-            q = float(candidates.win_probs[leaf * a_count + a])
-            transition[a, offsets[k - 1] + leaf, win] = q
-            transition[a, offsets[k - 1] + leaf, lose] = 1.0 - q
+    win_probs = np.asarray(candidates.win_probs, np.float64).reshape(rooms, a_count**k)
+    transition = np.zeros((a_count, s_count, s_count))  # [A, S, S]
+    emission = np.zeros((s_count, o_count))  # [S, O]
+    for room in range(rooms):
+        base = room * per_room
+        fill_tree_transitions(
+            transition[:, base : base + per_room, base : base + per_room], a_count, k
+        )
+        emission[base, room] = 1.0
+        for j in range(1, k):
+            emission[base + offsets[j] : base + offsets[j + 1], rooms + j - 1] = 1.0
+        for leaf in range(a_count ** (k - 1)):
+            for a in range(a_count):
+                q = float(win_probs[room, leaf * a_count + a])
+                transition[a, base + offsets[k - 1] + leaf, win] = q
+                transition[a, base + offsets[k - 1] + leaf, lose] = 1.0 - q
     transition[:, win, win] = transition[:, lose, lose] = 1.0
-    emission = np.zeros((s_count, o_count))
-    fill_depth_emission(emission, a_count, k)
-    emission[win:, k:] = revealing_emission(candidates.alpha)
-    obs_reward = np.zeros(o_count)
-    obs_reward[k] = 1.0
-    return tabular_model(candidates.name, transition, emission, obs_reward, k)
+    emission[win:, rooms + k - 1 :] = revealing_emission(candidates.alpha)
+    obs_reward = np.zeros(o_count)  # [O]
+    obs_reward[rooms + k - 1] = 1.0
+    initial = np.zeros(s_count)  # [S] each room's root with probability 1/R
+    initial[np.arange(rooms) * per_room] = 1.0 / rooms
+    return tabular_model(candidates.name, transition, emission, obs_reward, k, initial=initial)

@@ -320,23 +320,25 @@ def policy_value(
 def candidate_policy_value(candidates: Candidates, policy: HistoryPolicy) -> float:
     """The exact expected return of a history policy on a candidate family, without tables.
 
-    Every history of the selection is an action prefix (the symbols are the depths), so the
-    policy is queried on all A^j prefixes at depth j and P(c) is the product of its action
-    probabilities along c's path; V(π) = Σ_c P(c) · P(w | c), P(w | c) = 1/2 + α(q_c − 1/2).
+    Every history of the selection is a room and an action prefix (the room's symbol, then the
+    depths), so the policy is queried on all R·A^j (room, prefix) rows at depth j and P(c | r) is
+    the product of its action probabilities along c's path in room r;
+    V(π) = Σ_r (1/R) Σ_c P(c | r) · P(w | r, c), P(w | r, c) = 1/2 + α(q_rc − 1/2).
     Equals `policy_value` on the family's tabular model, and runs where that model is too big
-    (PerRoomSecret's S² candidates): the last depth queries A^(k−1) rows.
+    (PerRoomSecret's K rooms of K keys): the last depth queries R·A^(k−1) rows.
     """
-    a_count, k = candidates.num_actions, candidates.depth
-    inputs = np.eye(k + 2, dtype=np.float32)  # [O, O] the one-hot symbols, as `TabularPOMDP`
-    path = np.ones(1)  # [n] the probability of each action prefix
-    carry = policy.initial(1)
+    a_count, k, rooms = candidates.num_actions, candidates.depth, candidates.rooms
+    inputs = np.eye(candidates.num_obs, dtype=np.float32)  # [O, O] one-hot, as `TabularPOMDP`
+    symbols = np.arange(rooms)  # [n] the first symbol of each row: its room
+    path = np.full(rooms, 1.0 / rooms)  # [n] the probability of each (room, action prefix)
+    carry = policy.initial(rooms)
     for depth in range(k):
-        symbols = np.full(len(path), depth)
         carry, probs = policy(carry, symbols, inputs[symbols])
         probs = _check_probs(probs, len(path), a_count)  # [n, A]
         if depth + 1 < k:
             carry = _take(carry, np.repeat(np.arange(len(path)), a_count))  # child p·A + a
-        path = (path[:, None] * probs).reshape(-1)  # [n · A]
+            symbols = np.full(len(path) * a_count, rooms + depth)  # depth + 1's symbol
+        path = (path[:, None] * probs).reshape(-1)  # [n · A], room-major
     p_win = 0.5 + candidates.alpha * (np.asarray(candidates.win_probs, np.float64) - 0.5)
     return float(path @ p_win)
 
