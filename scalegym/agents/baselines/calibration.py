@@ -1,5 +1,8 @@
 """A calibration learner with a known rate, and the exact-optimal policy, as budget agents.
 
+Over 400 lines: the count and collision tests, the per-room learner and their exact values
+share state.
+
 The calibration learner validates the scaling harness: on the revealing families its sample
 complexity is known by construction, so a fitted exponent far from it means the harness is wrong.
 It visits the S candidates one at a time in a random order; each visit plays `m` episodes of that
