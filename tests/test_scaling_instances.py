@@ -85,6 +85,27 @@ def test_each_family_s_secret_is_uniform_and_independent_of_the_size(
     assert stats.chi2_contingency(table).pvalue > 0.01
 
 
+def bandit_suite(extra: str, seeds: int = 1) -> bytes:
+    """A one-cell suite: RevealingBandit over S = 8..64, judged exactly, with `extra` fields."""
+    return f"""
+[suite]
+name = "bandit"
+seeds = {seeds}
+
+[[cell]]
+name = "c"
+kind = "scaling"
+env = "RevealingBandit-v0"
+vary = "size"
+values = [8, 16, 32, 64]
+budgets = {{ start = 1, stop = 4, per_octave = 1 }}
+unit = "episodes"
+criterion = "exact"
+threshold = 0.25
+{extra}
+""".encode()
+
+
 def test_the_draw_is_fixed_by_the_cell_seed_and_instance_fixes_one() -> None:
     resolved = resolve_env("RevealingBandit-v0", size=8)
     a = cell(seeds=4).instance_seeds(8.0, resolved)
@@ -105,25 +126,8 @@ def test_a_cell_with_instance_3_plays_instance_3_in_every_run(
 
     spec = replace(registry.SPECS["optimal"], entry_points={"scaling": recorder})
     monkeypatch.setitem(registry.SPECS, "optimal", spec)
-    suite = b"""
-[suite]
-name = "fixed"
-seeds = 5
-
-[[cell]]
-name = "c"
-kind = "scaling"
-env = "RevealingBandit-v0"
-agent = "optimal"
-vary = "size"
-values = [8, 16, 32, 64]
-budgets = { start = 1, stop = 4, per_octave = 1 }
-unit = "episodes"
-criterion = "exact"
-threshold = 0.25
-instance = 3
-"""
-    run_dir = run_suite(parse_suite(suite, "fixed.toml"), tmp_path / "run", progress=False)
+    suite = bandit_suite('agent = "optimal"\ninstance = 3', seeds=5)
+    run_dir = run_suite(parse_suite(suite, "bandit.toml"), tmp_path / "run", progress=False)
     (record,) = read_records(run_dir / "results.jsonl")
     assert record["status"] == "ok", record.get("error")
     assert len(seen) == 4
@@ -137,22 +141,6 @@ instance = 3
 def test_a_ppo_cell_that_would_anneal_over_the_grid_is_refused_before_work() -> None:
     from scalegym.suites.spec import SuiteError
 
-    suite = b"""
-[suite]
-name = "anneal"
-
-[[cell]]
-name = "c"
-kind = "scaling"
-env = "RevealingBandit-v0"
-agent = "ppo"
-vary = "size"
-values = [8, 16, 32, 64]
-budgets = { start = 1, stop = 4, per_octave = 1 }
-unit = "episodes"
-criterion = "exact"
-threshold = 0.25
-agent_params = { anneal_lr = true }
-"""
+    suite = bandit_suite('agent = "ppo"\nagent_params = { anneal_lr = true }')
     with pytest.raises(SuiteError, match="depend on the grid's end"):
-        parse_suite(suite, "anneal.toml")
+        parse_suite(suite, "bandit.toml")

@@ -316,11 +316,7 @@ def report_lines(cell_name: str, result: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for r in result["rows"]:
-        q25, q75 = r["iqr_log10_error"]
-        lines.append(
-            f"| {r['policy']} | {r['median_log10_error']:.2f} [{q25:.2f}, {q75:.2f}] | "
-            f"{r['total_substeps']:,} | {r['mean_paper_reward']:.3f} | {r['ended_early']} |"
-        )
+        lines.append(judged_row(r["policy"], r, r["ended_early"]))
     planned = [r for r in result["rows"] if "planner_substeps" in r]
     if planned:
         lines.append("")
@@ -376,12 +372,17 @@ def report_lines(cell_name: str, result: dict[str, Any]) -> list[str]:
             "|---|---|---|---|---|",
         ]
         for t in result["transfer"]:
-            q25, q75 = t["iqr_log10_error"]
-            lines.append(
-                f"| {t['integrator']} | {t['median_log10_error']:.2f} [{q25:.2f}, {q75:.2f}] | "
-                f"{t['total_substeps']:,} | {t['mean_paper_reward']:.3f} | {t['episodes']} |"
-            )
+            lines.append(judged_row(t["integrator"], t, t["episodes"]))
     return lines
+
+
+def judged_row(name: str, judged: dict[str, Any], last: Any) -> str:
+    """A table row of one judged policy: median error [IQR], substeps, reward, then `last`."""
+    q25, q75 = judged["iqr_log10_error"]
+    return (
+        f"| {name} | {judged['median_log10_error']:.2f} [{q25:.2f}, {q75:.2f}] | "
+        f"{judged['total_substeps']:,} | {judged['mean_paper_reward']:.3f} | {last} |"
+    )
 
 
 def timestep_figure(plt: Any, name: str, env: str, result: dict[str, Any]) -> Any:
