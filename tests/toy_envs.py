@@ -1,4 +1,5 @@
-"""Tiny functional test envs (a 1-D chain): `ToyChain-v0`, `ToyChainBox-v0`, `ToyChainX64-v0`."""
+"""Tiny functional test envs: a 1-D chain (`ToyChain-v0`, `ToyChainBox-v0`, `ToyChainX64-v0`) and
+`CoinGuess`, a hidden coin only the first action and reward tell (unregistered)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,18 @@ class ToyChainState:
     time: jax.Array  # [] int32
 
 
-class ToyChain(Environment):
+class TwoActions:
+    """The toy envs' actions: Discrete(2)."""
+
+    @property
+    def num_actions(self) -> int:
+        return 2
+
+    def action_space(self, params: Any = None) -> spaces.Discrete:
+        return spaces.Discrete(2)
+
+
+class ToyChain(TwoActions, Environment):
     """A 1-D chain: action 1 moves right, 0 left (clamped at 0); the right end terminates.
 
     | obs     | Dict{"pos": Box[0,1] f32 [1] (pos / (length-1)), "vec": Box[0,1] f32 [2] (time
@@ -94,13 +106,6 @@ class ToyChain(Environment):
         cells[int(state.pos)] = "A"
         return "".join(cells)
 
-    @property
-    def num_actions(self) -> int:
-        return 2
-
-    def action_space(self, params: ToyChainParams | None = None) -> spaces.Discrete:
-        return spaces.Discrete(2)
-
     def observation_space(self, params: ToyChainParams | None = None) -> spaces.Space:
         pos = spaces.Box(0.0, 1.0, (1,), jnp.float32)
         if self.box_obs:
@@ -112,6 +117,62 @@ class ToyChainX64(ToyChain):
     """ToyChain declaring `requires_x64`: the hook `gymnasium.make` honours for float64 envs."""
 
     requires_x64 = True
+
+
+@struct.dataclass
+class CoinGuessParams:
+    # actions per episode (>= 2): a guess, horizon − 2 waits, the answer (the obs shape: recompiles)
+    horizon: int = struct.field(pytree_node=False, default=3)
+    max_steps_in_episode: int = 3  # = horizon: episodes terminate, never truncate
+
+
+@struct.dataclass
+class CoinGuessState:
+    coin: jax.Array  # [] int32 hidden, drawn at reset
+    time: jax.Array  # [] int32
+
+
+class CoinGuess(TwoActions, Environment):
+    """A hidden fair coin that the first reward tells, and only together with the first action.
+
+    | obs     | Box[0,1] f32 [horizon]: the step, one-hot; nothing about the coin          |
+    | action  | Discrete(2): a guess of the coin                                           |
+    | reward  | 1 for a right guess at the first step and at the last (success), else 0   |
+    | episode | terminates after `horizon` actions                                         |
+
+    The observations are the same whatever the coin, so a policy that sees only them answers
+    right half the time, however it plays. One that also sees its previous action and reward
+    reads the coin off its first step — with its first guess uniform, the reward alone is a fair
+    coin independent of the coin: the action is needed — and must keep it through the waits.
+    """
+
+    obs_from_state = True
+
+    @property
+    def default_params(self) -> CoinGuessParams:
+        return CoinGuessParams()
+
+    def get_obs(self, state: CoinGuessState, params: CoinGuessParams, key: Any = None) -> Any:
+        return jax.nn.one_hot(state.time, params.horizon, dtype=jnp.float32)
+
+    def reset_env(self, key: jax.Array, params: CoinGuessParams) -> tuple[Any, CoinGuessState]:
+        coin = jax.random.bernoulli(key).astype(jnp.int32)
+        state = CoinGuessState(coin=coin, time=jnp.zeros((), jnp.int32))
+        return self.get_obs(state, params), state
+
+    def step_env(
+        self, key: jax.Array, state: CoinGuessState, action: Any, params: CoinGuessParams
+    ) -> tuple[Any, CoinGuessState, jax.Array, jax.Array, dict[str, Any]]:
+        right = jnp.asarray(action, jnp.int32) == state.coin
+        last = state.time == params.horizon - 1
+        reward = (right & ((state.time == 0) | last)).astype(jnp.float32)
+        state = CoinGuessState(coin=state.coin, time=state.time + 1)
+        obs = self.get_obs(state, params)
+        return obs, state, reward, state.time >= params.horizon, {"success": right & last}
+
+    def observation_space(self, params: CoinGuessParams | None = None) -> spaces.Space:
+        horizon = (params or self.default_params).horizon
+        return spaces.Box(0.0, 1.0, (horizon,), jnp.float32)
 
 
 def register_toy_envs() -> None:

@@ -6,7 +6,10 @@ log) — so `jax.jit(jax.vmap(ppo.train))(keys)` trains many seeds in one compil
 driver can run `ppo.update` in jitted chunks, logging between them (scalegym.agents.ppo.driver).
 
 Shapes: E = num_envs, T = num_steps; rollouts are time-major [T, E, ...]. The learning step (GAE,
-loss, epochs) is in `ppo.loss`, the network convention in `ppo.policy`.
+loss, epochs) is in `ppo.loss`, the network convention in `ppo.policy`. A GRU with
+`prev_action_reward` also takes each env's previous action and reward: the runner carries them
+(`prev`) beside the GRU carry, each transition records what its step was fed, and the network
+reads zeros where an episode starts, where it resets the carry.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from flax.training.train_state import TrainState
 from scalegym.agents.devices import per_device
 from scalegym.agents.ppo.config import PPOConfig
 from scalegym.agents.ppo.loss import Transition, make_learn, make_optimizer
+from scalegym.agents.ppo.networks import Previous
 from scalegym.agents.ppo.normalization import ObsNorm, init_obs_norm, normalize, update_obs_norm
 from scalegym.agents.ppo.policy import (
     add_time,
@@ -54,6 +58,7 @@ class RunnerState(NamedTuple):
     obs_norm: ObsNorm
     key: jax.Array
     update: jax.Array  # [] int32 updates done
+    prev: Previous | None = None  # [E] last action and reward; None unless prev_action_reward
 
 
 class PPO(NamedTuple):
@@ -64,7 +69,7 @@ class PPO(NamedTuple):
     config: PPOConfig
     network: nn.Module
     apply: Callable[..., tuple[jax.Array, jax.Array, jax.Array]]  # see policy.make_apply
-    value: Callable[..., jax.Array]  # (params, carry, obs [E, ...]) -> [E]
+    value: Callable[..., jax.Array]  # (params, carry, obs [E, ...], prev [E] or None) -> [E]
     learn: Callable[..., tuple[TrainState, dict[str, jax.Array]]]  # see ppo_loss.make_learn
     mesh: Any = None  # the devices the env batch is split over (devices.env_mesh); None: one
 
@@ -108,14 +113,26 @@ def init_runner(ppo: PPO, key: jax.Array) -> RunnerState:
     )
     carry = jnp.zeros((e, config.memory if config.recurrent else 1), jnp.float32)
     starts = jnp.ones((e,), bool)
+    prev = no_previous(e) if config.prev_action_reward else None
     if config.recurrent:
-        variables = ppo.network.init(k_net, carry, add_time(obs), starts[None])
+        variables = ppo.network.init(k_net, carry, add_time(obs), starts[None], add_time(prev))
     else:
         variables = ppo.network.init(k_net, obs)
     state = TrainState.create(
         apply_fn=ppo.network.apply, params=variables, tx=make_optimizer(config)
     )
-    return RunnerState(state, env_state, obs, starts, carry, init_obs_norm(obs), key, jnp.int32(0))
+    norm = init_obs_norm(obs)
+    return RunnerState(state, env_state, obs, starts, carry, norm, key, jnp.int32(0), prev)
+
+
+def learner_reward(config: PPOConfig, reward: jax.Array) -> jax.Array:
+    """Rewards [E] as the learner sees them (GAE, the next step's input): × reward_scale."""
+    return reward.astype(jnp.float32) * jnp.float32(config.reward_scale)
+
+
+def no_previous(batch: int) -> Previous:
+    """The previous step of `batch` lanes that have taken none ([B] zeros; starts mask it too)."""
+    return Previous(jnp.zeros((batch,), jnp.int32), jnp.zeros((batch,), jnp.float32))
 
 
 def env_step(ppo: PPO, runner: RunnerState) -> tuple[RunnerState, tuple[Transition, Any, dict]]:
@@ -125,19 +142,22 @@ def env_step(ppo: PPO, runner: RunnerState) -> tuple[RunnerState, tuple[Transiti
     params = runner.train_state.params
     norm = lambda o: normalize(runner.obs_norm, o, config.normalize_obs)
     carry, logits, value = ppo.apply(
-        params, runner.carry, add_time(norm(runner.obs)), runner.starts[None]
+        params, runner.carry, add_time(norm(runner.obs)), runner.starts[None], add_time(runner.prev)
     )
     action, log_prob = sample_action(k_act, logits[0])
     step = per_device(jax.vmap(ppo.env.step, in_axes=(0, 0, 0, None)), ppo.mesh)
     obs, env_state, reward, terminated, truncated, info = step(
         jax.random.split(k_env, config.num_envs), runner.env_state, action, ppo.env_params
     )
+    reward = learner_reward(config, reward)  # the logged returns stay unscaled
+    # This step, as the next one takes it in (masked there if it starts an episode).
+    prev = None if runner.prev is None else Previous(action, reward)
     # V(last real obs) equals V(next obs) unless the episode ended this step. A recurrent critic
     # needs this step's carry; a feed-forward one is batched over the whole rollout afterwards
     # (same numbers, far fewer small ops per step), so its slot is filled in `collect_rollout`.
     final_obs = info["final_observation"]
     if config.recurrent:
-        final_value = ppo.value(params, carry, norm(final_obs))
+        final_value = ppo.value(params, carry, norm(final_obs), prev)
     else:
         final_value = jnp.zeros((config.num_envs,), jnp.float32)
     transition = Transition(
@@ -146,13 +166,16 @@ def env_step(ppo: PPO, runner: RunnerState) -> tuple[RunnerState, tuple[Transiti
         action,
         log_prob,
         value[0],
-        reward.astype(jnp.float32) * jnp.float32(config.reward_scale),  # logged returns: unscaled
+        reward,
         terminated,
         truncated,
         final_value,
+        runner.prev,
     )
     done = terminated | truncated
-    runner = runner._replace(env_state=env_state, obs=obs, starts=done, carry=carry, key=key)
+    runner = runner._replace(
+        env_state=env_state, obs=obs, starts=done, carry=carry, key=key, prev=prev
+    )
     episode_info = {k: v for k, v in info.items() if k.startswith("returned_episode")}
     return runner, (transition, final_obs, episode_info)
 

@@ -1,7 +1,10 @@
 """Checkpoints of a chunked training run: the runner state and its progress, written atomically.
 
 A checkpoint carries the identity of its run (env, seeds, agent config); loading it into a run
-with another identity is refused with the fields that differ.
+with another identity is refused with the fields that differ. A checkpoint written before a config
+field or a runner field existed still loads: the config field reads as the value every earlier run
+had (`config.ADDED_FIELDS`), the runner field as absent (None, as a run that does not use it holds
+it).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import serialization
+
+from scalegym.agents.ppo.config import with_added_fields
 
 STATE, PROGRESS = "state.msgpack", "progress.json"
 
@@ -39,6 +44,8 @@ def load_checkpoint(
 ) -> tuple[Any, dict[str, Any]]:
     """(runner shaped like `template`, progress); ValueError if it is of another run."""
     progress = json.loads((directory / PROGRESS).read_text())
+    if isinstance(progress.get("config"), dict):
+        progress["config"] = with_added_fields(progress["config"])
     differ = [k for k in identity if progress.get(k) != identity[k]]
     if "config" in differ:
         saved = progress.get("config") or {}
@@ -49,9 +56,9 @@ def load_checkpoint(
             f"checkpoint {directory} is of another run: {', '.join(differ)} differ; "
             "resume with the same env, seeds, steps and agent settings, or start afresh"
         )
-    raw = serialization.from_bytes(
-        jax.device_get(_unwrap_keys(template)), (directory / STATE).read_bytes()
-    )
+    target = jax.device_get(_unwrap_keys(template))
+    state = serialization.msgpack_restore((directory / STATE).read_bytes())
+    raw = serialization.from_state_dict(target, _with_absent_fields(target, state))
     runner = jax.tree.map(
         lambda t, x: (
             jax.random.wrap_key_data(x, impl=jax.random.key_impl(t))
@@ -62,6 +69,16 @@ def load_checkpoint(
         raw,
     )
     return runner, progress
+
+
+def _with_absent_fields(target: Any, state: Any) -> Any:
+    """The saved state with the fields it predates filled in as None, where the target holds
+    None too (a field this run does not use, e.g. `RunnerState.prev` without prev_action_reward).
+    """
+    fields = serialization.to_state_dict(target)
+    if not (isinstance(fields, dict) and isinstance(state, dict)):
+        return state
+    return {**{k: None for k, v in fields.items() if v is None}, **state}
 
 
 def _is_key(x: Any) -> bool:

@@ -33,6 +33,10 @@ class PPOConfig:
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "tanh"  # tanh | relu
     memory: int = 128  # GRU width
+    # gru only: the GRU also takes its previous action (one-hot) and reward, zeros at an
+    # episode's start (RL², R2D2). Meant for the POMDPs, but their defaults leave it off while
+    # the exact judge (envs.pomdp.exact) cannot tell a policy which action led to a history.
+    prev_action_reward: bool = False
     normalize_obs: bool = False
     reward_scale: float = 1.0  # rewards are multiplied by this before GAE (ThreeBody's are ~1e3)
     eval_envs: int = 64  # fresh envs per seed at each of the driver's evaluations
@@ -68,6 +72,11 @@ class PPOConfig:
             raise ValueError(f"PPOConfig.network={self.network!r}: allowed: {', '.join(NETWORKS)}")
         if self.activation not in ("tanh", "relu"):
             raise ValueError(f"PPOConfig.activation={self.activation!r}: allowed: tanh, relu")
+        if self.prev_action_reward and not self.recurrent:
+            raise ValueError(
+                f"PPOConfig.prev_action_reward=True is an input of recurrent policies only "
+                f"(network: gru); network={self.network!r} needs prev_action_reward=False"
+            )
         split = self.num_envs if self.recurrent else self.batch_size
         if split % self.num_minibatches:
             what = "num_envs" if self.recurrent else "num_envs * num_steps"
@@ -104,6 +113,16 @@ class PPOConfig:
 
 def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(PPOConfig)]
+
+
+# Fields added after runs were recorded, with the value every earlier run had: a config dict
+# (a checkpoint's, a result's) without one was made with that value.
+ADDED_FIELDS: dict[str, Any] = {"prev_action_reward": False}
+
+
+def with_added_fields(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A recorded config dict of any age, with the fields added since at their earlier value."""
+    return {**ADDED_FIELDS, **recorded}
 
 
 def override_problems(overrides: dict[str, Any]) -> list[str]:

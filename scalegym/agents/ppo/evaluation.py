@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scalegym.agents.ppo.algorithm import PPO, RunnerState
+from scalegym.agents.ppo.algorithm import PPO, RunnerState, learner_reward, no_previous
+from scalegym.agents.ppo.networks import Previous
 from scalegym.agents.ppo.normalization import normalize
 from scalegym.agents.ppo.policy import add_time, sample_action
 
@@ -34,20 +35,23 @@ def evaluate_policy(
         jax.random.split(k_reset, num_envs), env_params
     )
     carry0 = jnp.zeros((num_envs, runner.carry.shape[-1]), runner.carry.dtype)
+    prev0 = no_previous(num_envs) if config.prev_action_reward else None
     params = runner.train_state.params
 
     def body(c: tuple, key: jax.Array) -> tuple[tuple, dict[str, jax.Array]]:
-        obs, state, carry, starts, first = c
+        obs, state, carry, prev, starts, first = c
         k_act, k_env = jax.random.split(key)
         x = add_time(normalize(runner.obs_norm, obs, config.normalize_obs))
-        carry, logits, _ = ppo.apply(params, carry, x, starts[None])
+        carry, logits, _ = ppo.apply(params, carry, x, starts[None], add_time(prev))
         action, _ = sample_action(k_act, logits[0])
         # No auto-reset: only first episodes count, so a finished lane's later steps are never
         # read, and the program holds no reset. The keys are the ones `step` would pass on.
         k_step = jax.vmap(lambda k: jax.random.split(k)[0])(jax.random.split(k_env, num_envs))
-        obs, state, _, term, trunc, info = jax.vmap(env.transition, in_axes=(0, 0, 0, None))(
+        obs, state, reward, term, trunc, info = jax.vmap(env.transition, in_axes=(0, 0, 0, None))(
             k_step, state, action, env_params
         )
+        if prev is not None:  # this step as the next takes it in, as in training's rollout
+            prev = Previous(action, learner_reward(config, reward))
         done = term | trunc
         counted = done & first
         out = {
@@ -56,9 +60,9 @@ def evaluate_policy(
         }
         if "returned_episode_success" in info:
             out["success_sum"] = (info["returned_episode_success"] * counted).sum()
-        return (obs, state, carry, done, first & ~done), out
+        return (obs, state, carry, prev, done, first & ~done), out
 
-    init = (obs, state, carry0, jnp.ones(num_envs, bool), jnp.ones(num_envs, bool))
+    init = (obs, state, carry0, prev0, jnp.ones(num_envs, bool), jnp.ones(num_envs, bool))
     _, out = jax.lax.scan(body, init, jax.random.split(k_run, limit + 1))
     return {k: v.sum() for k, v in out.items()}
 

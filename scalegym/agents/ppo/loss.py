@@ -1,8 +1,9 @@
 """PPO's learning step: truncation-aware GAE, the clipped loss, and minibatch epochs on a rollout.
 
 Shapes: E = num_envs, T = num_steps; rollouts are time-major [T, E, ...]. Feed-forward networks
-see each sample alone ([1, T·E] "sequences"); the GRU sees whole [T, E] sequences. The value of the
-last real observation (`info["final_observation"]`) is bootstrapped on truncation, never on
+see each sample alone ([1, T·E] "sequences"); the GRU sees whole [T, E] sequences (with the
+previous actions and rewards the rollout fed it, `Transition.prev`, where it takes them). The value
+of the last real observation (`info["final_observation"]`) is bootstrapped on truncation, never on
 termination.
 """
 
@@ -17,6 +18,7 @@ import optax
 from flax.training.train_state import TrainState
 
 from scalegym.agents.ppo.config import PPOConfig
+from scalegym.agents.ppo.networks import Previous
 from scalegym.agents.ppo.normalization import ObsNorm, normalize
 
 
@@ -30,6 +32,7 @@ class Transition(NamedTuple):
     terminated: jax.Array  # [T, E]
     truncated: jax.Array  # [T, E]
     final_value: jax.Array  # [T, E] value of the last real observation of the step
+    prev: Previous | None = None  # [T, E] the previous step the policy was fed (prev_action_reward)
 
 
 def calculate_gae(
@@ -67,7 +70,7 @@ def ppo_loss(
     config: PPOConfig,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Clipped-surrogate PPO loss on one minibatch of sequences [T', E']."""
-    _, logits, values = apply_fn(params, carry, batch.obs, batch.starts)
+    _, logits, values = apply_fn(params, carry, batch.obs, batch.starts, batch.prev)
     log_probs = jax.nn.log_softmax(logits)
     log_prob = jnp.take_along_axis(log_probs, batch.action[..., None], axis=-1)[..., 0]
     ratio = jnp.exp(log_prob - batch.log_prob)

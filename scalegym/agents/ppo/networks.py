@@ -2,13 +2,13 @@
 
 Observations may be arrays or dicts of arrays (e.g. Rearrange's {"view", "vector"}). Shapes are
 batch-first: obs leaves [B, ...], logits [B, A], values [B]; the recurrent network takes time-major
-sequences [T, B, ...] and a carry [B, H].
+sequences [T, B, ...] and a carry [B, H], and optionally its previous step (`Previous` [T, B]).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -120,24 +120,57 @@ class ResetGRU(nn.Module):
         return carry, y
 
 
+class Previous(NamedTuple):
+    """A recurrent policy's last step as it takes it in: the action it played and the reward paid
+    (× `PPOConfig.reward_scale`, as the learner sees it). Whatever it holds where a step opens an
+    episode, the network reads zeros there (`previous_inputs`)."""
+
+    action: jax.Array  # [T, B] int32
+    reward: jax.Array  # [T, B] float32
+
+
+def previous_inputs(prev: Previous, starts: jax.Array, num_actions: int) -> jax.Array:
+    """[T, B, A + 1]: the previous action one-hot and the previous reward, zeros at starts."""
+    one_hot = jax.nn.one_hot(prev.action, num_actions, dtype=jnp.float32)  # [T, B, A]
+    x = jnp.concatenate([one_hot, prev.reward.astype(jnp.float32)[..., None]], axis=-1)
+    return jnp.where(starts[..., None], 0.0, x)
+
+
 class RecurrentActorCritic(nn.Module):
-    """Embed → GRU (reset at episode starts) → actor and critic heads, over [T, B] sequences."""
+    """Embed → GRU (reset at episode starts) → actor and critic heads, over [T, B] sequences.
+
+    With `previous`, the GRU's input at step t is the embedded observation and the previous
+    action (one-hot) and reward (RL², R2D2): zeros where an episode starts, the steps where the
+    carry resets, so a policy can condition on what it already played where the observation
+    does not say.
+    """
 
     num_actions: int
     hidden: Sequence[int] = (128,)
     activation: str = "relu"
     conv: bool = False
     memory: int = 128
+    previous: bool = False
 
     @nn.compact
     def __call__(
-        self, carry: jax.Array, obs: Any, starts: jax.Array
+        self, carry: jax.Array, obs: Any, starts: jax.Array, prev: Previous | None = None
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """carry [B, M], obs leaves [T, B, ...], starts [T, B] → carry, logits [T, B, A], values."""
+        """carry [B, M], obs leaves [T, B, ...], starts [T, B], prev [T, B] (with `previous`)
+        → carry, logits [T, B, A], values [T, B]."""
         t, b = starts.shape
         flat_obs = jax.tree.map(lambda x: x.reshape(t * b, *x.shape[2:]), obs)
         x = Torso(self.hidden, self.activation, self.conv, name="embed")(flat_obs)
         x = x.reshape(t, b, -1)
+        if self.previous:
+            if prev is None:
+                raise ValueError(
+                    "this recurrent policy takes its previous action and reward as inputs "
+                    "(PPOConfig.prev_action_reward = true), and its caller passed none (prev); "
+                    "the exact judge cannot pass them yet (scalegym.envs.pomdp.exact gives a "
+                    "policy no actions): judge on success or return, or set it to false"
+                )
+            x = jnp.concatenate([x, previous_inputs(prev, starts, self.num_actions)], axis=-1)
         scan = nn.scan(
             ResetGRU,
             variable_broadcast="params",

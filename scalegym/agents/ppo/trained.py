@@ -1,7 +1,8 @@
 """A trained PPO run's policy, read back from its checkpoint, as a plain `policy(obs, key)`.
 
 Used where a trained agent is judged outside training (ThreeBody's evaluation on the paper's
-instance seeds, the REBOUND transfer). Feed-forward networks only: the policy keeps no carry.
+instance seeds, the REBOUND transfer). Feed-forward networks only: the policy keeps no carry, and
+no previous action or reward (what a GRU with `prev_action_reward` also takes in).
 """
 
 from __future__ import annotations
@@ -75,7 +76,10 @@ def ppo_policy(ppo: PPO, *, greedy: bool = True) -> Policy:
     The runner is an argument, so one compiled evaluation serves every seed.
     """
     if ppo.config.recurrent:
-        raise ValueError("ppo_policy: recurrent (GRU) policies need a carry; use an MLP or CNN")
+        raise ValueError(
+            "ppo_policy: recurrent (GRU) policies need a carry, and with prev_action_reward their "
+            "previous action and reward, from step to step; use an MLP or CNN"
+        )
     config = ppo.config
 
     def policy(obs: Any, key: jax.Array, runner: RunnerState) -> jax.Array:
