@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from scalegym.envs.pomdp.exact import (
+    PreviousStep,
     TablePolicy,
     UniformPolicy,
     network_policy,
@@ -302,6 +303,82 @@ def test_network_policy_matches_brute_force():
         policy = network_policy(step_fn, np.zeros(2, np.float32), chunk_rows=chunk_rows)
         assert policy_value(model, policy) == pytest.approx(expected, abs=1e-9)
     assert policy_value(model, policy) <= optimal_value(model) + 1e-9
+
+
+# A history as the agent sees it with its previous steps: (o_0, (a_0, r_0, o_1), ...).
+FullHistory = tuple
+
+
+def brute_previous_value(model: TabularPOMDP, probs_of: Callable[[FullHistory], list]) -> float:
+    """The value of a policy of (action, reward, symbol) histories by plain recursion: an action's
+    state reward splits the belief into the states that pay each value."""
+
+    def value(belief: list[float], history: FullHistory, t: int) -> float:
+        if t == model.horizon:
+            return 0.0
+        total = 0.0
+        for a, pa in enumerate(probs_of(history)):
+            paid = model.reward[:, a].tolist()
+            for r in sorted({paid[s] for s, b in enumerate(belief) if b > 0}):
+                mass = sum(b for s, b in enumerate(belief) if paid[s] == r)
+                part = [b / mass if paid[s] == r else 0.0 for s, b in enumerate(belief)]
+                seen = r + model.obs_reward  # [O] the reward the agent is told, by symbol
+                future = sum(
+                    p * (model.obs_reward[o] + value(post, (*history, (a, seen[o], o)), t + 1))
+                    for o, p, post in _posteriors(model, part, a)
+                )
+                total += pa * mass * (r + future)
+        return total
+
+    return sum(p * value(b, (o,), 0) for o, p, b in _roots(model))
+
+
+def full_history_probs(history: FullHistory, num_actions: int) -> list[float]:
+    """A stochastic policy that reads every action, reward and symbol of its history."""
+    x = 0.3 * history[0]
+    for a, r, o in history[1:]:
+        x = math.sin(1.7 * x + 0.9 * a + 0.5 * r + 0.4 * o)
+    z = np.exp([2.0 * math.sin(3.1 * x + b) for b in range(num_actions)])
+    return (z / z.sum()).tolist()
+
+
+class FullHistoryPolicy:
+    """`full_history_probs` as a `HistoryPolicy` that takes its previous steps."""
+
+    takes_previous = True
+
+    def __init__(self, num_actions: int):
+        self.num_actions = num_actions
+
+    def initial(self, n: int) -> np.ndarray:
+        return TablePolicy({}, self.num_actions).initial(n)
+
+    def __call__(self, carry, symbols, inputs, *, previous: PreviousStep):
+        histories = np.empty(len(symbols), dtype=object)
+        steps = zip(carry, symbols, previous.action, previous.reward, strict=True)
+        for i, (h, o, a, r) in enumerate(steps):
+            histories[i] = (int(o),) if a < 0 else (*h, (int(a), float(r), int(o)))
+            assert (a < 0) == (len(h) == 0) and (a >= 0 or r == 0.0)
+        return histories, np.stack([full_history_probs(h, self.num_actions) for h in histories])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_previous_steps_are_passed_and_split_by_reward(seed):
+    # Rewards drawn per state, so every action's reward tells the state apart; Tiger's doors too.
+    model = random_model(500 + seed, states=3, actions=3, obs=2, horizon=3) if seed else tiger(3)
+    policy = FullHistoryPolicy(model.num_actions)
+    expected = brute_previous_value(model, lambda h: full_history_probs(h, model.num_actions))
+    assert policy_value(model, policy) == pytest.approx(expected, abs=1e-9)
+    # the same probabilities read off the symbols alone (no actions, no rewards) are worth another
+    a_count = model.num_actions
+    blind = RandomHistoryPolicy(
+        {
+            h: np.array(full_history_probs((h[0], *((0, 0.0, o) for o in h[1:])), a_count))
+            for h in all_histories(model.num_obs, model.horizon)
+        },
+        a_count,
+    )
+    assert abs(policy_value(model, blind) - expected) > 1e-3
 
 
 def test_policy_errors_are_named():

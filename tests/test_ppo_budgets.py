@@ -181,6 +181,7 @@ def test_a_run_records_what_it_trained_on_each_seeds_instance() -> None:
     assert run.extra["budgets_asked"] == [[4, 6, 8, 11, 16], [23], [32], [45], [64]]
     assert run.extra["env_steps"] == [32 * u for u in run.extra["updates"]]
     assert run.extra["config"]["anneal_lr"] is False
+    assert run.extra["config"]["prev_action_reward"] is True  # the family's GRU, judged exactly
     assert run.extra["config"]["total_timesteps"] == 192
     assert run.extra["v_star"] == [0.625, 0.5625]  # each seed's own instance
     assert run.metric.shape == run.passes.shape == (2, 5)

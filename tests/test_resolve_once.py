@@ -21,6 +21,7 @@ from scalegym.core.resolve import resolve_env
 # name matched as a prefix of the id without namespace, module and version.
 _POMDP = {
     "network": "gru",
+    "prev_action_reward": True,
     "num_envs": 64,
     "num_steps": 32,
     "update_epochs": 4,

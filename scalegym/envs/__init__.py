@@ -17,10 +17,12 @@ REARRANGE_PPO: dict[str, Any] = {
     "hidden": (128, 128),
     "activation": "relu",
 }
-# The revealing POMDPs: a GRU policy (the agent must remember what it spelled and saw), many
-# short episodes per rollout, undiscounted returns as the finite horizon defines them.
+# The revealing POMDPs: a GRU policy (the agent must remember what it spelled and saw) that also
+# takes its previous action and reward (the exact judge feeds them per history), many short
+# episodes per rollout, undiscounted returns as the finite horizon defines them.
 POMDP_PPO: dict[str, Any] = {
     "network": "gru",
+    "prev_action_reward": True,
     "num_envs": 64,
     "num_steps": 32,
     "update_epochs": 4,

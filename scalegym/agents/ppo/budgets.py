@@ -20,18 +20,30 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from scalegym.agents.budgets import BudgetLog, BudgetRequest, BudgetRun
-from scalegym.agents.ppo.algorithm import PPO, RunnerState, init_runner, make_ppo, ppo_update
+from scalegym.agents.ppo.algorithm import (
+    PPO,
+    RunnerState,
+    init_runner,
+    learner_reward,
+    make_ppo,
+    ppo_update,
+)
 from scalegym.agents.ppo.config import PPOConfig, default_config
 from scalegym.agents.ppo.evaluation import EVAL_SEED_OFFSET, eval_scalars, evaluate_policy
+from scalegym.agents.ppo.networks import Previous
 from scalegym.agents.ppo.normalization import ObsNorm, normalize
+from scalegym.agents.ppo.policy import add_time
 from scalegym.core.resolve import ResolvedEnv
+
+if TYPE_CHECKING:
+    from scalegym.envs.pomdp.exact import NetworkPolicy
 
 Judge = Callable[[RunnerState], np.ndarray]  # runner over K seeds -> metric [K]
 
@@ -331,20 +343,33 @@ def _host(x: np.ndarray) -> Any:
 def exact_judge(ppo: PPO, values: ExactValues) -> Judge:
     """V* − V(π) per seed on its own instance, π its network queried on every reachable
     history."""
-    from scalegym.envs.pomdp import exact
-
-    step = jax.jit(lambda p, norm, carry, x: policy_step(ppo, p, norm, carry, x))
+    step = jax.jit(functools.partial(policy_step, ppo))
 
     def judge(runner: RunnerState) -> np.ndarray:
-        carry0 = np.zeros(runner.carry.shape[-1], np.float32)  # [M]
+        memory = runner.carry.shape[-1]
         policies = []
         for k in range(runner.carry.shape[0]):
             p, norm = seed_slice((runner.train_state.params, runner.obs_norm), k)
-            policy_of_seed = lambda c, x, p=p, n=norm: step(p, n, c, x)
-            policies.append(exact.network_policy(policy_of_seed, carry0))
+            policies.append(seed_policy(ppo, step, p, norm, memory))
         return values.suboptimality(policies)
 
     return judge
+
+
+def seed_policy(
+    ppo: PPO, step: Callable[..., Any], params: Any, obs_norm: ObsNorm, memory: int
+) -> NetworkPolicy:
+    """One seed's network as the exact tools query it (`exact.network_policy`): `step` is
+    `policy_step` of `ppo` (jitted); with `prev_action_reward` each history's previous action and
+    reward go in too."""
+    from scalegym.envs.pomdp import exact
+
+    carry0 = np.zeros(memory, np.float32)  # [M]
+    if not ppo.config.prev_action_reward:
+        return exact.network_policy(lambda c, x: step(params, obs_norm, c, x), carry0)
+    return exact.network_policy(
+        lambda c, x, a, r: step(params, obs_norm, c, x, a, r), carry0, takes_previous=True
+    )
 
 
 def seed_slice(tree: Any, k: int) -> Any:
@@ -353,10 +378,26 @@ def seed_slice(tree: Any, k: int) -> Any:
 
 
 def policy_step(
-    ppo: PPO, params: Any, obs_norm: ObsNorm, carry: jax.Array, inputs: jax.Array
+    ppo: PPO,
+    params: Any,
+    obs_norm: ObsNorm,
+    carry: jax.Array,
+    inputs: jax.Array,
+    actions: jax.Array | None = None,
+    rewards: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """One step of one seed's policy on n histories: carry [n, M], inputs [n, D] -> logits."""
+    """One step of one seed's policy on n histories: carry [n, M], inputs [n, D] -> logits.
+
+    A GRU with `prev_action_reward` also takes each history's previous action [n] (−1 at the
+    episode's first step) and the reward it paid [n], fed as the rollout feeds them: the reward
+    × reward_scale (`learner_reward`), and the first step a start (zeros in, carry reset).
+    """
     x = normalize(obs_norm, jnp.asarray(inputs, jnp.float32), ppo.config.normalize_obs)
-    starts = jnp.zeros((1, x.shape[0]), bool)
-    carry, logits, _ = ppo.apply(params, jnp.asarray(carry, jnp.float32), x[None], starts)
+    if actions is None:
+        starts, prev = jnp.zeros((1, x.shape[0]), bool), None
+    else:
+        actions = jnp.asarray(actions, jnp.int32)
+        starts = (actions < 0)[None]
+        prev = add_time(Previous(actions, learner_reward(ppo.config, jnp.asarray(rewards))))
+    carry, logits, _ = ppo.apply(params, jnp.asarray(carry, jnp.float32), x[None], starts, prev)
     return carry, logits[0]  # [n, M], [n, A]

@@ -34,8 +34,8 @@ class PPOConfig:
     activation: str = "tanh"  # tanh | relu
     memory: int = 128  # GRU width
     # gru only: the GRU also takes its previous action (one-hot) and reward, zeros at an
-    # episode's start (RL², R2D2). Meant for the POMDPs, but their defaults leave it off while
-    # the exact judge (envs.pomdp.exact) cannot tell a policy which action led to a history.
+    # episode's start (RL², R2D2). The POMDP families' defaults turn it on (the exact judge feeds
+    # each history's previous action and reward).
     prev_action_reward: bool = False
     normalize_obs: bool = False
     reward_scale: float = 1.0  # rewards are multiplied by this before GAE (ThreeBody's are ~1e3)

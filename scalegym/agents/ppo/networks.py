@@ -166,9 +166,8 @@ class RecurrentActorCritic(nn.Module):
             if prev is None:
                 raise ValueError(
                     "this recurrent policy takes its previous action and reward as inputs "
-                    "(PPOConfig.prev_action_reward = true), and its caller passed none (prev); "
-                    "the exact judge cannot pass them yet (scalegym.envs.pomdp.exact gives a "
-                    "policy no actions): judge on success or return, or set it to false"
+                    "(PPOConfig.prev_action_reward = true), and its caller passed none (prev): "
+                    "pass them, or set it to false"
                 )
             x = jnp.concatenate([x, previous_inputs(prev, starts, self.num_actions)], axis=-1)
         scan = nn.scan(

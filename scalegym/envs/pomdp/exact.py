@@ -12,9 +12,10 @@ import numpy as np
 from scalegym.envs.pomdp.candidates import Candidates
 from scalegym.envs.pomdp.tabular import TabularPOMDP
 
-# Shapes: N histories in one tree level, S states, A actions, O observation symbols, D input size.
-# A tree node holds an unnormalised belief alpha[s] = P(s_t = s, history): its sum is the
-# history's probability, so a level's values add up to an expectation without renormalising.
+# Shapes: N histories in one tree level, S states, A actions, O observation symbols, D input size,
+# V distinct values of the state reward. A tree node holds an unnormalised belief
+# alpha[s] = P(s_t = s, history): its sum is the history's probability, so a level's values add
+# up to an expectation without renormalising.
 
 MASS_EPS = 1e-15  # a child history less likely than this is pruned
 TIE_RTOL = 1e-12  # actions this close (relative) count as tied; ties go to the lowest index
@@ -22,8 +23,27 @@ CHUNK_ELEMENTS = 1 << 22  # the most float64 numbers one expansion chunk holds (
 DEFAULT_MAX_NODES = 2_000_000
 
 
+@dataclass(frozen=True)
+class PreviousStep:
+    """Each history's last step as its agent saw it: the action played and the reward paid
+    (−1 and 0 where the history is one symbol long: the episode's first step)."""
+
+    action: np.ndarray  # [n] int64
+    reward: np.ndarray  # [n] float64
+
+    @classmethod
+    def at_start(cls, n: int) -> PreviousStep:
+        return cls(np.full(n, -1, np.int64), np.zeros(n))
+
+
 class HistoryPolicy(Protocol):
-    """A policy over observation histories, stepped one tree level at a time."""
+    """A policy over observation histories, stepped one tree level at a time.
+
+    A policy that also takes its previous action and reward (a GRU with
+    `PPOConfig.prev_action_reward`) says so with `takes_previous = True`; it is then called with
+    a keyword `previous` (`PreviousStep`), and the histories are (actions, symbols, rewards):
+    those that differ only in a reward the symbols do not tell (Tiger's doors) are apart.
+    """
 
     def initial(self, n: int) -> Any:
         """The carry for n fresh histories: a pytree of arrays with leading axis n, or None."""
@@ -85,31 +105,41 @@ class UniformPolicy:
 
 @dataclass(frozen=True)
 class NetworkPolicy:
-    """A recurrent actor `step_fn(carry [n, M], inputs [n, D]) -> (carry, logits [n, A])`.
+    """A recurrent actor `step_fn(carry [n, M], inputs [n, D]) -> (carry, logits [n, A])`; with
+    `takes_previous`, `step_fn(carry, inputs, actions [n] int64, rewards [n] float64)` is also
+    given each history's previous action (−1 at the first step) and reward.
 
     Rows go through `step_fn` in chunks of at most `chunk_rows`, each padded to a power of two so
     a jitted `step_fn` compiles for a few sizes only. Probabilities are a float64 softmax.
     """
 
-    step_fn: Callable[[Any, np.ndarray], tuple[Any, Any]]
+    step_fn: Callable[..., tuple[Any, Any]]
     carry0: Any  # pytree of rows, e.g. [M]
     chunk_rows: int = 65536
+    takes_previous: bool = False
 
     def initial(self, n: int) -> Any:
         return jax.tree.map(lambda row: np.repeat(np.asarray(row)[None], n, axis=0), self.carry0)
 
     def __call__(
-        self, carry: Any, symbols: np.ndarray, inputs: np.ndarray
+        self,
+        carry: Any,
+        symbols: np.ndarray,
+        inputs: np.ndarray,
+        previous: PreviousStep | None = None,
     ) -> tuple[Any, np.ndarray]:
+        if self.takes_previous and previous is None:
+            raise ValueError("this network policy takes its previous step (previous=); none given")
         n = len(symbols)
         carries, logits = [], []
         for lo in range(0, n, self.chunk_rows):
             rows = min(self.chunk_rows, n - lo)
             padded = min(self.chunk_rows, 1 << (rows - 1).bit_length())
-            chunk_carry = jax.tree.map(
-                lambda x, lo=lo, r=rows, p=padded: _pad(x[lo : lo + r], p), carry
-            )
-            out_carry, out_logits = self.step_fn(chunk_carry, _pad(inputs[lo : lo + rows], padded))
+            chunk = lambda x, lo=lo, r=rows, p=padded: _pad(x[lo : lo + r], p)
+            args = [jax.tree.map(chunk, carry), chunk(inputs)]
+            if self.takes_previous:
+                args += [chunk(previous.action), chunk(previous.reward)]
+            out_carry, out_logits = self.step_fn(*args)
             carries.append(jax.tree.map(lambda x, r=rows: np.asarray(x)[:r], out_carry))
             logits.append(np.asarray(out_logits, dtype=np.float64)[:rows])
         new_carry = jax.tree.map(lambda *parts: np.concatenate(parts, axis=0), *carries)
@@ -117,12 +147,35 @@ class NetworkPolicy:
 
 
 def network_policy(
-    step_fn: Callable[[Any, np.ndarray], tuple[Any, Any]], carry0: Any, *, chunk_rows: int = 65536
+    step_fn: Callable[..., tuple[Any, Any]],
+    carry0: Any,
+    *,
+    chunk_rows: int = 65536,
+    takes_previous: bool = False,
 ) -> NetworkPolicy:
-    """Wrap a jitted recurrent actor (e.g. a GRU) as a `HistoryPolicy`; carry0 is one carry row."""
+    """Wrap a jitted recurrent actor (e.g. a GRU) as a `HistoryPolicy`; carry0 is one carry row.
+    `takes_previous`: step_fn also takes each history's previous action and reward."""
     if chunk_rows < 1:
         raise ValueError(f"network_policy: chunk_rows={chunk_rows}; allowed: >= 1")
-    return NetworkPolicy(step_fn=step_fn, carry0=carry0, chunk_rows=chunk_rows)
+    return NetworkPolicy(step_fn, carry0, chunk_rows, takes_previous)
+
+
+def takes_previous(policy: HistoryPolicy) -> bool:
+    """Whether the policy asks for each history's previous action and reward."""
+    return bool(getattr(policy, "takes_previous", False))
+
+
+def _query(
+    policy: HistoryPolicy,
+    carry: Any,
+    symbols: np.ndarray,
+    inputs: np.ndarray,
+    previous: PreviousStep,
+) -> tuple[Any, np.ndarray]:
+    """The policy's next carry and probs; `previous` goes only to a policy that asks for it."""
+    if takes_previous(policy):
+        return policy(carry, symbols, inputs, previous=previous)
+    return policy(carry, symbols, inputs)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -167,6 +220,13 @@ def _roots(model: TabularPOMDP, max_nodes: int) -> tuple[np.ndarray, np.ndarray]
     return symbols, alpha[symbols]
 
 
+def reward_classes(model: TabularPOMDP) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of the state reward [V] and where each is paid, [V, S, A] bool: the
+    children of a history that sees its rewards split by them (the symbols' pay it sees anyway)."""
+    values = np.unique(model.reward)
+    return values, model.reward[None] == values[:, None, None]
+
+
 def _expand(
     model: TabularPOMDP,
     alpha: np.ndarray,
@@ -174,34 +234,45 @@ def _expand(
     *,
     step: int,
     max_nodes: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rewards: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Children of the level at `step`: alpha' = w[n, a] * (alpha[n] @ T_a) * O[:, o], pruned.
 
-    alpha [N, S]; weights [N, A] action probabilities or None (every action, weight 1).
-    Returns parent [K], action [K], symbol [K], alpha' [K, S] for the K children that survive.
+    alpha [N, S]; weights [N, A] action probabilities or None (every action, weight 1); rewards
+    `reward_classes(model)` to split each child by the state reward paid on the way (alpha[n] is
+    restricted to the states that pay it), or None.
+    Returns parent [K], action [K], symbol [K], alpha' [K, S] and the state reward paid [K] (0
+    without `rewards`) for the K children that survive.
     Raises before storing more than max_nodes children (it still counts them for the message).
     """
     num_actions, num_states, num_obs = model.num_actions, model.num_states, model.num_obs
+    values, masks = (np.zeros(1), [None]) if rewards is None else rewards
     chunk = max(1, CHUNK_ELEMENTS // (num_actions * max(num_states, num_obs)))
     parts: list[tuple[np.ndarray, ...]] = []
     count = 0
     for lo in range(0, alpha.shape[0], chunk):
-        pred = np.matmul(alpha[lo : lo + chunk], model.transition).transpose(1, 0, 2)  # [n, A, S]
-        if weights is not None:
-            pred *= weights[lo : lo + chunk, :, None]
-        keep = pred @ model.emission >= MASS_EPS  # [n, A, O]
-        count += int(np.count_nonzero(keep))
-        if count > max_nodes:
-            parts.clear()  # keep counting for the message, stop storing
-            continue
-        parent, action, symbol = np.nonzero(keep)
-        parts.append((parent + lo, action, symbol, pred[parent, action] * model.emission.T[symbol]))
+        block = alpha[lo : lo + chunk][None]  # [1, n, S]
+        for value, mask in zip(values, masks, strict=True):
+            source = block if mask is None else block * mask.T[:, None, :]  # [1 or A, n, S]
+            pred = np.matmul(source, model.transition).transpose(1, 0, 2)  # [n, A, S]
+            if weights is not None:
+                pred *= weights[lo : lo + chunk, :, None]
+            keep = pred @ model.emission >= MASS_EPS  # [n, A, O]
+            count += int(np.count_nonzero(keep))
+            if count > max_nodes:
+                parts.clear()  # keep counting for the message, stop storing
+                continue
+            parent, action, symbol = np.nonzero(keep)
+            child = pred[parent, action] * model.emission.T[symbol]
+            parts.append((parent + lo, action, symbol, child, np.full(len(parent), value)))
     _check_size(model, count, step + 1, max_nodes)
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty, np.zeros((0, num_states))
-    parent, action, symbol, child = (np.concatenate(p, axis=0) for p in zip(*parts, strict=True))
-    return parent, action, symbol, child
+        return empty, empty, empty, np.zeros((0, num_states)), np.zeros(0)
+    parent, action, symbol, child, paid = (
+        np.concatenate(p, axis=0) for p in zip(*parts, strict=True)
+    )
+    return parent, action, symbol, child, paid
 
 
 @dataclass(frozen=True)
@@ -226,7 +297,9 @@ def _solve(model: TabularPOMDP, max_nodes: int) -> tuple[float, list[_Level], li
     root = np.full(len(symbols), -1, dtype=np.int64)
     levels = [_Level(alpha @ step_reward, alpha.sum(axis=1), root, root, symbols)]
     for step in range(model.horizon - 1):
-        parent, action, symbol, alpha = _expand(model, alpha, None, step=step, max_nodes=max_nodes)
+        parent, action, symbol, alpha, _ = _expand(
+            model, alpha, None, step=step, max_nodes=max_nodes
+        )
         levels.append(_Level(alpha @ step_reward, alpha.sum(axis=1), parent, action, symbol))
 
     num_actions = model.num_actions
@@ -297,23 +370,33 @@ def policy_value(
     """The exact expected return of a (possibly stochastic) history policy.
 
     The same forward tree as `optimal_value`, with each action's probability folded into the
-    child's alpha and the policy's carry gathered per surviving history. Raises ValueError when a
-    level would hold more than max_nodes histories.
+    child's alpha and the policy's carry gathered per surviving history. A policy that
+    `takes_previous` is given each history's last action and reward, and the children split by
+    the state reward paid (`reward_classes`), so that each history is what its agent saw. Raises
+    ValueError when a level would hold more than max_nodes histories.
+
+    `optimal_value` does not split by rewards, so it is also V* of policies that see them only
+    where a reward tells nothing the symbols do not that bears on what follows; on the families
+    here it is the symbol's pay, paid at the last step, or followed by a reset (Tiger's doors).
     """
     model.validate()
     step_reward = expected_step_reward(model)  # [S, A]
+    rewards = reward_classes(model) if takes_previous(policy) else None
     symbols, alpha = _roots(model, max_nodes)
-    carry = policy.initial(len(symbols))
+    carry, previous = policy.initial(len(symbols)), PreviousStep.at_start(len(symbols))
     total = 0.0
     for step in range(model.horizon):
         if len(symbols) == 0:
             break
-        carry, probs = policy(carry, symbols, model.obs_inputs[symbols])
+        carry, probs = _query(policy, carry, symbols, model.obs_inputs[symbols], previous)
         probs = _check_probs(probs, len(symbols), model.num_actions)  # [N, A]
         total += float(np.sum(probs * (alpha @ step_reward)))
         if step + 1 < model.horizon:
-            parent, _, symbols, alpha = _expand(model, alpha, probs, step=step, max_nodes=max_nodes)
+            parent, action, symbols, alpha, paid = _expand(
+                model, alpha, probs, step=step, max_nodes=max_nodes, rewards=rewards
+            )
             carry = _take(carry, parent)
+            previous = PreviousStep(action, paid + model.obs_reward[symbols])
     return total
 
 
@@ -324,6 +407,8 @@ def candidate_policy_value(candidates: Candidates, policy: HistoryPolicy) -> flo
     depths), so the policy is queried on all R·A^j (room, prefix) rows at depth j and P(c | r) is
     the product of its action probabilities along c's path in room r;
     V(π) = Σ_r (1/R) Σ_c P(c | r) · P(w | r, c), P(w | r, c) = 1/2 + α(q_rc − 1/2).
+    A policy that `takes_previous` is given each row's last digit and reward 0 (the selection
+    pays nothing: only the last step's w does, and nothing is queried after it).
     Equals `policy_value` on the family's tabular model, and runs where that model is too big
     (PerRoomSecret's K rooms of K keys): the last depth queries R·A^(k−1) rows.
     """
@@ -331,13 +416,14 @@ def candidate_policy_value(candidates: Candidates, policy: HistoryPolicy) -> flo
     inputs = np.eye(candidates.num_obs, dtype=np.float32)  # [O, O] one-hot, as `TabularPOMDP`
     symbols = np.arange(rooms)  # [n] the first symbol of each row: its room
     path = np.full(rooms, 1.0 / rooms)  # [n] the probability of each (room, action prefix)
-    carry = policy.initial(rooms)
+    carry, previous = policy.initial(rooms), PreviousStep.at_start(rooms)
     for depth in range(k):
-        carry, probs = policy(carry, symbols, inputs[symbols])
+        carry, probs = _query(policy, carry, symbols, inputs[symbols], previous)
         probs = _check_probs(probs, len(path), a_count)  # [n, A]
         if depth + 1 < k:
             carry = _take(carry, np.repeat(np.arange(len(path)), a_count))  # child p·A + a
             symbols = np.full(len(path) * a_count, rooms + depth)  # depth + 1's symbol
+            previous = PreviousStep(np.tile(np.arange(a_count), len(path)), np.zeros(len(symbols)))
         path = (path[:, None] * probs).reshape(-1)  # [n · A], room-major
     p_win = 0.5 + candidates.alpha * (np.asarray(candidates.win_probs, np.float64) - 0.5)
     return float(path @ p_win)
