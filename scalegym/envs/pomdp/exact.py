@@ -1,4 +1,8 @@
-"""Exact finite-horizon values of a `TabularPOMDP`: V*, a policy's value, revealing constants."""
+"""Exact finite-horizon values of a `TabularPOMDP`: V*, a policy's value, revealing constants.
+
+Over 400 lines: the belief DP, policy values on histories and their table-free variant share
+the history expansion.
+"""
 
 from __future__ import annotations
 
