@@ -99,7 +99,7 @@ def test_each_reference_figure_plots_its_record_s_numbers(label: str, record: di
                     x, y = lines[drawn]
                     np.testing.assert_allclose(np.c_[x, y], np.asarray(points, float))
         elif record["kind"] == "scaling":
-            from scalegym.suites.cells.scaling import refitted
+            from scalegym.suites.cells.scaling_report import refitted
 
             result = refitted(result)  # the figure shows the fit by the current rules
             lines = _lines(fig)

@@ -1,5 +1,8 @@
 """PPO as a budget agent: all seeds trained in compiled chunks, each judged at every budget.
 
+Over 400 lines: the compiled runs, the budget plan and the two judges (fresh envs, exact) belong
+together.
+
 One run per value of a scaling cell: K seeds vmapped, seed k on its own env instance (the
 request's `instances`, params stacked [K, ...]; else every seed on `env.params`), trained to each
 budget in turn and judged there — on fresh envs of its instance (success or return), or exactly
