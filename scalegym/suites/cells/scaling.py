@@ -218,9 +218,11 @@ class ScalingCell(Cell):
             return []
         lines = [
             "",
-            "N̂: the budget by which 1 - δ of the seeds pass for good (a seed's first passing "
-            "budget is the first after which every later evaluation passes). Censored: seeds "
-            "that never settled; a value whose N̂ is censored is left out of the fit.",
+            "N̂: the budget by which 1 - δ of the runs pass for good (a run's first passing "
+            "budget is the first after which every later evaluation passes). Censored: runs "
+            "that never settled. An exponent is fitted over the sizes whose N̂ is finite, when "
+            "there are at least four; a size whose N̂ is censored is left out of the fit and "
+            "bounds the local exponent from the last settled size below it.",
         ]
         for record in scaling:
             lines += ["", *scaling_section(record)]
