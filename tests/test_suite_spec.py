@@ -41,9 +41,11 @@ def test_shipped_suites_load() -> None:
 
 
 @pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("benchmarks/*.toml")))
-def test_the_gpu_benchmark_suites_load(path: Path) -> None:
+def test_the_benchmark_suites_load(path: Path) -> None:
     suite = load_suite(str(path))  # every env id known, every field valid
-    assert suite.cells and all(cell.kind in {"bench", "train"} for cell in suite.cells)
+    assert suite.cells
+    if "gpu" in path.name:  # one short device run: throughput and training only
+        assert all(cell.kind in {"bench", "train"} for cell in suite.cells)
 
 
 def test_sps_suite_benches_every_scalegym_env_beside_the_peers() -> None:
