@@ -320,7 +320,7 @@ def exact_values(resolved: ResolvedEnv, instances: Any = None) -> ExactValues:
     from scalegym.envs.pomdp import exact
 
     def value_of(params: Any) -> Callable[[Any], float]:
-        if hasattr(env, "candidates"):  # no tables: any size (PerRoomSecret's S² candidates)
+        if hasattr(env, "candidates"):  # no tables: any size (PerRoomSecret-v1 at any K)
             return functools.partial(exact.candidate_policy_value, env.candidates(params))
         return functools.partial(exact.policy_value, env.tabular(params))
 
