@@ -18,6 +18,9 @@ __all__ = [
 
 # The scalars a training bar shows after the bar, in this order, when a chunk reports them.
 BAR_SCALARS = ("train/return", "train/success", "eval/return", "eval/success", "perf/sps")
+# Shown until a bar's first update: the first chunk is compiled before it runs (seconds, with
+# the bar still at 0), and a bar that sits still unexplained looks like a hang.
+COMPILING = "compiling…"
 
 
 def progress_enabled(flag: bool | None) -> bool:
@@ -48,7 +51,7 @@ class TrainingBar:
             console=Console(stderr=True),
         )
         self.progress.start()
-        self.task = self.progress.add_task(description, total=total, info="")
+        self.task = self.progress.add_task(description, total=total, info=COMPILING)
 
     def update(self, steps: int, scalars: Mapping[str, float]) -> None:
         info = " ".join(
@@ -82,14 +85,17 @@ class CellBar:
         if progress is not None:
             self._cells = progress.add_task("cells", total=total, completed=completed)
         self._current: Any = None
+        self._name = ""
 
     def start(self, name: str) -> None:
+        """The cell in flight, labelled as compiling until it first reports progress."""
+        self._name = name
         if self._progress is not None:
-            self._current = self._progress.add_task(name, total=1.0)
+            self._current = self._progress.add_task(f"{name} ({COMPILING})", total=1.0)
 
     def update(self, fraction: float) -> None:
         if self._progress is not None and self._current is not None:
-            self._progress.update(self._current, completed=fraction)
+            self._progress.update(self._current, completed=fraction, description=self._name)
 
     def finish(self, line: str) -> None:
         self._console.print(line, markup=False, highlight=False, soft_wrap=True)
