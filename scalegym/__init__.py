@@ -15,6 +15,7 @@ from scalegym.core import (  # noqa: E402
     spaces,
 )
 from scalegym.core.gym_registration import register_gymnasium  # noqa: E402
+from scalegym.core.resolve import env_precision  # noqa: E402
 from scalegym.envs import register_builtin_envs  # noqa: E402
 
 __version__ = "0.1.0"
@@ -22,6 +23,7 @@ __all__ = [
     "EnvParams",
     "EnvState",
     "Environment",
+    "env_precision",
     "list_envs",
     "make",
     "register",

@@ -318,14 +318,16 @@ def test_to_gymnasium_space_converts_gymnax_spaces() -> None:
         to_gymnasium_space(object())
 
 
-def test_requires_x64_switches_x64_on_for_gymnasium_make() -> None:
+def test_requires_x64_runs_under_x64_inside_the_gymnasium_env_only() -> None:
     before = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", False)
     try:
         gymnasium.make(TOY)
         assert not jax.config.jax_enable_x64  # an env that does not declare it leaves x64 off
         env = gymnasium.make("scalegym/ToyChainX64-v0")
-        assert jax.config.jax_enable_x64
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+        assert not jax.config.jax_enable_x64  # the adapter scopes x64 to its own calls
         assert EpisodeStatistics(env.unwrapped.functional_env).requires_x64  # wrappers forward it
     finally:
         jax.config.update("jax_enable_x64", before)

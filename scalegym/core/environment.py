@@ -56,8 +56,8 @@ class Environment(Generic[TEnvState, TEnvParams]):
     # True when `get_obs(state, params)` is the observation `step_env`/`reset_env` return, with no
     # key involved (not so for envs that emit noisy observations).
     obs_from_state: bool = False
-    # True for float64 envs (ThreeBody): `gymnasium.make` switches JAX's x64 mode on before it
-    # builds one, because a gymnasium user has no moment to do it in between.
+    # True for float64 envs (ThreeBody): the gymnasium adapters run their own calls under JAX's
+    # x64 mode, and `scalegym.env_precision(id)` scopes it for users of the functional env.
     requires_x64: bool = False
 
     @property

@@ -8,8 +8,10 @@ apart (`gym_registration.py`, `gym_spaces.py`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import contextlib
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import gymnasium
 import jax
@@ -25,14 +27,16 @@ from scalegym.core.gym_registration import (
 )
 from scalegym.core.gym_spaces import to_gymnasium_space, to_space_values
 from scalegym.core.host_transfer import BytePacker
-from scalegym.core.resolve import resolve_env
+from scalegym.core.resolve import resolve_env, x64_mode
 
 __all__ = [
     "FunctionalGymEnv",
     "gymnasium_id",
+    "in_env_precision",
     "lane_step_key",
     "make_functional",
     "make_gymnasium_env",
+    "precision_of",
     "register_gymnasium",
     "register_scalegym_id",
     "seed_keys",
@@ -49,20 +53,43 @@ def make_functional(
 ) -> tuple[Any, Any]:
     """The env and params behind a scalegym id (`env_id`) or a JAX env class (`env_class`).
 
-    Float64 envs (ThreeBody) declare `requires_x64`: the gymnasium path switches x64 on for good,
-    because users of gymnasium.make cannot do it between the build and their own steps.
+    A float64 env (ThreeBody, `requires_x64`) is built under x64 and the adapters step it under
+    x64 (`in_env_precision`); JAX's global setting is left as it is.
     """
     if (env_id is None) == (env_class is None):
         raise TypeError("give exactly one of env_id (a scalegym id) or env_class (a JAX env class)")
     if env_id is not None:
         resolved = resolve_env(env_id, **overrides)
-        if resolved.x64:
-            jax.config.update("jax_enable_x64", True)
         return resolved.env, resolved.params
     cls = load_env_class(env_class, "register_gymnasium")
-    if declares_float64(cls):
-        jax.config.update("jax_enable_x64", True)
-    return build_functional(getattr(cls, "__name__", str(env_class)), cls, overrides)
+    with x64_mode(declares_float64(cls)):
+        return build_functional(getattr(cls, "__name__", str(env_class)), cls, overrides)
+
+
+def precision_of(env: Any) -> contextlib.AbstractContextManager[Any]:
+    """x64 on while inside for an env that declares float64 physics, else JAX's setting as is."""
+    return x64_mode(bool(getattr(env, "requires_x64", False)))
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def in_env_precision(
+    method: Callable[Concatenate[Any, _P], _R],
+) -> Callable[Concatenate[Any, _P], _R]:
+    """An adapter method run under its env's precision (`precision_of(self.functional_env)`).
+
+    The adapter, not the process, holds a float64 env's x64 mode: a gymnasium user builds the env
+    and steps it at moments of their own, and float32 work between those calls stays float32.
+    """
+
+    @functools.wraps(method)
+    def scoped(self: Any, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with precision_of(self.functional_env):
+            return method(self, *args, **kwargs)
+
+    return scoped
 
 
 def make_gymnasium_env(
@@ -190,14 +217,7 @@ class FunctionalGymEnv(gymnasium.Env):
 
     def __init__(self, env: Any, params: Any = None, *, render_mode: str | None = None):
         self.functional_env = env
-        self.params = env.default_params if params is None else params
-        supported = check_render_mode(env, render_mode)
-        # Per instance: check_env makes one env per declared mode, so declare only real ones.
-        self.metadata = {"render_modes": supported, "render_fps": 30}
-        self.render_mode = render_mode
-        self.observation_space = to_gymnasium_space(env.observation_space(self.params))
-        self.action_space = to_gymnasium_space(env.action_space(self.params))
-        self._action_dtype = host_dtype_of(env.action_space(self.params))
+        self._build_spaces(params, render_mode)
         self._key: jax.Array | None = None  # base of the key chain (lane_step_key)
         self._steps = 0  # steps taken on the chain
         self._block: jax.Array | None = None  # step_key_block from step `_block_start`
@@ -236,6 +256,20 @@ class FunctionalGymEnv(gymnasium.Env):
         self._packer: BytePacker | None = None  # built at the first step, from its output shapes
         self._obs_as_is = False  # the packed obs already has the space's structure and dtypes
 
+    @in_env_precision
+    def _build_spaces(self, params: Any, render_mode: str | None) -> None:
+        """Params (the env's defaults when None), render modes, spaces and the action dtype."""
+        env = self.functional_env
+        self.params = env.default_params if params is None else params
+        supported = check_render_mode(env, render_mode)
+        # Per instance: check_env makes one env per declared mode, so declare only real ones.
+        self.metadata = {"render_modes": supported, "render_fps": 30}
+        self.render_mode = render_mode
+        self.observation_space = to_gymnasium_space(env.observation_space(self.params))
+        self.action_space = to_gymnasium_space(env.action_space(self.params))
+        self._action_dtype = host_dtype_of(env.action_space(self.params))
+
+    @in_env_precision
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
@@ -255,6 +289,7 @@ class FunctionalGymEnv(gymnasium.Env):
         self._reset_key = None
         return to_space_values(jax.device_get(obs), self.observation_space), {}
 
+    @in_env_precision
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         if self._state is None:
             raise gymnasium.error.ResetNeeded("call reset() before step()")
@@ -285,6 +320,7 @@ class FunctionalGymEnv(gymnasium.Env):
             _info_to_python(info),
         )
 
+    @in_env_precision
     def render(self) -> Any:
         if self.render_mode is None:
             return None

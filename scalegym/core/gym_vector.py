@@ -23,6 +23,7 @@ from scalegym.core.gym_adapters import (
     check_render_mode,
     env_name,
     host_dtype_of,
+    in_env_precision,
     lane_step_key,
     make_functional,
     render_frame,
@@ -258,6 +259,7 @@ class FunctionalVectorEnv(gymnasium.vector.VectorEnv):
         self._step_fn: Callable[..., Any] = jax.jit(step_fn)
         self._next_step_fn: Callable[..., Any] = jax.jit(_next_step_program(step_fn))
 
+    @in_env_precision
     def _build_spaces(self) -> None:
         """The single and batched gymnasium spaces, and the host dtype actions are cast to."""
         env, params = self.functional_env, self.params
@@ -282,6 +284,7 @@ class FunctionalVectorEnv(gymnasium.vector.VectorEnv):
             )
         return seed_keys(seeds)
 
+    @in_env_precision
     def reset(
         self,
         *,
@@ -309,6 +312,7 @@ class FunctionalVectorEnv(gymnasium.vector.VectorEnv):
             self._steps = 0
         return to_space_values(jax.device_get(self._obs), self.observation_space), {}
 
+    @in_env_precision
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if self._state is None:
             raise gymnasium.error.ResetNeeded("call reset() before step()")
@@ -361,6 +365,7 @@ class FunctionalVectorEnv(gymnasium.vector.VectorEnv):
             info,
         )
 
+    @in_env_precision
     def render(self) -> tuple[Any, ...] | None:
         if self.render_mode is None:
             return None

@@ -121,7 +121,8 @@ def make(env_id: str, **overrides: Any) -> tuple[Any, Any]:
     """A functional env and its validated params: `env, params = scalegym.make("Rearrange-v1")`.
 
     Any id `resolve_env` takes except host envs, built under JAX's precision as it is: a float64
-    env (ThreeBody) raises unless x64 is on (`resolve_env(id)` switches it on for the build).
+    env (ThreeBody) raises, saying what to do, unless x64 is on; build and step it inside
+    `with scalegym.env_precision(id):`, which leaves the rest of the process as it was.
     """
     located = _locate(env_id)
     if located.kind == "host":
@@ -135,8 +136,9 @@ def make(env_id: str, **overrides: Any) -> tuple[Any, Any]:
 
 def env_precision(env_id: str) -> contextlib.AbstractContextManager[Any]:
     """`resolve_env(env_id).precision()` without building the env: x64 while inside, for an env
-    that declares float64 physics. An id that cannot be looked up gets JAX's setting as it is
-    (`resolve_env` explains what is wrong with it)."""
+    that declares float64 physics, and JAX's setting as it was after the block. Build, reset and
+    step such an env inside it (`scalegym.env_precision("ThreeBody-v0")`). An id that cannot be
+    looked up gets JAX's setting as it is (`resolve_env` explains what is wrong with it)."""
     try:
         return _locate(env_id).precision()
     except (ValueError, ImportError):

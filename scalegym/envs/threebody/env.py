@@ -23,9 +23,11 @@ from scalegym.envs.threebody import initial_conditions as ic
 ON_CAP = ("truncate", "terminate")  # what a step that hits max_substeps does
 
 X64_HELP = (
-    "{name} integrates in float64 and needs JAX's x64 mode: call "
-    "jax.config.update('jax_enable_x64', True) before scalegym.make (or set JAX_ENABLE_X64=1); "
-    "the scalegym CLI and gymnasium.make('scalegym/{name}-v0') switch it on themselves"
+    "{name} integrates in float64 and needs JAX's x64 mode, which is off here: build and run it "
+    "inside `with scalegym.env_precision('{name}-v0'):` (make, reset, step and any jitted code "
+    "that steps it), or turn x64 on for the whole process with "
+    "jax.config.update('jax_enable_x64', True) or JAX_ENABLE_X64=1; "
+    "gymnasium.make('scalegym/{name}-v0') and the scalegym CLI do this for you"
 )
 
 
@@ -154,6 +156,7 @@ class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
     def reset_env(
         self, key: jax.Array, params: ThreeBodyParams
     ) -> tuple[jax.Array, ThreeBodyState]:
+        require_x64(self.name)  # at trace time: float32 here would break the integrator's loop
         drawn = jax.random.randint(key, (), 0, params.num_instances)
         instance = jnp.where(params.instance >= 0, params.instance, drawn).astype(jnp.int32)
         pos, vel = params.initial_conditions[instance]
@@ -188,6 +191,7 @@ class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
     def step_env(
         self, key: jax.Array, state: ThreeBodyState, action: Any, params: ThreeBodyParams
     ) -> tuple[jax.Array, ThreeBodyState, jax.Array, jax.Array, dict[str, Any]]:
+        require_x64(self.name)  # at trace time, before the integrator's float64 loop
         action = jnp.asarray(action, jnp.int32)
         run = self.integrate(state, action, params)
         delta_e = rules.energy_error(hermite.energy(run.pos, run.vel, params.mass), state.energy0)
