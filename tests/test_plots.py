@@ -141,3 +141,51 @@ def test_curve_figure_bands_the_seeds_iqm_interval_at_evaluations() -> None:
     assert "eval IQM 95% CI, seeds" in labels
     plt.close(fig)
     assert seed_band(curve[1:2], "per_seed_return") is None
+
+
+def test_eval_returns_are_drawn_over_the_success_markers() -> None:
+    """Late in training both series sit at the top: the returns' axes are drawn over the success
+    axes (with no background of their own), and the success markers are hollow."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scalegym.suites.cells.train import curve_figure
+
+    curve = [{"step": 1000 * i, "eval/return": 14.0 + i / 10, "eval/success": 1.0} for i in (1, 2)]
+    fig = curve_figure(plt, "ppo", "Rearrange-v1", curve)
+    ax, twin = fig.axes
+    returns = {line.get_label(): line for line in ax.get_lines()}["return, eval on fresh envs"]
+    success = {line.get_label(): line for line in twin.get_lines()}["success, eval"]
+    assert ax.get_zorder() > twin.get_zorder() and not ax.patch.get_visible()
+    assert success.get_markerfacecolor() == "none"  # the return dot shows through the square
+    assert returns.get_markersize() < success.get_markersize()
+    plt.close(fig)
+
+
+def test_bench_figure_counts_like_the_report_and_says_what_its_bars_are() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scalegym.suites.cells import BenchCell
+    from scalegym.suites.markdown import si
+
+    rows = [
+        {"batch_size": 1, "sps": 87_800.0, "sps_min": 80_000.0, "sps_max": 90_000.0},
+        {"batch_size": 256, "sps": 2_010_000.0, "sps_min": 1.8e6, "sps_max": 2.05e6},
+        {"batch_size": 4096, "sps": 3_540_000.0, "sps_min": 3.5e6, "sps_max": 3.6e6},
+    ]
+    record = {"cell": "bench", "env": "Rearrange-v1", "result": {"results": rows, "repeats": 3}}
+    fig = BenchCell.figure(plt, record)
+    fig.canvas.draw()
+    (ax,) = fig.axes
+    shown = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert shown and all(t[-1] in "kM" or t.isdigit() for t in shown), shown
+    assert not any("times" in t or "^" in t for t in shown)  # no 4×10^6 beside report's 3.54M
+    assert [t.get_text() for t in ax.texts] == [si(r["sps"]) for r in rows]  # report's numbers
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("bars: min–max over 3 repeats" in t for t in legend), legend
+    plt.close(fig)

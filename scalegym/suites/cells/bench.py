@@ -19,6 +19,7 @@ from scalegym.suites.markdown import (
 from scalegym.suites.schema import INHERIT, Cell, CellContext, PartialCellError, Record, Rule
 
 RATIO_BATCH = 4096  # the batch size of the README's ratio table (CPU run)
+MAX_POINT_LABELS = 8  # the bench figure writes each median beside its point up to this many
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,10 @@ class BenchCell(Cell):
 
     @staticmethod
     def figure(plt: Any, record: Record) -> Any:
-        """Median env steps per second against batch size (log–log), min–max as error bars."""
+        """Median env steps per second against batch size (log–log), min–max over the repeats
+        as error bars; counts written as the report writes them (`2.01M`, not `2×10^6`)."""
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
         measured = record["result"].get("results")
         if not measured:
             return None
@@ -130,7 +134,20 @@ class BenchCell(Cell):
         sps = [m["sps"] for m in measured]
         low = [m["sps"] - m.get("sps_min", m["sps"]) for m in measured]
         high = [m.get("sps_max", m["sps"]) - m["sps"] for m in measured]
-        ax.errorbar(sizes, sps, yerr=[low, high], marker="o", capsize=3)
+        repeats = record["result"].get("repeats")
+        over = f"{repeats} repeats" if repeats else "repeats"
+        label = f"median; bars: min–max over {over}"
+        ax.errorbar(sizes, sps, yerr=[low, high], marker="o", capsize=3, label=label)
+        if len(measured) <= MAX_POINT_LABELS:  # each median as the report's table writes it
+            for size, value in zip(sizes, sps, strict=True):
+                ax.annotate(
+                    si(value),
+                    (size, value),
+                    textcoords="offset points",
+                    xytext=(0, 7),
+                    ha="center",
+                    fontsize="x-small",
+                )
         ax.set(
             xscale="log",
             yscale="log",
@@ -138,7 +155,13 @@ class BenchCell(Cell):
             ylabel="env steps / s",
             title=f"{record['cell']}: {record['env']}",
         )
+        ax.margins(y=0.12)  # room above the top point for its label
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(FuncFormatter(tick_count))
+            axis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="both", alpha=0.3)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, fontsize="small")
         return fig
 
     @staticmethod
@@ -172,6 +195,14 @@ class BenchCell(Cell):
             shown = ["—" if x != x else f"{x:.2f}×" for x in ratio_row]  # NaN: not run at size
             lines.append(f"| {labels[cell]} | " + " | ".join(shown) + " |")
         return lines
+
+
+def tick_count(value: float, _position: Any = None) -> str:
+    """An axis tick as report.md counts: `200k`, `2M`, `2.5M`, `16` (k, M, G; no 2×10^6)."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
 
 
 def peer_ratios(bench: list[Record]) -> dict[int, list[tuple[str, float, list[float]]]]:

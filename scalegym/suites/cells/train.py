@@ -279,7 +279,7 @@ def curve_figure(plt: Any, name: str, env: str, curve: list[dict[str, Any]]) -> 
     Left axis: return of the training episodes that finished in each chunk (a line) and of
     evaluations on fresh envs (dots: the mean over seeds; with two or more seeds, a band: the
     95% stratified-bootstrap interval of their IQM). Right axis: evaluation success, whenever it
-    was measured.
+    was measured (hollow squares, drawn under the returns).
     Training success is not drawn: early in training only the episodes that end early, the
     successes, have finished, so it starts near 1.0 whatever the policy (it stays in TensorBoard
     beside `train/episodes`, the count it is taken over).
@@ -298,7 +298,7 @@ def curve_figure(plt: Any, name: str, env: str, curve: list[dict[str, Any]]) -> 
         ("eval/return", "o", "return, eval on fresh envs"),
     ):
         if points(tag):
-            handles += ax.plot(*zip(*points(tag), strict=True), style, label=label)
+            handles += ax.plot(*zip(*points(tag), strict=True), style, label=label, markersize=5)
     band = seed_band(curve, "per_seed_return")
     if band:
         handles.append(
@@ -309,9 +309,18 @@ def curve_figure(plt: Any, name: str, env: str, curve: list[dict[str, Any]]) -> 
     if success:
         twin = ax.twinx()
         handles += twin.plot(
-            *zip(*success, strict=True), "s--", color="tab:green", label="success, eval"
+            *zip(*success, strict=True),
+            "s--",
+            color="tab:green",
+            markerfacecolor="none",
+            markersize=8,
+            label="success, eval",
         )
         twin.set(ylabel="success (eval)", ylim=(-0.02, 1.05))
+        # Late in training return and success both sit at the top: the return axes go over the
+        # success axes (without their own background), and the hollow squares let it show.
+        ax.set_zorder(twin.get_zorder() + 1)
+        ax.patch.set_visible(False)
     # Short engineering labels ("1.5M") on a few ticks, so they never run together.
     ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
