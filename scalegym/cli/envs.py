@@ -220,6 +220,12 @@ def _print_bench_table(report: dict[str, Any]) -> None:
         table.add_row(f"{failure['batch_size']:,}", "failed", "see below", "–")
     console = Console()
     console.print(table)
+    if substeps:
+        console.print(
+            "idle lanes: the share of lane-steps left waiting. Under vmap a batch's env step "
+            "lasts as many integrator substeps as its slowest env needs; the other envs idle "
+            "until it is done (1 − substeps done ÷ (batch size × the slowest env's substeps))."
+        )
     device = report["device"]
     console.print(
         f"device: {device['backend']} ({device['device_kind']}) x{device['num_devices']}, "
