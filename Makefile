@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15
 
-.PHONY: run test test-all lint format clean
+.PHONY: run test test-all docs lint format clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24,<27"
 
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev,peers,ray,search]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,peers,ray,search,docs]"
 	@touch $(STAMP)
 
 # The smoke suite: a benchmark and a short PPO run; prints the run directory and the tb command.
@@ -28,6 +28,10 @@ test: $(STAMP)
 # minutes of CPU on 2 cores.
 test-all: $(STAMP)
 	$(PYTEST) --slow
+
+# The docs site (MkDocs + Material + mkdocstrings) into site/; strict: a broken link or reference fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

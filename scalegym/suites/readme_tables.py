@@ -1,6 +1,6 @@
-"""The README's results tables, generated from the committed reference runs (`results/reference/`).
+"""The results tables of the README and the docs, generated from the committed reference runs.
 
-Each table sits in README.md between two markers,
+Each table sits in README.md or in a docs page (docs/**/*.md) between two markers,
 
     <!-- generated: NAME (python -m scalegym.suites.readme_tables) -->
     ...
@@ -8,8 +8,8 @@ Each table sits in README.md between two markers,
 
 and is rebuilt from `results/reference/<dir>/results.jsonl` and its `manifest.json` (which names
 the machine). `python -m scalegym.suites.readme_tables` rewrites them in place; `--check` exits 1
-when README.md differs from what the reference files give (a test runs it), so a table never
-drifts from the files it claims to come from.
+when a page differs from what the reference files give (a test runs it), so a table never drifts
+from the files it claims to come from.
 """
 
 from __future__ import annotations
@@ -78,13 +78,19 @@ def table_lines(table: Table, root: Path) -> list[str]:
     return [*lines, machine_line(manifest, str(run))]
 
 
+def pages(root: Path = ROOT) -> list[Path]:
+    """The files whose markers this module keeps: README.md and every docs page."""
+    return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+
+
 def render(readme: str, root: Path = ROOT) -> str:
-    """`readme` with every generated table rebuilt from the reference files under `root`."""
+    """`readme` (any page's text) with every generated table rebuilt from the reference files
+    under `root`."""
 
     def table(match: re.Match[str]) -> str:
         name = match.group("name")
         if name not in TABLES:
-            raise ValueError(f"README marker names table {name!r}; known: {', '.join(TABLES)}")
+            raise ValueError(f"a marker names table {name!r}; known: {', '.join(TABLES)}")
         body = "\n".join(table_lines(TABLES[name], root))
         return f"{match.group(1)}{body}\n{match.group(4)}"
 
@@ -93,21 +99,31 @@ def render(readme: str, root: Path = ROOT) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if README.md would change")
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a page would change")
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="the checkout whose results/reference/ is read"
+    )
+    parser.add_argument(
+        "pages",
+        type=Path,
+        nargs="*",
+        metavar="PAGE",
+        help="Markdown files to rebuild (default: README.md and docs/**/*.md under --root)",
+    )
     args = parser.parse_args(argv)
-    text = args.readme.read_text()
-    new = render(text, args.readme.parent)
-    if args.check:
-        if new != text:
-            print(
-                f"{args.readme}: generated tables differ from results/reference/", file=sys.stderr
-            )
-            return 1
-        return 0
-    if new != text:
-        args.readme.write_text(new)
-    return 0
+    stale = []
+    for page in args.pages or pages(args.root):
+        text = page.read_text()
+        new = render(text, args.root)
+        if new == text:
+            continue
+        if args.check:
+            stale.append(page)
+        else:
+            page.write_text(new)
+    for page in stale:
+        print(f"{page}: generated tables differ from results/reference/", file=sys.stderr)
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":
