@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from scalegym.core.resolve import ResolvedEnv
 
 THRESHOLD_METRICS = ("success", "return")
+ROLLOUTS = "rollouts"  # the run directory's folder of rollout GIFs, one per train cell
 
 
 def agent_rules(role: str) -> dict[str, Rule]:
@@ -117,11 +118,15 @@ class TrainCell(Cell):
         return training_problems(self, where, envs)
 
     def run(self, context: CellContext) -> dict[str, Any]:
-        """Train over `seeds` seeds; curves go to TensorBoard at every chunk."""
+        """Train over `seeds` seeds; curves go to TensorBoard at every chunk; then a GIF of the
+        first seed's policy, rollouts/<cell>.gif (`scalegym.suites.pictures`)."""
         result, request = train_in_cell(self, context)
         record = {**result.as_record(), "resumed_from_checkpoint": request.resume}
         if self.threshold is not None:
             record["threshold"] = threshold_verdict(result, self.threshold_on, self.threshold)
+        from scalegym.suites.pictures import rollout_gif
+
+        record["rollout"] = rollout_gif(request, context.run_dir, f"{ROLLOUTS}/{self.name}.gif")
         return record
 
     @staticmethod
@@ -190,7 +195,9 @@ class TrainCell(Cell):
                 num(record.get("wall_s"), 0),
             ]
             lines.append(table_row(cells))
-        return lines
+        from scalegym.suites.pictures import rollout_lines
+
+        return lines + rollout_lines(trained)
 
     @staticmethod
     def figure(plt: Any, record: Record) -> Any:
