@@ -95,6 +95,7 @@ def add_train_command(commands: Any) -> None:
 def _train(args: argparse.Namespace) -> int:
     from scalegym.agents.train import train_agent, training_request
     from scalegym.suites.lock import RunDirBusy, hold_run_dir
+    from scalegym.suites.pictures import train_pictures
     from scalegym.suites.rundir import DEFAULT_ROOT, new_run_dir
     from scalegym.suites.tensorboard import TensorBoardLogger
 
@@ -151,7 +152,7 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     except (TypeError, RuntimeError, MemoryError) as err:
         return fail(f"train {args.env_id} failed: {type(err).__name__}: {err}", EXIT_FAILURE)
-    record = result.as_record()
+    record = result.as_record() | train_pictures(run_dir, request, result, to_stderr=args.json)
     write_json(
         run_dir / "result.json", {**record, "run_dir": str(run_dir), "command": args.command_line}
     )
