@@ -126,3 +126,39 @@ agent_params = { num_envs = 16, num_steps = 16 }
     assert len({f.tobytes() for f in frames}) == MAX_FRAMES  # every frame differs from the rest
     report = (run / REPORT).read_text()
     assert "](rollouts/ppo-rearrange.gif)" in report
+
+
+def test_the_rollout_reads_the_same_runner_as_load_trained(tmp_path: Path) -> None:
+    """Its template is built from shapes alone (no compiled init), the runner read is the same."""
+    from scalegym.agents.ppo.trained import load_trained
+    from scalegym.agents.rollout import load_runner
+    from scalegym.agents.train import train_agent
+
+    env = resolve_env("ToyChain-v0")
+    params = {"num_envs": 8, "num_steps": 8}
+    request = training_request(
+        env,
+        "ppo",
+        steps=128,
+        agent_params=params,
+        num_seeds=2,
+        seed=3,
+        devices=1,
+        checkpoint_dir=tmp_path / "checkpoint",
+    )
+    train_agent(request, progress=False)
+    read, expected = load_runner(request)[1], load_trained(request)[1]
+    leaves, wanted = jax.tree.leaves(_raw(read)), jax.tree.leaves(_raw(expected))
+    assert len(leaves) == len(wanted)
+    for a, b in zip(leaves, wanted, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def _raw(tree: object) -> object:
+    """Typed PRNG keys as their uint32 data, every other leaf as it is."""
+
+    def raw(x: object) -> object:
+        is_key = hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+        return jax.random.key_data(x) if is_key else x
+
+    return jax.tree.map(raw, tree)

@@ -107,12 +107,39 @@ def trained_rollout(
 ) -> Trajectory:
     """Seed `seed_index`'s policy of the finished run `request` (read from its checkpoint),
     played on a fresh env."""
-    from scalegym.agents.ppo.trained import load_trained, seed_runner
+    from scalegym.agents.ppo.trained import seed_runner
 
-    ppo, runner = load_trained(request)
+    ppo, runner = load_runner(request)
     key = jax.random.key(request.seed + seed_index + EVAL_SEED_OFFSET + ROLLOUT_KEY_OFFSET)
     with request.env.precision():
         return policy_rollout(ppo, seed_runner(runner, seed_index), key, frames=frames)
+
+
+def load_runner(request: TrainRequest) -> tuple[PPO, RunnerState]:
+    """`trained.load_trained`, with the runner's template built from its shapes alone: compiling
+    the runner's init for a template took longer than the rest of the GIF (17 s of 26 s for
+    the smoke cell on a busy 2-core CPU)."""
+    from scalegym.agents.ppo.algorithm import make_ppo
+    from scalegym.agents.ppo.checkpoint import load_checkpoint
+    from scalegym.agents.ppo.driver import ChunkedRun
+
+    assert request.checkpoint_dir is not None
+    env = request.env
+    with env.precision():
+        ppo = make_ppo(env.env, env.params, request.config)
+        run = ChunkedRun(env.id, ppo, request.num_seeds, request.seed, devices=1)
+        keys = jax.random.split(jax.random.key(request.seed), request.num_seeds)
+        template = jax.tree.map(placeholder, jax.eval_shape(jax.vmap(ppo.init), keys))
+        runner, _ = load_checkpoint(request.checkpoint_dir, template, run.identity())
+    return ppo, runner
+
+
+def placeholder(shape: jax.ShapeDtypeStruct) -> jax.Array:
+    """An array of `shape`'s shape and dtype (keys of JAX's default kind), to be overwritten."""
+    if jax.dtypes.issubdtype(shape.dtype, jax.dtypes.prng_key):
+        count = int(np.prod(shape.shape, dtype=np.int64))
+        return jax.random.split(jax.random.key(0), count).reshape(shape.shape)
+    return jnp.zeros(shape.shape, shape.dtype)
 
 
 def can_draw(request: TrainRequest) -> str | None:
