@@ -16,8 +16,8 @@ import pytest
 from test_search_cell import PRIOR_SUITE
 
 from scalegym.cli import main
-from scalegym.suites.ray_executor import TASK_PREFIX
-from scalegym.suites.runner import run_suite
+from scalegym.suites.ray_executor import TASK_PREFIX, ready_to_start, run_cells_on_ray
+from scalegym.suites.runner import run_cell, run_suite
 from scalegym.suites.spec import parse_suite
 
 ray = pytest.importorskip("ray")
@@ -159,3 +159,47 @@ def test_executor_flags_are_checked_before_any_work(tmp_path: Path, capsys) -> N
     code = main(["run", str(suite), "--address", "auto", "--out", str(tmp_path / "r")])
     assert code == 2 and "--address" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+ALONE_SUITE = "".join(
+    f"""
+[[cell]]
+name = "bench-{name}"
+kind = "bench"
+env = "ToyChain-v0"
+batch_sizes = [8]
+steps = 8
+repeats = 1
+"""
+    for name in "abc"
+)
+
+
+def test_bench_cells_run_alone_on_ray(tmp_path: Path, local_ray: None) -> None:
+    # Two CPUs: without the rule, two bench cells would measure at once, each slowed by the other.
+    spec = parse_suite(f'[suite]\nname = "alone"\n{ALONE_SUITE}'.encode(), "alone.toml")
+    events: list[tuple[str, str]] = []
+    run_cells_on_ray(
+        run_cell,
+        spec.cells,
+        tmp_path,
+        resuming=False,
+        devices=None,
+        address=None,
+        imports=["toy_envs"],
+        on_start=lambda cell: events.append(("start", cell.name)),
+        on_finish=lambda record: events.append((record["status"], record["cell"])),
+    )
+    expected = [(event, f"bench-{name}") for name in "abc" for event in ("start", "ok")]
+    assert events == expected  # each starts with nothing running and ends before the next
+
+
+def test_a_cell_that_runs_alone_waits_for_the_running_and_holds_back_the_rest() -> None:
+    spec = parse_suite(KILL_SUITE.encode(), "kill.toml")
+    endless, quick = spec.cells  # two bench cells
+    search = list(parse_suite(SUITE.encode(), "prior.toml").cells)  # a train, a search cell
+    assert ready_to_start([*search[:1], endless, quick], set(), []) == search[:1]
+    assert ready_to_start([endless, quick], set(), search[:1]) == []
+    assert ready_to_start([endless, quick], set(), []) == [endless]
+    assert ready_to_start([quick], set(), [endless]) == []
+    assert ready_to_start(search, {"ppo"}, []) == search[:1]  # the search cell reads ppo

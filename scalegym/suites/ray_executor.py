@@ -7,19 +7,27 @@ care which executor ran a cell. Nothing needs a shared filesystem: a resumed cel
 a search cell's `checkpoint = "cell:NAME"` travel to the worker with the task.
 
 Cells run as soon as the cells they read (a search cell's prior) have finished; each asks Ray for
-one CPU, or one GPU when the cluster has GPUs. A worker that dies (killed, out of memory) fails
-its cell only: the record says what Ray reported, and the other cells go on.
+one CPU, or one GPU when the cluster has GPUs. A bench cell measures throughput, so it runs alone:
+it starts when no other cell is running, and no cell after it starts before it ends. A worker that
+dies (killed, out of memory) fails its cell only: the record says what Ray reported, and the
+other cells go on.
+
+`connect` joins the cluster before the runner touches a run directory. Under Ray's token
+authentication (`RAY_AUTH_MODE=token`, the token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or
+RAY_AUTH_TOKEN) a refused or missing token is one `RayClusterError` line, not Ray's retry loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import shutil
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +37,116 @@ from scalegym.suites.schema import Cell
 RunCell = Callable[..., dict[str, Any]]  # the runner's run_cell(cell, run_dir, *, resuming, ...)
 TASK_PREFIX = "scalegym-cell:"  # a running cell's worker shows as "ray::scalegym-cell:<name>"
 Files = dict[str, bytes]  # path relative to the run directory -> contents
+# Kinds whose numbers are throughput: a cell of one runs with no other cell beside it.
+ALONE_KINDS = frozenset({"bench"})
+RECIPE = "the README's Ray recipe"
+
+
+class RayClusterError(RuntimeError):
+    """The Ray cluster at `--address` refused scalegym or did not answer; nothing ran."""
+
+
+def connect(address: str | None) -> None:
+    """Join the Ray cluster at `address` (None: start a local Ray), unless already joined.
+
+    A `host:port` address is tried once first: a refused token or a silent address raises one
+    `RayClusterError` instead of Ray's loop of a warning a second and a traceback.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address is not None and address != "auto" and "://" not in address:
+        probe_gcs(address)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    except ConnectionError as err:
+        raise RayClusterError(f"could not join the Ray cluster at {address}: {err}") from err
+
+
+def probe_gcs(address: str) -> None:
+    """One connection to the cluster's GCS at `address`; RayClusterError if it is refused."""
+    import ray
+
+    try:
+        from ray._raylet import GcsClient  # the client ray.init retries with
+    except ImportError:  # another Ray: ray.init reports the problem itself
+        return
+    try:
+        with native_stderr_silenced():
+            GcsClient(address=address)
+    except ray.exceptions.AuthenticationError as err:
+        raise RayClusterError(token_refused(address)) from err
+    except ray.exceptions.RpcError as err:
+        raise RayClusterError(
+            f"no Ray cluster answered at {address} ({err}): start one there with "
+            f"`ray start --head` ({RECIPE}), or check --address; nothing ran"
+        ) from err
+
+
+def token_refused(address: str) -> str:
+    """Why the cluster at `address` refused this process, and what to do: one line."""
+    mode = os.environ.get("RAY_AUTH_MODE", "")
+    if mode.lower() != "token":
+        why = (
+            f"it asks for its token and none was sent (RAY_AUTH_MODE is {mode or 'unset'} "
+            "here): export RAY_AUTH_MODE=token, with the head's token in ~/.ray/auth_token"
+        )
+    else:
+        why = (
+            f"it refused the token from {token_source()}: use the head's "
+            "(`ray get-auth-token` on the head prints it)"
+        )
+    return f"the Ray cluster at {address} refused scalegym: {why} ({RECIPE}); nothing ran"
+
+
+def token_source() -> str:
+    """Where Ray takes this process's token from, in Ray's order of precedence."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "RAY_AUTH_TOKEN"
+    if os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return f"RAY_AUTH_TOKEN_PATH={os.environ['RAY_AUTH_TOKEN_PATH']}"
+    return "~/.ray/auth_token"
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 to /dev/null while inside: Ray's C++ client logs each failed try there,
+    and the error raised after it says the same once."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def runs_alone(cell: Cell) -> bool:
+    """Whether `cell` measures throughput, so that no other cell may run beside it."""
+    return cell.kind in ALONE_KINDS
+
+
+def ready_to_start(
+    waiting: Sequence[Cell], unfinished: set[str], running: Sequence[Cell]
+) -> list[Cell]:
+    """The waiting cells to start now, in suite order.
+
+    A cell starts once the cells it reads have finished. A cell that runs alone starts only when
+    nothing runs, and is a barrier: the cells after it wait until it has run.
+    """
+    if any(runs_alone(cell) for cell in running):
+        return []
+    chosen: list[Cell] = []
+    for cell in waiting:
+        if unfinished & set(cell.reads()):
+            continue
+        if runs_alone(cell):
+            return chosen or ([] if running else [cell])
+        chosen.append(cell)
+    return chosen
 
 
 def cell_files(cell: Cell) -> list[str]:
@@ -121,8 +239,7 @@ def run_cells_on_ray(
     """
     import ray
 
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    connect(address)
     resources = {"num_gpus": 1} if ray.cluster_resources().get("GPU", 0) >= 1 else {"num_cpus": 1}
     task = ray.remote(max_retries=0)(run_cell_task)
     waiting = list(cells)
@@ -131,7 +248,8 @@ def run_cells_on_ray(
     sys_path = [entry for entry in sys.path if entry and Path(entry).is_dir()]
     try:
         while waiting or running:
-            for cell in [c for c in waiting if not unfinished & set(c.reads())]:
+            in_flight = [cell for cell, _, _ in running.values()]
+            for cell in ready_to_start(waiting, unfinished, in_flight):
                 waiting.remove(cell)
                 folders = [f"checkpoints/{name}" for name in cell.reads()]
                 if resuming:

@@ -47,11 +47,16 @@ def run_suite(
     their env batch over `devices` local devices (None: all; `scalegym.agents.devices`).
     `executor="ray"` runs each cell as a Ray task (`scalegym.suites.ray_executor`) on the cluster
     at `address` (None: a local Ray), whose workers import `imports` first; the run directory is
-    the same either way, so either executor resumes the other's run.
+    the same either way, so either executor resumes the other's run. The cluster is joined first:
+    one it cannot join raises `RayClusterError` with no run directory written or changed.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}")
     command = list(command if command is not None else sys.argv)
+    if executor == "ray":  # before any run directory is touched: a refusal leaves it as it was
+        from scalegym.suites.ray_executor import connect
+
+        connect(address)
     run_dir = Path(resume_dir) if resume_dir is not None else create_run_dir(spec, out_dir)
     with hold_run_dir(run_dir):
         if resume_dir is not None:
