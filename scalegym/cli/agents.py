@@ -24,12 +24,14 @@ from scalegym.cli.common import (
     add_progress,
     check_devices,
     check_writable_dir,
+    env_id_error,
     fail,
     import_user_module,
     positive_int,
     print_next_steps,
     write_json,
 )
+from scalegym.cli.train_runs import RESUME_HELP, check_resume, extensions, train_interrupted
 from scalegym.progress import progress_enabled
 
 if TYPE_CHECKING:
@@ -51,7 +53,7 @@ def _resolve(env_id: str, overrides: dict[str, Any]) -> ResolvedEnv:
     try:
         return resolve_env(env_id, **overrides)
     except ValueError as err:
-        raise UsageError(str(err)) from None
+        raise env_id_error(err) from None
 
 
 # ------------------------------------------------------------------------------------------- train
@@ -70,7 +72,11 @@ def add_train_command(commands: Any) -> None:
     cmd.add_argument("env_id", metavar="ENV_ID", help="e.g. Rearrange-v1, gymnax:CartPole-v1")
     cmd.add_argument("--agent", default="ppo", help=f"the agent (default ppo): {_choices('train')}")
     cmd.add_argument(
-        "--steps", type=positive_int, default=1_000_000, help="env steps per seed (default 1M)"
+        "--steps",
+        type=positive_int,
+        default=1_000_000,
+        help="env steps per seed (default 1M; 1e6 is read as 1000000); with --resume, the "
+        "length the run goes on to",
     )
     cmd.add_argument("--seeds", type=positive_int, default=1, help="seeds trained together")
     cmd.add_argument("--seed", type=int, default=0, help="first seed")
@@ -82,9 +88,7 @@ def add_train_command(commands: Any) -> None:
         metavar="DIR",
         help="run directory (default results/runs/train/<env>/<stamp>/)",
     )
-    cmd.add_argument(
-        "--resume", action="store_true", help="continue from the checkpoint in --out DIR"
-    )
+    cmd.add_argument("--resume", action="store_true", help=RESUME_HELP)
     add_devices(cmd)
     add_import(cmd)
     cmd.add_argument("--json", action="store_true", help="print one JSON object to stdout")
@@ -96,7 +100,7 @@ def _train(args: argparse.Namespace) -> int:
     from scalegym.agents.train import train_agent, training_request
     from scalegym.suites.lock import RunDirBusy, hold_run_dir
     from scalegym.suites.pictures import train_pictures
-    from scalegym.suites.rundir import DEFAULT_ROOT, new_run_dir
+    from scalegym.suites.rundir import DEFAULT_ROOT, code_state, new_run_dir
     from scalegym.suites.tensorboard import TensorBoardLogger
 
     for module in args.imports:
@@ -112,6 +116,11 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError(f"--agent: {err}") from None
     if args.resume and args.out is None:
         raise UsageError("--resume continues the run in --out DIR; give --out")
+    if args.resume and not args.out.exists():
+        raise UsageError(
+            f"--resume: {args.out}: no such directory, so it holds no training run to continue; "
+            "drop --resume to start one there"
+        )
     if args.resume and not _holds_training(args.out):
         raise UsageError(
             f"--resume: {args.out} holds no training run to continue (no checkpoint/ or "
@@ -121,6 +130,11 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.out} already holds a training run; add --resume or pick --out")
     check_writable_dir(args.out if args.out is not None else DEFAULT_ROOT, "--out")
     resolved = _resolve(args.env_id, dict(args.overrides))
+    if args.resume and resolved.kind == "host":
+        raise UsageError(
+            f"--resume: {args.env_id} is a host env, whose training keeps no checkpoint to "
+            "continue; --resume continues runs on JAX envs"
+        )
     check_devices(args.devices)
     stamped = DEFAULT_ROOT / "train" / re.sub(r"[^A-Za-z0-9_.-]", "_", args.env_id)
     try:  # the whole run as it will be built, before any folder is made
@@ -143,6 +157,8 @@ def _train(args: argparse.Namespace) -> int:
         request = _with_checkpoint(request, run_dir / "checkpoint")
     else:
         run_dir = args.out
+    if args.resume:
+        check_resume(run_dir, request)
     try:
         with hold_run_dir(run_dir), TensorBoardLogger(run_dir / "tb") as logger:
             result = train_agent(
@@ -152,9 +168,19 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     except (TypeError, RuntimeError, MemoryError) as err:
         return fail(f"train {args.env_id} failed: {type(err).__name__}: {err}", EXIT_FAILURE)
+    except KeyboardInterrupt:  # what the checkpoint kept, and the command that goes on
+        raise train_interrupted(args, run_dir) from None
     record = result.as_record() | train_pictures(run_dir, request, result, to_stderr=args.json)
+    extended = {"extended": extensions(run_dir)} if extensions(run_dir) else {}
     write_json(
-        run_dir / "result.json", {**record, "run_dir": str(run_dir), "command": args.command_line}
+        run_dir / "result.json",
+        {
+            **record,
+            **extended,
+            "run_dir": str(run_dir),
+            "command": args.command_line,
+            "code": code_state(),
+        },
     )
     keys = ("env", "agent", "path", "steps", "sps", "compile_s", "seeds", "final")
     summary = {key: record[key] for key in keys} | {"run_dir": str(run_dir)}
@@ -219,7 +245,8 @@ def add_plan_command(commands: Any) -> None:
         help="play episodes with a search planner at a budget (no training)",
         description=(
             "Play --episodes episodes per seed with a planner on the env's own model, all in one "
-            "compiled call; report return, success and simulated env steps per decision."
+            "compiled call; report return, success (for an env with a success flag) and "
+            "simulated env steps per decision."
         ),
     )
     cmd.add_argument("env_id", metavar="ENV_ID", help="e.g. Rearrange-v1, PaninskiLock-v0")
@@ -284,15 +311,31 @@ def _plan(args: argparse.Namespace) -> int:
         except (ValueError, TypeError, FileNotFoundError) as err:
             raise UsageError(f"--planner {args.planner}: {err}") from None
         played = planner_summary(resolved.env, resolved.params, planner, count, args.seed)
+        if not reports_success(resolved.env, resolved.params):
+            played["success"] = None  # the planner's "success" would only say the episode ended
     summary = {"env": args.env_id, "planner": args.planner, "budget": args.budget, **played}
     if args.json:
         print(json.dumps(summary))
     else:
         label = args.planner + (" (oracle)" if summary["oracle"] else "")
+        success = "" if summary["success"] is None else f"success {summary['success']:.2f}, "
         print(
             f"{args.env_id} {label} at budget {args.budget:,}: {count} episodes; return "
-            f"{summary['return']:.3f}, success {summary['success']:.2f}, "
+            f"{summary['return']:.3f}, {success}"
             f"{summary['sim_steps_per_decision']:.0f} simulated steps per decision "
             f"(wall {summary['wall_s']:.1f} s with compile)"
         )
     return EXIT_OK
+
+
+def reports_success(env: Any, params: Any) -> bool:
+    """Whether the env's step info carries a `success` flag (from shapes alone, nothing run)."""
+    import jax
+
+    def step_info(key: jax.Array) -> Any:
+        _, state = env.reset_env(key, params)
+        action = env.action_space(params).sample(key)
+        return env.step_env(key, state, action, params)[4]
+
+    info = jax.eval_shape(step_info, jax.random.key(0))
+    return isinstance(info, dict) and "success" in info

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -14,13 +14,24 @@ from typing import Any
 
 from scalegym.suites.rundir import write_text_atomic
 
-# Exit codes: 0 success, 1 the command failed while running, 2 bad command line (usage).
+# Exit codes: 0 success, 1 the command failed while running, 2 bad command line (usage),
+# 130 interrupted (Ctrl-C).
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 DEFAULT_BATCH_SIZES = (1, 64, 1024, 4096, 16384)
 
 
 class UsageError(Exception):
     """A command-line value that cannot work (unknown env id, bad param); exit code 2."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C during the work: `kept` says what was saved, `resume` is the command that goes on
+    (empty when nothing was saved yet); exit code 130."""
+
+    def __init__(self, kept: str, resume: list[str]) -> None:
+        super().__init__(kept)
+        self.kept, self.resume = kept, resume
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -90,13 +101,23 @@ def batch_sizes(text: str) -> list[int]:
 
 
 def positive_int(text: str) -> int:
+    """A count >= 1, also written as an integral float (`1e5`, `2.5e3`); `1.5` is refused."""
     try:
         value = int(text)
     except ValueError:
-        value = 0
+        value = _integral_float(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def _integral_float(text: str) -> int:
+    """`text` as an int when it is a finite float with no fractional part, else 0."""
+    try:
+        number = float(text)
+    except ValueError:
+        return 0
+    return int(number) if math.isfinite(number) and number.is_integer() else 0
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -115,14 +136,34 @@ def parse_override(text: str) -> tuple[str, Any]:
     return name, value
 
 
-def import_user_module(module: str) -> None:
-    # The user's cwd is where their env module usually lives; a console script does not add it.
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
+def import_user_module(module: str) -> str:
+    """Import `--import MODULE` (a module name or a path to a .py file); returns its name."""
+    from scalegym.core.registry import import_env_module
+
     try:
-        importlib.import_module(module)
+        return import_env_module(module)
     except ImportError as err:
         raise UsageError(f"--import {module}: {err}") from None
+
+
+def env_id_error(err: ValueError) -> UsageError:
+    """A resolver's error as a usage error; an unknown id also says how to load one's own env."""
+    message = str(err)
+    if message.startswith("unknown env id"):
+        message += (
+            "; an env of your own? pass --import MODULE (the module that registers it, or a "
+            "path to its .py file)"
+        )
+    return UsageError(message)
+
+
+def check_existing_dir(path: Path, flag: str = "") -> None:
+    """UsageError unless `path` is a folder: a missing one is named as missing."""
+    where = f"{flag} {path}" if flag else str(path)
+    if not path.exists():
+        raise UsageError(f"{where}: no such directory")
+    if not path.is_dir():
+        raise UsageError(f"{where}: not a directory")
 
 
 def check_devices(devices: int | None) -> None:

@@ -19,6 +19,7 @@ from scalegym.cli.common import (
     batch_sizes,
     check_devices,
     check_writable_dir,
+    env_id_error,
     fail,
     import_user_module,
     positive_int,
@@ -34,35 +35,71 @@ if TYPE_CHECKING:
 def add_list_command(commands: Any) -> None:
     cmd = commands.add_parser(
         "list",
-        help="list registered scalegym env ids, agents and planners",
-        description="List scalegym env ids, then the agents and planners of scalegym.agents.",
+        help="list envs, shipped suites, agents and planners",
+        description=(
+            "List what scalegym has: every registered env (JAX envs, float64 ones probed under "
+            "x64, and host envs such as scalegym/ThreeBodyRebound-v0) with its observation and "
+            "action spaces; the shipped suites (scalegym run NAME) with a one-line description "
+            "and the wall time of their reference run under results/reference/ ('not measured' "
+            "when there is none); and the agents (scalegym train) and planners (scalegym plan)."
+        ),
     )
+    add_import(cmd)
     cmd.add_argument("--json", action="store_true", help="print one JSON object to stdout")
     cmd.set_defaults(handler=_list)
 
 
 def _list(args: argparse.Namespace) -> int:
     from scalegym.agents import registry
-    from scalegym.core.registry import list_envs
+    from scalegym.cli.catalog import env_rows, suite_rows
 
-    rows = [_describe_env(env_id) for env_id in list_envs()]
-    agents = registry.describe()
+    for module in args.imports:
+        import_user_module(module)
+    listing = {"envs": env_rows(), "suites": suite_rows(), "agents": registry.describe()}
     if args.json:
-        print(json.dumps({"envs": rows, "agents": agents}))
+        print(json.dumps(listing))
         return EXIT_OK
     from rich.console import Console
+
+    console = Console()
+    console.print(env_table(listing["envs"]))
+    console.print(suite_table(listing["suites"]))
+    console.print(agent_table(listing["agents"]))
+    return EXIT_OK
+
+
+def env_table(rows: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
     table = Table(title="scalegym envs")
-    for column in ("id", "observation space", "action space"):
+    for column in ("id", "kind", "observation space", "action space"):
         table.add_column(column)
     for row in rows:
         if "error" in row:
-            table.add_row(row["id"], f"[red]unavailable: {row['error']}[/red]", "")
-        else:
-            table.add_row(row["id"], row["observation_space"], row["action_space"])
-    console = Console()
-    console.print(table)
+            table.add_row(row["id"], "", f"[red]unavailable: {row['error']}[/red]", "")
+            continue
+        kind = row["kind"] + (" (float64)" if row["x64"] else "")
+        table.add_row(row["id"], kind, row["observation_space"], row["action_space"])
+    return table
+
+
+def suite_table(rows: list[dict[str, Any]]) -> Any:
+    """The shipped suites; the "reference run" column is their measured wall time."""
+    from rich.table import Table
+
+    from scalegym.cli.catalog import measured_text
+
+    table = Table(title="shipped suites (scalegym run NAME)")
+    for column in ("name", "what", "reference run"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["description"], measured_text(row["measured"]))
+    return table
+
+
+def agent_table(agents: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
     table = Table(title="agents and planners")
     for column in ("name", "roles", "what", "needs"):
         table.add_column(column)
@@ -70,23 +107,7 @@ def _list(args: argparse.Namespace) -> int:
         table.add_row(
             agent["name"], ", ".join(agent["roles"]), agent["summary"], agent["needs"] or ""
         )
-    console.print(table)
-    return EXIT_OK
-
-
-def _describe_env(env_id: str) -> dict[str, str]:
-    from scalegym.core.resolve import resolve_env
-
-    try:
-        resolved = resolve_env(env_id)
-        env, params = resolved.env, resolved.params
-        return {
-            "id": env_id,
-            "observation_space": repr(env.observation_space(params)),
-            "action_space": repr(env.action_space(params)),
-        }
-    except Exception as err:  # one broken env must not hide the others from the listing
-        return {"id": env_id, "error": f"{type(err).__name__}: {err}"}
+    return table
 
 
 # ------------------------------------------------------------------------------------------- bench
@@ -148,7 +169,7 @@ def _bench(args: argparse.Namespace) -> int:
     try:
         resolved = resolve_env(args.env_id, **overrides)
     except ValueError as err:
-        raise UsageError(str(err)) from None
+        raise env_id_error(err) from None
     if args.devices > 1 and resolved.kind != "jax":
         raise UsageError(f"--devices {args.devices}: {args.env_id} is a host env")
     check_devices(args.devices)

@@ -12,11 +12,14 @@ from typing import Any
 from scalegym.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
+    EXIT_USAGE,
+    Interrupted,
     UsageError,
     add_devices,
     add_import,
     add_progress,
     check_devices,
+    check_existing_dir,
     check_writable_dir,
     fail,
     import_user_module,
@@ -42,11 +45,16 @@ def add_run_command(commands: Any) -> None:
         nargs="?",
         metavar="SUITE|FILE",
         help="a shipped suite (smoke, rearrange, ...) or a path to a suite .toml; "
-        "optional with --resume (the run's own copy is used)",
+        "optional with --resume (the run's own copy is used); without one, the shipped suites "
+        "are listed",
     )
     cmd.add_argument("--out", type=Path, metavar="DIR", help="the run directory (default: stamped)")
     cmd.add_argument(
-        "--resume", type=Path, metavar="RUN_DIR", help="continue a run, skipping finished cells"
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue a run, skipping finished cells; the modules it imported (--import, the "
+        "suite's imports) are imported again",
     )
     add_devices(cmd)
     cmd.add_argument(
@@ -82,19 +90,23 @@ def check_executor(executor: str, address: str | None) -> None:
 def _run(args: argparse.Namespace) -> int:
     from scalegym.suites import rundir
     from scalegym.suites.lock import RunDirBusy
-    from scalegym.suites.rundir import DEFAULT_ROOT, SUITE_COPY, RunDirError
+    from scalegym.suites.ray_executor import RayClusterError
+    from scalegym.suites.rundir import DEFAULT_ROOT, SUITE_COPY, RunDirError, new_run_dir
     from scalegym.suites.runner import run_suite
     from scalegym.suites.spec import SuiteError, load_suite
 
+    if args.suite is None and args.resume is None:
+        return _list_suites()
     for module in args.imports:
         import_user_module(module)
-    if args.suite is None and args.resume is None:
-        raise UsageError("give a SUITE name or .toml file, or --resume RUN_DIR")
     if args.resume is not None and args.out is not None:
         raise UsageError("--out starts a new run and --resume continues one; give only one")
-    if args.resume is not None and not (args.resume / rundir.MANIFEST).is_file():
-        raise UsageError(f"--resume {args.resume}: not a run directory (no {rundir.MANIFEST})")
+    recorded: list[str] = []
     if args.resume is not None:
+        check_existing_dir(args.resume, "--resume")
+        if not (args.resume / rundir.MANIFEST).is_file():
+            raise UsageError(f"--resume {args.resume}: not a run directory (no {rundir.MANIFEST})")
+        recorded = _import_recorded(args.resume)
         check_writable_dir(args.resume, "--resume")
     elif args.out is not None:
         check_writable_dir(args.out, "--out")
@@ -105,19 +117,31 @@ def _run(args: argparse.Namespace) -> int:
     source = args.suite if args.suite is not None else args.resume / SUITE_COPY
     try:
         spec = load_suite(source)  # every cell validated before any work starts
-        run_dir = run_suite(
+    except SuiteError as err:
+        raise UsageError(str(err)) from None
+    # The folder is made here, so that a Ctrl-C can name it in its resume command.
+    out = args.out if args.out is not None or args.resume else new_run_dir(DEFAULT_ROOT / spec.name)
+    run_dir = args.resume or out
+    try:
+        run_suite(
             spec,
-            out_dir=args.out,
+            out_dir=out,
             resume_dir=args.resume,
             progress=progress_enabled(args.progress),
             command=args.command_line,
             devices=args.devices,
             executor=args.executor,
             address=args.address,
-            imports=args.imports,
+            imports=_worker_imports([*recorded, *args.imports, *spec.imports]),
         )
     except (SuiteError, RunDirError, RunDirBusy) as err:  # the input, not the run, is wrong
         raise UsageError(str(err)) from None
+    except RayClusterError as err:  # refused or silent: nothing ran, no run directory changed
+        if args.out is None and args.resume is None:
+            out.rmdir()  # the empty stamped folder made above
+        return fail(str(err), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        raise _run_interrupted(args, run_dir) from None
     latest = rundir.latest_records(rundir.read_records(run_dir / rundir.RESULTS))
     records = [latest[cell.name] for cell in spec.cells if cell.name in latest]
     failed = sum(record["status"] != "ok" for record in records)
@@ -129,6 +153,66 @@ def _run(args: argparse.Namespace) -> int:
     if failed:
         return fail(f"{failed} cell(s) failed; see {run_dir / rundir.REPORT}", EXIT_FAILURE)
     return EXIT_OK
+
+
+def _list_suites() -> int:
+    """Bare `scalegym run`: the shipped suites and how to run one, on stderr as a usage hint
+    (exit code 2: nothing was run)."""
+    from rich.console import Console
+
+    from scalegym.cli.catalog import suite_rows
+    from scalegym.cli.envs import suite_table
+
+    console = Console(stderr=True)
+    console.print(suite_table(suite_rows()))
+    console.print("run one: scalegym run SUITE (a name above, or a path to a suite .toml file)")
+    return EXIT_USAGE
+
+
+def _worker_imports(imports: list[str]) -> list[str]:
+    """Each import once, a .py path made absolute: what a Ray worker imports, wherever it runs
+    (`scalegym.core.registry.import_env_module` takes both forms)."""
+    from scalegym.core.registry import is_module_path
+
+    absolute = [str(Path(m).resolve()) if is_module_path(m) else m for m in imports]
+    return list(dict.fromkeys(absolute))
+
+
+def _import_recorded(run_dir: Path) -> list[str]:
+    """Import what the run imported before (its --import modules and files); returns them."""
+    from scalegym.core.registry import import_env_module
+    from scalegym.suites.rundir import read_manifest, recorded_imports
+
+    modules = recorded_imports(read_manifest(run_dir))
+    for module in modules:
+        try:
+            import_env_module(module)
+        except ImportError as err:
+            raise UsageError(
+                f"--resume {run_dir}: the run imported {module}, which cannot be imported now "
+                f"({err}); run from the folder it ran in, or pass --import MODULE"
+            ) from None
+    return modules
+
+
+def _run_interrupted(args: argparse.Namespace, run_dir: Path) -> Interrupted:
+    """What a Ctrl-C kept of the run, and the exact command that continues it."""
+    from scalegym.suites.rundir import MANIFEST, RESULTS, latest_records, read_records
+
+    if not (run_dir / MANIFEST).is_file():
+        return Interrupted("nothing was recorded yet; start again", list(args.command_line))
+    finished = latest_records(read_records(run_dir / RESULTS)).values()
+    done = sum(record["status"] == "ok" for record in finished)
+    resume = ["scalegym", "run", "--resume", str(run_dir)]
+    for module in args.imports:
+        resume += ["--import", module]
+    if args.devices is not None:
+        resume += ["--devices", str(args.devices)]
+    if args.executor != "local":
+        resume += ["--executor", args.executor]
+    if args.address is not None:
+        resume += ["--address", args.address]
+    return Interrupted(f"{done} finished cell(s) are kept in {run_dir}", resume)
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -147,6 +231,7 @@ def add_report_command(commands: Any) -> None:
 def _report(args: argparse.Namespace) -> int:
     from scalegym.suites.report import write_outputs
 
+    check_existing_dir(args.run_dir)
     try:
         _, report_path = write_outputs(args.run_dir)
     except ValueError as err:
@@ -171,9 +256,9 @@ def add_tb_command(commands: Any) -> None:
 
 
 def _tb(args: argparse.Namespace) -> int:
-
     from scalegym.suites.tensorboard import launch_tensorboard
 
+    check_existing_dir(args.run_dir)
     log_dir = args.run_dir / "tb"
     if not log_dir.is_dir():
         raise UsageError(f"{args.run_dir}: no tb/ folder; give a directory written by run or train")

@@ -1,13 +1,17 @@
-"""The env registry: ids `Name-vN`, `register`, `list_envs`, scalegym's host envs, and the
-`gymnax:` peer builder — the building blocks `scalegym.core.resolve` looks ids up in."""
+"""The env registry: ids `Name-vN`, `register`, `list_envs`, scalegym's host envs, the import of a
+user's env module, and the `gymnax:` peer builder — the building blocks `scalegym.core.resolve`
+looks ids up in."""
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium
@@ -17,7 +21,9 @@ from scalegym.core.fields import check_fields, dataclass_fields
 from scalegym.core.gym_registration import gymnasium_id, register_scalegym_id
 
 ENV_ID_PATTERN = re.compile(r"^[A-Za-z][\w.]*-v\d+$")  # no namespace: gymnasium adds "scalegym/"
+MODULE_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")  # a dotted Python module name
 GYMNAX_PREFIX = "gymnax:"
+IMPORT_HINT = "an env of your own is registered by importing its module first"
 
 
 @dataclass(frozen=True)
@@ -87,16 +93,64 @@ def list_envs() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def list_host_envs() -> list[str]:
+    """The gymnasium ids (`scalegym/<id>`) of scalegym's host envs, sorted."""
+    return sorted(_HOST)
+
+
 def spec(id: str) -> EnvSpec:
-    """The registered spec of `id`; unknown ids get a 'did you mean' list."""
+    """The registered spec of `id`; unknown ids get a 'did you mean' list and the import hint."""
     if id in _RETIRED:
         raise ValueError(f"env id {id!r} is retired; {_RETIRED[id]}")
     if id not in _REGISTRY:
         close = difflib.get_close_matches(id, list(_REGISTRY), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         known = ", ".join(list_envs())
-        raise ValueError(f"unknown env id {id!r}{hint} (registered: {known})")
+        raise ValueError(f"unknown env id {id!r}{hint} (registered: {known}; {IMPORT_HINT})")
     return _REGISTRY[id]
+
+
+def is_module_path(target: str) -> bool:
+    """Whether `target` names a .py file (`my_envs.py`, `./envs/my_envs.py`), not a module."""
+    return target.endswith(".py") or "/" in target or os.sep in target
+
+
+def import_env_module(target: str) -> str:
+    """Import the module that registers a user's envs; returns the module's name.
+
+    `target` is a module name (`my_envs`, `pkg.envs`; the working folder is searched too, as a
+    console script does not search it) or a path to a .py file (`./my_envs.py`), imported as
+    the module of its file name from the file's folder. ImportError says what was not found;
+    an error raised by the module's own code is the module's, and passes through.
+    """
+    if not is_module_path(target):
+        if not MODULE_PATTERN.match(target):
+            raise ImportError(f"{target!r} is not a module name (like my_envs) or a .py file")
+        _search(os.getcwd())
+        importlib.invalidate_caches()  # a module file written since the last import
+        importlib.import_module(target)
+        return target
+    path = Path(target).expanduser()
+    if not path.is_file():
+        raise ImportError(f"no such file: {path.resolve()}")
+    name = path.stem
+    if path.suffix != ".py" or not MODULE_PATTERN.match(name):
+        raise ImportError(f"{path} is not a Python module file (like my_envs.py)")
+    _search(str(path.resolve().parent))
+    importlib.invalidate_caches()
+    module = importlib.import_module(name)
+    loaded = getattr(module, "__file__", None)
+    if loaded is None or Path(loaded).resolve() != path.resolve():
+        raise ImportError(
+            f"{path}: a module named {name!r} is already imported from {loaded}; "
+            "rename the file or pass the module name"
+        )
+    return name
+
+
+def _search(folder: str) -> None:
+    if folder not in sys.path and not (folder == os.getcwd() and "" in sys.path):
+        sys.path.insert(0, folder)
 
 
 def register_host(

@@ -102,19 +102,64 @@ def new_run_dir(root: Path) -> Path:
 
 def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
     """The commit checked out in `cwd` and whether tracked files differ from it (None: no git)."""
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(
-                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    commit = _git(cwd, "rev-parse", "HEAD")
+    status = _git(cwd, "status", "--porcelain", "--untracked-files=no") if commit else None
     return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def code_state(package_dir: str | Path | None = None) -> dict[str, Any]:
+    """The code a run ran: the installed scalegym version, and the commit (and uncommitted
+    changes) where scalegym itself is a git checkout — found from the package's own folder,
+    not the working folder, and only when git tracks the package there (a copy installed in
+    another project's checkout is not that project's commit)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import scalegym
+
+    folder = Path(package_dir or Path(scalegym.__file__).resolve().parent)
+    tracked = _git(folder, "ls-files", "--error-unmatch", "__init__.py") is not None
+    state = git_state(folder) if tracked else {"commit": None, "dirty": None}
+    try:
+        state["scalegym"] = version("scalegym")
+    except PackageNotFoundError:
+        state["scalegym"] = getattr(scalegym, "__version__", None)
+    return state
+
+
+def _git(cwd: str | Path | None, *args: str) -> str | None:
+    """git's output in `cwd`, or None where git or a checkout is missing."""
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def command_imports(command: list[str], cwd: str | Path) -> list[str]:
+    """The `--import` values of a recorded command line; a relative .py path made absolute
+    against `cwd`, the folder the command ran in."""
+    from scalegym.core.registry import is_module_path
+
+    found = []
+    for index, token in enumerate(command):
+        if token == "--import" and index + 1 < len(command):
+            found.append(command[index + 1])
+        elif token.startswith("--import="):
+            found.append(token.partition("=")[2])
+    return [str(Path(cwd, t)) if is_module_path(t) else t for t in found]
+
+
+def recorded_imports(manifest: dict[str, Any]) -> list[str]:
+    """The modules a run imported (its commands' --import and its suite's `imports`), in order,
+    each once: what resuming it must import again."""
+    found = list(manifest.get("imports", []))
+    if "imports" not in manifest:  # a run recorded before the field: read its command lines
+        found = command_imports(manifest.get("command", []), manifest.get("cwd", "."))
+    for entry in manifest.get("resumed", []):
+        found += entry.get("imports", [])
+    return list(dict.fromkeys(found))
 
 
 def create_run_dir(spec: SuiteSpec, out_dir: str | Path | None) -> Path:
@@ -153,7 +198,8 @@ def write_manifest(
         "started": utc_now(),
         "command": command,
         "cwd": os.getcwd(),
-        "git": git_state(),
+        "imports": [*command_imports(command, os.getcwd()), *spec.imports],
+        "git": code_state(),
         "device": device_info(),
         "training_devices": devices or device_info()["num_devices"],  # the env batch's split
         "executor": executor,  # the driver's device above; a Ray worker's may differ
@@ -183,7 +229,9 @@ def resume_manifest(
             "command": command,
             "suite_sha256": spec.sha256,
             "suite_changed": spec.sha256 != suite.get("sha256"),
-            "git": git_state(),  # the code the resumed cells ran with
+            "cwd": os.getcwd(),
+            "imports": [*command_imports(command, os.getcwd()), *spec.imports],
+            "git": code_state(),  # the code the resumed cells ran with
             "executor": executor,
         }
     )

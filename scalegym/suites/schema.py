@@ -66,6 +66,8 @@ SUITE_RULES = {
     "seed": Rule("int", default=0, minimum=0),
     # Shipped suites whose cells this suite runs first, named "<suite>.<cell>" (the `full` suite)
     "include": Rule("str_or_str_list", default=()),
+    # Modules that register the suite's own envs, imported before any env id is looked up.
+    "imports": Rule("str_or_str_list", default=()),
 }
 
 

@@ -1,8 +1,10 @@
 """Suite files: `load_suite` for shipped names or paths, and the validation of every cell.
 
 A suite is a TOML file with a `[suite]` table and `[[cell]]` tables; each cell's `kind` names a
-module of `scalegym.suites.cells`, whose rules and checks judge its fields. Every problem found is
-reported at once, each naming the file, the table and the field.
+module of `scalegym.suites.cells`, whose rules and checks judge its fields. The `[suite]` table's
+`imports` names the modules that register the suite's own envs; they are imported before any env
+id is looked up. Every problem found is reported at once, each naming the file, the table and the
+field.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class SuiteSpec:
     source: bytes = field(repr=False, compare=False)  # the file's bytes, copied into each run
     # The envs validation built, each (id, params) once; the local runner runs these objects.
     envs: EnvCache = field(default_factory=EnvCache, repr=False, compare=False)
+    imports: tuple[str, ...] = ()  # modules imported first: they register the suite's own envs
 
 
 def shipped_suites() -> list[str]:
@@ -93,6 +96,7 @@ def parse_suite(
         errors.append(
             f'{path}: [suite]: field "name": {suite["name"]!r} must match [A-Za-z0-9_.-]+'
         )
+    errors.extend(import_problems(suite.get("imports", ()), path))
     included, digest = _included_cells(suite, path, errors, check_envs, envs)
     raw_cells = data.get("cell", [])
     if not isinstance(raw_cells, list) or not (raw_cells or included):
@@ -108,7 +112,8 @@ def parse_suite(
         errors.extend(kind.suite_problems(cells, path))
     if check_envs:  # also when other cells had problems: one pass reports every error found
         for cell in cells:
-            errors.extend(cell.env_problems(f"{path}: {where(cell.index, cell.name)}", envs))
+            for problem in cell.env_problems(f"{path}: {where(cell.index, cell.name)}", envs):
+                errors.append(problem + (UNKNOWN_ID_HINT if "unknown env id" in problem else ""))
     if errors:
         raise SuiteError(errors)
     return SuiteSpec(
@@ -119,9 +124,36 @@ def parse_suite(
         seeds=suite["seeds"],
         seed=suite["seed"],
         cells=tuple(cells),
+        imports=suite["imports"],
         source=source,
         envs=envs,
     )
+
+
+UNKNOWN_ID_HINT = (
+    '; an env of your own? name the module that registers it in [suite]: imports = ["my_envs"] '
+    "(run from the folder that holds it), or pass --import MODULE"
+)
+
+
+def import_problems(modules: tuple[str, ...], path: str) -> list[str]:
+    """Import each module of the [suite] table's `imports`; one message per one that fails."""
+    from scalegym.core.registry import MODULE_PATTERN, import_env_module
+
+    at = f'{path}: [suite]: field "imports"'
+    problems = []
+    for module in modules:
+        if not MODULE_PATTERN.match(module):
+            problems.append(
+                f'{at}: "{module}" is not a module name; name the module (my_envs for '
+                "my_envs.py) and run from the folder that holds it"
+            )
+            continue
+        try:
+            import_env_module(module)
+        except ImportError as err:
+            problems.append(f"{at}: cannot import {module} ({err})")
+    return problems
 
 
 def _included_cells(

@@ -1,16 +1,18 @@
 """Checkpoints of a chunked training run: the runner state and its progress, written atomically.
 
 A checkpoint carries the identity of its run (env, seeds, agent config); loading it into a run
-with another identity is refused with the fields that differ. A checkpoint written before a config
-field or a runner field existed still loads: the config field reads as the value every earlier run
-had (`config.ADDED_FIELDS`), the runner field as absent (None, as a run that does not use it holds
-it).
+with another identity is refused with the fields that differ, except the config fields the caller
+lets differ (`extendable`: a resumed run may be given a longer `total_timesteps`). A checkpoint
+written before a config field or a runner field existed still loads: the config field reads as
+the value every earlier run had (`config.ADDED_FIELDS`), the runner field as absent (None, as a
+run that does not use it holds it).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -40,22 +42,19 @@ def save_checkpoint(directory: Path, runner: Any, progress: dict[str, Any]) -> N
 
 
 def load_checkpoint(
-    directory: Path, template: Any, identity: dict[str, Any]
+    directory: Path,
+    template: Any,
+    identity: dict[str, Any],
+    *,
+    extendable: Collection[str] = (),
 ) -> tuple[Any, dict[str, Any]]:
-    """(runner shaped like `template`, progress); ValueError if it is of another run."""
+    """(runner shaped like `template`, progress); ValueError if it is of another run.
+
+    `extendable`: config fields that may differ from the checkpoint's (e.g. `total_timesteps`
+    when a run is resumed to a new length); the caller checks what the difference allows.
+    """
     progress = json.loads((directory / PROGRESS).read_text())
-    if isinstance(progress.get("config"), dict):
-        progress["config"] = with_added_fields(progress["config"])
-    differ = [k for k in identity if progress.get(k) != identity[k]]
-    if "config" in differ:
-        saved = progress.get("config") or {}
-        fields = sorted(f for f in identity["config"] if saved.get(f) != identity["config"][f])
-        differ = [*(d for d in differ if d != "config"), *(f"config.{f}" for f in fields)]
-    if differ:
-        raise ValueError(
-            f"checkpoint {directory} is of another run: {', '.join(differ)} differ; "
-            "resume with the same env, seeds, steps and agent settings, or start afresh"
-        )
+    check_identity(directory, progress, identity, extendable=extendable)
     target = jax.device_get(_unwrap_keys(template))
     state = serialization.msgpack_restore((directory / STATE).read_bytes())
     raw = serialization.from_state_dict(target, _with_absent_fields(target, state))
@@ -69,6 +68,44 @@ def load_checkpoint(
         raw,
     )
     return runner, progress
+
+
+def check_identity(
+    directory: Path,
+    progress: dict[str, Any],
+    identity: dict[str, Any],
+    *,
+    extendable: Collection[str] = (),
+) -> None:
+    """ValueError naming the fields that differ when the checkpoint's `progress` record is of
+    another run than `identity` (config fields in `extendable` may differ); fills in the config
+    fields the record predates."""
+    if isinstance(progress.get("config"), dict):
+        progress["config"] = with_added_fields(progress["config"])
+    differ = identity_differences(progress, identity, extendable)
+    if differ:
+        same = "seeds and agent settings" if extendable else "seeds, steps and agent settings"
+        raise ValueError(
+            f"checkpoint {directory} is of another run: {', '.join(differ)} differ; "
+            f"resume with the same env, {same}, or start afresh"
+        )
+
+
+def identity_differences(
+    saved: dict[str, Any], identity: dict[str, Any], extendable: Collection[str] = ()
+) -> list[str]:
+    """The keys of `identity` (config fields as `config.<field>`) whose saved value differs,
+    leaving out the config fields in `extendable`."""
+    differ = [k for k in identity if k != "config" and saved.get(k) != identity[k]]
+    if "config" in identity:
+        config = saved.get("config") or {}
+        wanted = identity["config"]
+        differ += [
+            f"config.{f}"
+            for f in sorted(wanted)
+            if f not in extendable and config.get(f) != wanted[f]
+        ]
+    return differ
 
 
 def _with_absent_fields(target: Any, state: Any) -> Any:

@@ -1,7 +1,10 @@
 """The chunked driver: a PPO run over K vmapped seeds in compiled chunks of updates.
 
 Between chunks the host logs scalars, advances the progress bar, evaluates on fresh envs (every
-`EVAL_EVERY` chunks and after the last) and checkpoints, so a killed run resumes where it was.
+`EVAL_EVERY` chunks and after the last) and checkpoints, so a killed run resumes where it was. A
+resumed run may be given a longer `total_timesteps` than it was saved with: it goes on to the new
+length (`EXTENDABLE`); with `anneal_lr` the rate from there on is the one a run of the new length
+has at that update.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 from scalegym.agents.devices import describe, env_mesh, shard_runner
 from scalegym.agents.ppo.algorithm import PPO, RunnerState
 from scalegym.agents.ppo.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from scalegym.agents.ppo.config import PPOConfig
 from scalegym.agents.ppo.evaluation import EVAL_SEED_OFFSET, eval_scalars, evaluate_policy
 from scalegym.agents.result import (
     FinalMetrics,
@@ -25,6 +29,8 @@ from scalegym.agents.result import (
     updates_per_log,
 )
 from scalegym.progress import training_bar
+
+EXTENDABLE = ("total_timesteps",)  # config fields a resumed run may change: its length
 
 
 class ChunkedRun:
@@ -61,12 +67,7 @@ class ChunkedRun:
 
     def identity(self) -> dict[str, Any]:
         """What a checkpoint must match to be resumed: env, seeds and the PPO config."""
-        return {
-            "env": self.env_id,
-            "seed": self.seed,
-            "num_seeds": self.num_seeds,
-            "config": self.config.as_dict(),
-        }
+        return run_identity(self.env_id, self.num_seeds, self.seed, self.config)
 
     def evaluate(self, runner: RunnerState) -> dict[str, Any]:
         keys = jax.random.split(jax.random.key(self.seed + EVAL_SEED_OFFSET), self.num_seeds)
@@ -79,9 +80,12 @@ class ChunkedRun:
         saved: dict[str, Any] = {}
         if resume and has_checkpoint(self.checkpoint_dir):
             assert self.checkpoint_dir is not None
-            runner, saved = load_checkpoint(self.checkpoint_dir, runner, self.identity())
+            runner, saved = load_checkpoint(
+                self.checkpoint_dir, runner, self.identity(), extendable=EXTENDABLE
+            )
         runner = shard_runner(runner, self.mesh)
         done_updates = int(saved.get("updates", 0))
+        extended = resume_extensions(saved, config, self.checkpoint_dir)
         curve: list[dict[str, Any]] = saved.get("curve", [])
         compile_s, run_s = float(saved.get("compile_s", 0.0)), float(saved.get("run_s", 0.0))
         start = time.perf_counter()
@@ -112,6 +116,7 @@ class ChunkedRun:
                         "compile_s": compile_s,
                         "run_s": run_s,
                         "curve": curve,
+                        "extended": extended,
                     }
                     save_checkpoint(self.checkpoint_dir, runner, progress_record)
                 if bar:
@@ -131,6 +136,33 @@ class ChunkedRun:
             final=final_metrics(curve),
             curve=curve,  # evaluations keep per_seed_* (the plots' seed bands)
         )
+
+
+def run_identity(env_id: str, num_seeds: int, seed: int, config: PPOConfig) -> dict[str, Any]:
+    """What a checkpoint of a run must match to be resumed: env, seeds and the PPO config."""
+    return {"env": env_id, "seed": seed, "num_seeds": num_seeds, "config": config.as_dict()}
+
+
+def resume_extensions(
+    saved: dict[str, Any], config: PPOConfig, where: Path | None = None
+) -> list[dict[str, int]]:
+    """The length changes of a saved run (`saved`: its progress record; {} for a fresh run)
+    with this one when `config`'s length differs: `from` and `to` in env steps per seed.
+    ValueError when the saved run has already trained past `config`'s length."""
+    extended = list(saved.get("extended", []))
+    if not saved:
+        return extended
+    batch = config.batch_size
+    done, length = int(saved.get("updates", 0)) * batch, config.num_updates * batch
+    if done > length:
+        raise ValueError(
+            f"checkpoint {where} has already trained {done:,} env steps per seed, more than the "
+            f"{length:,} asked; a run is not shortened: ask for {done:,} or more, or start afresh"
+        )
+    saved_length = max(1, int(saved["config"]["total_timesteps"]) // batch) * batch
+    if saved_length != length:
+        extended.append({"from": saved_length, "to": length})
+    return extended
 
 
 def final_metrics(curve: list[dict[str, Any]]) -> FinalMetrics:
