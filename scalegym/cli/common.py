@@ -44,7 +44,8 @@ def add_import(cmd: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MODULE",
-        help="import MODULE first, e.g. one that registers your env (repeatable)",
+        help="import MODULE first, e.g. the one that registers your env: a module name "
+        "(my_envs, searched in the working folder too) or a path to its .py file (repeatable)",
     )
 
 
