@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psutil
@@ -16,7 +18,12 @@ import pytest
 from test_search_cell import PRIOR_SUITE
 
 from scalegym.cli import main
-from scalegym.suites.ray_executor import TASK_PREFIX, ready_to_start, run_cells_on_ray
+from scalegym.suites.ray_executor import (
+    TASK_PREFIX,
+    ready_to_start,
+    run_cell_task,
+    run_cells_on_ray,
+)
 from scalegym.suites.runner import run_cell, run_suite
 from scalegym.suites.spec import parse_suite
 
@@ -203,3 +210,21 @@ def test_a_cell_that_runs_alone_waits_for_the_running_and_holds_back_the_rest() 
     assert ready_to_start([endless, quick], set(), []) == [endless]
     assert ready_to_start([quick], set(), [endless]) == []
     assert ready_to_start(search, {"ppo"}, []) == search[:1]  # the search cell reads ppo
+
+
+def test_a_ray_task_imports_a_py_file_the_driver_recorded(tmp_path: Path, monkeypatch) -> None:
+    # The CLI records an --import given as a path as its absolute path; a worker imports it the
+    # same way the driver did (importlib.import_module failed on a path).
+    module = tmp_path / "ray_task_envs.py"
+    module.write_text("IMPORTED = True\n")
+    monkeypatch.delitem(sys.modules, "ray_task_envs", raising=False)
+    cell = SimpleNamespace(name="c")
+
+    def fake_run_cell(cell, root, **_):
+        return {"cell": cell.name}
+
+    record, files = run_cell_task(
+        fake_run_cell, cell, {}, resuming=False, devices=None, imports=[str(module)], sys_path=[]
+    )
+    assert record == {"cell": "c"} and files == {}
+    assert sys.modules["ray_task_envs"].IMPORTED is True

@@ -427,3 +427,15 @@ def test_bench_cell_failing_at_one_size_keeps_the_rest(tmp_path: Path) -> None:
     )
     assert [row["batch_size"] for row in record["result"]["results"]] == [1, 2]
     assert [step for step, _ in read_scalars(tmp_path / "tb" / "b")["perf/sps"]] == [1, 2]
+
+
+def test_the_report_names_the_version_of_a_run_from_outside_a_checkout() -> None:
+    from scalegym.suites.report import code_line
+
+    assert code_line({"commit": None, "dirty": None, "scalegym": "0.3.0"}) == (
+        "scalegym 0.3.0 (not a git checkout)"
+    )
+    assert code_line({"commit": "0123456789abcdef", "dirty": True, "scalegym": "0.3.0"}) == (
+        "commit 0123456789ab (uncommitted changes)"
+    )
+    assert code_line({}) == "commit unknown"  # a manifest from before the version was recorded

@@ -20,7 +20,6 @@ RAY_AUTH_TOKEN) a refused or missing token is one `RayClusterError` line, not Ra
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import shutil
 import sys
@@ -31,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from scalegym.core.registry import import_env_module
 from scalegym.suites.clock import utc_now
 from scalegym.suites.schema import Cell
 
@@ -194,7 +194,7 @@ def run_cell_task(
         if entry not in sys.path:
             sys.path.append(entry)
     for module in imports:  # user envs register themselves on import, as in the driver
-        importlib.import_module(module)
+        import_env_module(module)  # a module name or the absolute path of a .py file
     with tempfile.TemporaryDirectory(prefix="scalegym-cell-") as scratch:
         root = Path(scratch)
         unpack(root, files)

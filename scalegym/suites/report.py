@@ -96,22 +96,31 @@ def summary_rows(manifest: dict[str, Any], latest: dict[str, Record]) -> list[di
     return rows
 
 
+def code_line(git: dict[str, Any]) -> str:
+    """The code a run ran, as report.md says it: the commit (and uncommitted changes), else
+    the installed scalegym version (a run from outside a checkout)."""
+    if git.get("commit"):
+        dirty = " (uncommitted changes)" if git.get("dirty") else ""
+        return f"commit {git['commit'][:12]}{dirty}"
+    if git.get("scalegym"):
+        return f"scalegym {git['scalegym']} (not a git checkout)"
+    return "commit unknown"
+
+
 def render_report(run_dir: str | Path, manifest: dict[str, Any], latest: dict[str, Record]) -> str:
     """report.md: the run's setting, then a section per cell kind, failures and cells not run."""
     suite = manifest.get("suite", {})
     rows = summary_rows(manifest, latest)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "pending")}
     git = manifest.get("git") or {}
-    commit = (git.get("commit") or "unknown")[:12] + (
-        " (uncommitted changes)" if git.get("dirty") else ""
-    )
+    commit = code_line(git)
     lines = [
         f"# Suite `{suite.get('name', '?')}`",
         "",
         suite.get("description", ""),
         "",
         f"- run: `{run_dir}`",
-        f"- started: {manifest.get('started', '?')} (UTC); commit {commit}",
+        f"- started: {manifest.get('started', '?')} (UTC); {commit}",
         f"- device: {device_line(manifest)}",
         f"- cells: {counts['ok']} ok, {counts['failed']} failed, {counts['pending']} not run",
         f"- curves: `scalegym tb {run_dir}`",
