@@ -116,7 +116,8 @@ agent_params = { num_envs = 16, num_steps = 16 }
     record = latest_records(read_records(run / "results.jsonl"))["ppo-rearrange"]
     assert record["status"] == "ok", record.get("error")
     rollout = record["result"]["rollout"]
-    assert rollout["gif"] == "rollouts/ppo-rearrange.gif" and rollout["frames"] == MAX_FRAMES
+    assert rollout["gif"] == "rollouts/ppo-rearrange/rollout.gif"
+    assert rollout["frames"] == MAX_FRAMES
     path = run / rollout["gif"]
     assert 0 < path.stat().st_size < GIF_LIMIT
     frames = decoded(path)
@@ -125,7 +126,7 @@ agent_params = { num_envs = 16, num_steps = 16 }
         assert list(image.size) == [rollout["width"], rollout["height"]]
     assert len({f.tobytes() for f in frames}) == MAX_FRAMES  # every frame differs from the rest
     report = (run / REPORT).read_text()
-    assert "](rollouts/ppo-rearrange.gif)" in report
+    assert "](rollouts/ppo-rearrange/rollout.gif)" in report
 
 
 def test_the_rollout_reads_the_same_runner_as_load_trained(tmp_path: Path) -> None:
@@ -162,3 +163,27 @@ def _raw(tree: object) -> object:
         return jax.random.key_data(x) if is_key else x
 
     return jax.tree.map(raw, tree)
+
+
+def test_a_ray_task_sends_its_train_cell_s_gif_back(tmp_path: Path) -> None:
+    """A Ray task runs its cell in a scratch directory: the GIF must be among what comes back."""
+    from scalegym.suites.cells.train import rollout_path
+    from scalegym.suites.ray_executor import cell_files, pack
+    from scalegym.suites.spec import parse_suite
+
+    suite = b"""
+[suite]
+name = "ray-gif"
+
+[[cell]]
+name = "ppo"
+kind = "train"
+env = "ToyChain-v0"
+agent = "ppo"
+steps = 64
+"""
+    (cell,) = parse_suite(suite, "ray-gif.toml").cells
+    gif = tmp_path / rollout_path(cell.name)
+    gif.parent.mkdir(parents=True)
+    gif.write_bytes(b"GIF89a")
+    assert pack(tmp_path, cell_files(cell)) == {rollout_path(cell.name): b"GIF89a"}

@@ -1,10 +1,11 @@
 """Cells as Ray tasks: `scalegym run SUITE --executor ray [--address ADDR]`.
 
 Each cell runs as one Ray task in a worker's own scratch directory; the task returns the cell's
-record and its files (tb/<cell>/, checkpoints/<cell>/), and the driver writes both into the run
-directory exactly as the local executor would, so results.jsonl, the report and `--resume` do not
-care which executor ran a cell. Nothing needs a shared filesystem: a resumed cell's checkpoint and
-a search cell's `checkpoint = "cell:NAME"` travel to the worker with the task.
+record and its files (tb/<cell>/, checkpoints/<cell>/, a train cell's rollouts/<cell>/), and the
+driver writes both into the run directory exactly as the local executor would, so results.jsonl,
+the report and `--resume` do not care which executor ran a cell. Nothing needs a shared
+filesystem: a resumed cell's checkpoint and a search cell's `checkpoint = "cell:NAME"` travel to
+the worker with the task.
 
 Cells run as soon as the cells they read (a search cell's prior) have finished; each asks Ray for
 one CPU, or one GPU when the cluster has GPUs. A bench cell measures throughput, so it runs alone:
@@ -151,7 +152,7 @@ def ready_to_start(
 
 def cell_files(cell: Cell) -> list[str]:
     """The run-directory folders a cell writes: what comes back from its task."""
-    return [f"tb/{cell.name}", f"checkpoints/{cell.name}"]
+    return [f"tb/{cell.name}", f"checkpoints/{cell.name}", f"rollouts/{cell.name}"]
 
 
 def pack(root: Path, folders: Sequence[str]) -> Files:

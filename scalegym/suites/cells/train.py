@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from scalegym.core.resolve import ResolvedEnv
 
 THRESHOLD_METRICS = ("success", "return")
-ROLLOUTS = "rollouts"  # the run directory's folder of rollout GIFs, one per train cell
+ROLLOUTS = "rollouts"  # the run directory's folder of rollout GIFs, one folder per train cell
 
 
 def agent_rules(role: str) -> dict[str, Rule]:
@@ -119,14 +119,14 @@ class TrainCell(Cell):
 
     def run(self, context: CellContext) -> dict[str, Any]:
         """Train over `seeds` seeds; curves go to TensorBoard at every chunk; then a GIF of the
-        first seed's policy, rollouts/<cell>.gif (`scalegym.suites.pictures`)."""
+        first seed's policy, `rollout_path` (`scalegym.suites.pictures`)."""
         result, request = train_in_cell(self, context)
         record = {**result.as_record(), "resumed_from_checkpoint": request.resume}
         if self.threshold is not None:
             record["threshold"] = threshold_verdict(result, self.threshold_on, self.threshold)
         from scalegym.suites.pictures import rollout_gif
 
-        record["rollout"] = rollout_gif(request, context.run_dir, f"{ROLLOUTS}/{self.name}.gif")
+        record["rollout"] = rollout_gif(request, context.run_dir, rollout_path(self.name))
         return record
 
     @staticmethod
@@ -223,6 +223,12 @@ class TrainCell(Cell):
                 f"{config['num_steps']} | {result['steps']:,} | {si3(result['sps'])} |"
             )
         return lines
+
+
+def rollout_path(cell: str) -> str:
+    """Where a train cell's rollout GIF goes, relative to the run directory: a folder of the
+    cell's own, which a Ray task sends back like its tb/ and checkpoints/ folders."""
+    return f"{ROLLOUTS}/{cell}/rollout.gif"
 
 
 def threshold_verdict(result: TrainResult, metric: str, value: float) -> dict[str, Any]:
