@@ -144,3 +144,24 @@ def test_a_ppo_cell_that_would_anneal_over_the_grid_is_refused_before_work() -> 
     suite = bandit_suite('agent = "ppo"\nagent_params = { anneal_lr = true }')
     with pytest.raises(SuiteError, match="depend on the grid's end"):
         parse_suite(suite, "bandit.toml")
+
+
+def test_rearrange_runs_stack_their_own_layout_pools_and_run_as_one_batch() -> None:
+    # Rearrange's instance field (layout_seed) was a static field: runs on their own layouts
+    # could not stack along the seed axis and the rearrange scaling cell failed at its first size.
+    import jax
+
+    from scalegym.suites.cells.scaling import stacked_instances
+
+    resolved = resolve_env("Rearrange-v1", height=5, width=5, pool_size=16)
+    seeds = cell(seeds=3).instance_seeds(5.0, resolved)
+    stacked = stacked_instances(resolved, seeds)
+    assert np.asarray(stacked.layout_seed).tolist() == seeds
+    for k, seed in enumerate(seeds):
+        own = resolved.with_overrides(layout_seed=seed).params.pool
+        assert np.array_equal(np.asarray(stacked.pool.walls[k]), np.asarray(own.walls))
+    assert not np.array_equal(np.asarray(stacked.pool.walls[0]), np.asarray(stacked.pool.walls[1]))
+    keys = jax.random.split(jax.random.key(0), 3)
+    _, state = jax.jit(jax.vmap(resolved.env.reset))(keys, stacked)
+    walls = np.asarray(stacked.pool.walls)[np.arange(3), np.asarray(state.layout)]  # [3, N]
+    assert not walls[np.arange(3), np.asarray(state.agent_pos)].any()  # each on its own free cell

@@ -31,9 +31,12 @@ class LayoutPool:
     num_free: jnp.ndarray  # [P] int32
     dist: jnp.ndarray  # [P, N, N] int16 shortest-path steps between cells (walls block)
     wall_view: jnp.ndarray  # [P, N, 4, V*V] bool egocentric wall channel (V=0 when unused)
+    # The seed that drew a generated pool ([] int32; None for a hand-drawn one): a leaf, so the
+    # pools of different instances stack along a seed axis (a scaling cell's runs).
+    layout_seed: jnp.ndarray | None = None
     # What the pool was built for, as (name, value) pairs: height, width, view, pool_size, and for
-    # generated pools wall_density, layout_seed and min_free. RearrangeParams checks it against
-    # its static fields, so a pool cannot silently outlive a change of them.
+    # generated pools wall_density and min_free. RearrangeParams checks it (and layout_seed)
+    # against its own fields, so a pool cannot silently outlive a change of them.
     built_for: tuple[tuple[str, Any], ...] = struct.field(pytree_node=False, default=())
 
 
@@ -160,8 +163,8 @@ def generate_pool(
             )
         layouts.append(walls)
     pool = pool_from_walls(np.stack(layouts), view_size)
-    generated = (("wall_density", wall_density), ("layout_seed", layout_seed))
-    return pool.replace(built_for=(*pool.built_for, *generated, ("min_free", min_free)))
+    generated = (("wall_density", wall_density), ("min_free", min_free))
+    return pool.replace(layout_seed=np.int32(layout_seed), built_for=(*pool.built_for, *generated))
 
 
 def pool_from_walls(walls: np.ndarray, view_size: int) -> LayoutPool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import numpy as np
 from flax import struct
 
 from scalegym.envs.rearrange.generator import LayoutPool
@@ -46,7 +47,10 @@ class RearrangeParams:
     obs_mode: str = struct.field(pytree_node=False, default="egocentric")
     wall_density: float = struct.field(pytree_node=False, default=0.2)
     pool_size: int = struct.field(pytree_node=False, default=256)
-    layout_seed: int = struct.field(pytree_node=False, default=0)
+    # Draws the layout pool at make(). A leaf, not a static field, so params of different
+    # instances (a scaling cell gives each run its own) stack into one batch; the pool carries
+    # the seed it was drawn from and a replace() that changes it is refused like the static ones.
+    layout_seed: int = 0
 
     def __post_init__(self) -> None:
         # Runs on every construction, `replace` included: a static field changed after the pool
@@ -80,6 +84,17 @@ def pool_view_size(params: RearrangeParams) -> int:
     return params.view_size if params.obs_mode == "egocentric" else 0
 
 
+def concrete(value: Any) -> np.ndarray | None:
+    """An integer leaf's value where it is known on the host (an int, or a numpy or committed JAX
+    array); None for a tracer or any other stand-in that pytree transformations put there."""
+    if isinstance(value, jax.core.Tracer) or value is None:
+        return None
+    if isinstance(value, int | np.integer | np.ndarray | jax.Array):
+        array = np.asarray(value)
+        return array if array.dtype.kind in "iu" else None
+    return None
+
+
 def pool_drift(params: RearrangeParams) -> list[tuple[str, Any, Any]]:
     """(name, value the params need, value the pool was built for) for each mismatch."""
     built = dict(getattr(params.pool, "built_for", ()))
@@ -88,9 +103,12 @@ def pool_drift(params: RearrangeParams) -> list[tuple[str, Any, Any]]:
         "width": params.width,
         "pool_size": params.pool_size,
         "wall_density": params.wall_density,
-        "layout_seed": params.layout_seed,
     }
     drift = [(k, v, built[k]) for k, v in need.items() if k in built and built[k] != v]
+    drawn_from = getattr(params.pool, "layout_seed", None)
+    wanted, drawn = concrete(params.layout_seed), concrete(drawn_from)
+    if wanted is not None and drawn is not None and not np.array_equal(wanted, drawn):
+        drift.append(("layout_seed", params.layout_seed, drawn_from))
     view = built.get("view", pool_view_size(params))
     if view != pool_view_size(params):
         wanted = f"{params.obs_mode}/{params.view_size}"
