@@ -51,3 +51,20 @@ def test_one_family_figure_sets_the_calibration_beside_ppo() -> None:
     x, y = lines["lower bound: b = 1"].get_data()
     assert np.allclose(np.diff(np.log(y)) / np.diff(np.log(x)), 1.0)
     plt.close(fig)
+
+
+def test_the_docs_table_judges_each_cell_by_the_current_rules() -> None:
+    # A cell whose stored fit used two sizes is re-judged: one censored size of four leaves
+    # three settled, so no exponent, and the censored size's local bound is shown.
+    settled = _record("calibration-bandit", "calibration", 100.0)
+    censored = _record("ppo-gru-bandit", "ppo", 300.0)
+    last = censored["result"]["values"][-1]
+    last.update(n_hat=None, first_budgets=[None] * 10, censored=10)
+    censored["result"]["fit"] = {"exponent": 1.0, "ci_low": 0.9, "ci_high": 1.1}  # stale
+    header, rule, good, bad = ScalingCell.readme_table([settled, censored])
+    assert header.startswith("| cell |") and rule.startswith("|---")
+    assert "8: 800, 16: 1,600, 32: 3,200, 64: 6,400" in good
+    assert "| 1.00 [1.00, 1.00] | 1 |" in good  # N̂ = 100·S exactly
+    assert "none (too few settled sizes: N̂ finite at 3 of 4, a fit needs 4)" in bad
+    # 32 settled at 9,600; 64 censored above the largest budget 1e6: b > log2(1e6/9600).
+    assert f"32→64: b > {np.log2(1e6 / 9600):.2f}" in bad and "64: censored" in bad

@@ -50,6 +50,7 @@ TABLES: dict[str, Table] = {
     "sps-gpu": Table("sps-gpu", ("bench", "train"), {"ratio_batch": 1_048_576}),
     "search-scaling": Table("search-scaling", ("search",), {"env_prefix": "Rearrange"}),
     "threebody": Table("threebody", ("timestep",)),
+    "pomdp-scaling": Table("pomdp-scaling", ("scaling",)),
 }
 
 

@@ -35,6 +35,7 @@ from scalegym.suites.cells.scaling_report import (
     scaling_rows,
     scaling_section,
     scaling_summary,
+    scaling_table,
 )
 from scalegym.suites.cells.train import agent_param_problems, clear
 from scalegym.suites.scaling import fit_values, value_record
@@ -227,6 +228,10 @@ class ScalingCell(Cell):
         for record in scaling:
             lines += ["", *scaling_section(record)]
         return lines
+
+    @staticmethod
+    def readme_table(records: list[Record], **_: Any) -> list[str]:
+        return scaling_table(records) if records else []
 
     @staticmethod
     def figure(plt: Any, record: Record) -> Any:

@@ -121,6 +121,34 @@ def fit_line(result: dict[str, Any]) -> str:
     return text
 
 
+def scaling_table(records: list[Record]) -> list[str]:
+    """The docs' table of a run's scaling cells: one row per cell, judged by the current rules —
+    sizes, N̂ at each, the fitted exponent (or why none), the lower bound and censored bounds."""
+    header = ["cell", "env", "agent", "N̂ at each value", "exponent [95% CI]", "lower bound"]
+    lines = [table_row(header), table_rule(len(header))]
+    for record in records:
+        result = refitted(record["result"])
+        fit = result.get("fit")
+        if fit:
+            exponent = f"{fit['exponent']:.2f} [{num(fit['ci_low'], 2)}, {num(fit['ci_high'], 2)}]"
+        else:
+            exponent = f"none ({result.get('fit_error') or 'no value finished'})"
+        bounds = "; ".join(
+            f"{b['from']:g}→{b['to']:g}: b > {b['exponent_above']:.2f}"
+            for b in result.get("censored_bounds") or []
+        )
+        if bounds:
+            exponent += f"; censored: {bounds}"
+        n_hats = ", ".join(
+            f"{row['value']:g}: " + ("censored" if row["n_hat"] is None else f"{row['n_hat']:,.0f}")
+            for row in scaling_rows(record)
+        )
+        bound, _ = lower_bound(result)
+        cells = [f"`{record['cell']}`", env_label(record), result.get("agent", "?"), n_hats]
+        lines.append(table_row([*cells, exponent, "—" if bound is None else f"{bound:g}"]))
+    return lines
+
+
 def scaling_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     return (record.get("result") or {}).get("values") or []
 
