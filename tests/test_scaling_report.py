@@ -68,3 +68,22 @@ def test_the_docs_table_judges_each_cell_by_the_current_rules() -> None:
     assert "none (too few settled sizes: N̂ finite at 3 of 4, a fit needs 4)" in bad
     # 32 settled at 9,600; 64 censored above the largest budget 1e6: b > log2(1e6/9600).
     assert f"32→64: b > {np.log2(1e6 / 9600):.2f}" in bad and "64: censored" in bad
+
+
+def test_the_family_figure_draws_a_censored_size_s_local_bound() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ppo = _record("ppo", "ppo", 300.0)
+    rows = ppo["result"]["values"]
+    rows.append({"value": 128.0, "n_hat": None, "first_budgets": [None] * 10, "censored": 10})
+    ((_, fig),) = ScalingCell.joint_figures(plt, [_record("calibration", "calibration", 10.0), ppo])
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    expected = np.log2(1e6 / (300.0 * 64))  # from the settled 64 to the largest budget at 128
+    (label,) = [name for name in lines if name.startswith("ppo: censored 128")]
+    assert label == f"ppo: censored 128: local b > {expected:.2f}"
+    x, y = lines[label].get_data()
+    assert list(x) == [64.0, 128.0] and np.isclose(y[1], 1e6)
+    plt.close(fig)

@@ -228,7 +228,13 @@ def _fit_lines(ax: Any, fit: dict[str, Any], values: list[float], bound: float |
     return handles
 
 
-def _censored_arrows(ax: Any, bounds: list[dict[str, float]], rows: list[dict[str, Any]]) -> list:
+def _censored_arrows(
+    ax: Any,
+    bounds: list[dict[str, float]],
+    rows: list[dict[str, Any]],
+    colour: Any = "tab:red",
+    prefix: str = "",
+) -> list:
     """Each censored size's local bound: an arrow up from the line of slope `exponent_above`
     drawn from the last settled size, labelled "b > ..."."""
     n_hat = {r["value"]: r["n_hat"] for r in rows}
@@ -242,21 +248,29 @@ def _censored_arrows(ax: Any, bounds: list[dict[str, float]], rows: list[dict[st
             "",
             xy=(b["to"], at * 1.4),  # below the censored runs' triangles at 1.5x the budget
             xytext=(b["to"], at),
-            arrowprops={"arrowstyle": "-|>", "color": "tab:red", "lw": 1.5},
+            arrowprops={"arrowstyle": "-|>", "color": colour, "lw": 1.5},
         )
         handles += ax.plot(
             [b["from"], b["to"]],
             [start, at],
             ":",
-            color="tab:red",
-            label=f"censored {b['to']:g}: local b > {b['exponent_above']:.2f}",
+            color=colour,
+            label=f"{prefix}censored {b['to']:g}: local b > {b['exponent_above']:.2f}",
         )
     return handles
 
 
+def _next_size(bound: dict[str, float], result: dict[str, Any]) -> bool:
+    """Whether a censored bound starts at the settled size just below its censored size (the
+    family figure draws only those; the cell's own figure draws them all)."""
+    values = [r["value"] for r in result["values"]]
+    return bound["from"] in values and values.index(bound["from"]) + 1 == values.index(bound["to"])
+
+
 def family_figure(plt: Any, env: str, vary: str, records: list[Record]) -> Any:
-    """N̂ against the varied size of every cell on one family, each with its fit, and the
-    family's lower-bound slope through the first cell's fit."""
+    """N̂ against the varied size of every cell on one family, each with its fit and the local
+    bound of its first censored size, and the family's lower-bound slope through the first
+    cell's fit."""
     fig, ax = plt.subplots(figsize=(6, 4))
     bound = None
     for index, record in enumerate(records):
@@ -272,6 +286,8 @@ def family_figure(plt: Any, env: str, vary: str, records: list[Record]) -> Any:
             ys = [math.exp(fit["intercept"]) * s ** fit["exponent"] for s in sizes]
             ax.plot(sizes, ys, "-", color=colour, label=f"fit {label}: b = {fit['exponent']:.2f}")
             bound = bound or (lower_bound(result)[0], fit)
+        nearest = [b for b in result.get("censored_bounds") or [] if _next_size(b, result)]
+        _censored_arrows(ax, nearest, result["values"], colour, f"{record['cell']}: ")
     if bound is not None and bound[0] is not None:
         exponent, fit = bound
         sizes = fit["sizes"]
