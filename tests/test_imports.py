@@ -9,7 +9,8 @@ import scalegym
 
 PACKAGE = Path(scalegym.__file__).parent
 # A module may import its own layer and the layers below: core < envs < agents < suites < cli.
-LAYERS = {"core": 0, "progress": 0, "envs": 1, "agents": 2, "suites": 3, "cli": 4}
+# render draws envs (each family's draw.py uses its canvas; frames dispatches to them): envs' layer.
+LAYERS = {"core": 0, "progress": 0, "envs": 1, "render": 1, "agents": 2, "suites": 3, "cli": 4}
 
 
 def modules() -> dict[str, Path]:

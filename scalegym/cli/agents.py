@@ -98,8 +98,8 @@ def add_train_command(commands: Any) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from scalegym.agents.train import train_agent, training_request
+    from scalegym.cli.train_pictures import train_pictures
     from scalegym.suites.lock import RunDirBusy, hold_run_dir
-    from scalegym.suites.pictures import train_pictures
     from scalegym.suites.rundir import DEFAULT_ROOT, code_state, new_run_dir
     from scalegym.suites.tensorboard import TensorBoardLogger
 

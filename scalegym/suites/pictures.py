@@ -1,5 +1,5 @@
 """What a training run shows people: a GIF of its trained policy (every train cell, and
-`scalegym train`), and for `scalegym train` the learning-curve plot a train cell draws.
+`scalegym train`: `scalegym.cli.train_pictures` adds the learning-curve plot there).
 
 The GIF is the first seed's policy on one fresh env, actions sampled as evaluation samples them
 (`scalegym.agents.rollout`); report.md shows it under the training table.
@@ -7,16 +7,12 @@ The GIF is the first seed's policy on one fresh env, actions sampled as evaluati
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from scalegym.agents.result import TrainResult
     from scalegym.agents.train import TrainRequest
 
-CURVE_PLOT = "plots/learning-curve.png"  # in a `scalegym train` run directory
-ROLLOUT_GIF = "rollout.gif"
 # Drawing a picture may fail where training did not; the run keeps its numbers and says why.
 DRAWING_ERRORS = (ValueError, TypeError, RuntimeError, OSError, NotImplementedError)
 
@@ -60,44 +56,3 @@ def rollout_lines(records: list[dict[str, Any]]) -> list[str]:
             summary += f", mean return {rollout['mean_return']:.2f}"
         lines += ["", f"{cell} ({summary}):", "", f"![{cell}: rollout]({rollout['gif']})"]
     return lines
-
-
-def train_pictures(
-    run_dir: Path, request: TrainRequest, result: TrainResult, *, to_stderr: bool = False
-) -> dict[str, Any]:
-    """`scalegym train`'s pictures in its run directory: the learning-curve plot a train cell
-    draws (CURVE_PLOT) and the rollout GIF (ROLLOUT_GIF). Prints where they are (to stderr
-    when stdout carries JSON); returns result.json's entry {"pictures": {...}} (paths relative
-    to the run directory; the GIF's is absent, with its reason, when none was drawn)."""
-    stream = sys.stderr if to_stderr else sys.stdout
-    pictures: dict[str, Any] = {}
-    if result.curve and write_curve_plot(Path(run_dir) / CURVE_PLOT, result):
-        pictures["plot"] = CURVE_PLOT
-        print(f"learning curve: {Path(run_dir) / CURVE_PLOT}", file=stream)
-    rollout = rollout_gif(request, Path(run_dir), ROLLOUT_GIF)
-    if "gif" in rollout:
-        pictures["rollout_gif"] = ROLLOUT_GIF
-        print(f"rollout of the trained policy: {Path(run_dir) / ROLLOUT_GIF}", file=stream)
-    else:
-        pictures["rollout"] = rollout
-        why = rollout.get("skipped") or rollout.get("error")
-        print(f"no rollout GIF: {why}", file=stream)
-    return {"pictures": pictures}
-
-
-def write_curve_plot(path: Path, result: TrainResult) -> bool:
-    """The train cell's learning-curve figure of `result`, as a PNG at `path`; False if none."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    from scalegym.suites.cells.train import curve_figure
-
-    fig = curve_figure(plt, "scalegym train", result.env, result.curve)
-    if fig is None:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return True
