@@ -15,10 +15,21 @@ share one step, chosen either as
   min(r/|v_ij|, sqrt(r³/(m_i + m_j)))), the paper's criterion; or
 - Aarseth's criterion with accuracy `eta`, from the snap and crackle of the previous step.
 
-`integrate_loop` advances systems by a fixed duration in as many steps as the criterion asks for,
-shortening the last so it lands exactly on the end time (the remaining time becomes exactly 0),
-and stops early at `max_substeps` (`capped`) or when the state stops being finite (`nonfinite`).
-The public entry is `integrator.integrate`, which also regroups lanes under `vmap`.
+`advance` is one substep of every lane, each lane masked once it is done: it has reached its end
+time (the last step is shortened to land exactly on it: the remaining time becomes exactly 0), has
+taken `max_substeps` (`capped`) or its state stopped being finite (`nonfinite`). `integrate_loop`
+runs K such substeps per loop iteration until every lane is done. The public entry is
+`integrator.integrate`, which also regroups lanes under `vmap`.
+
+How XLA compiles a substep, and why it is written as it is: XLA fuses elementwise ops into
+kernels with one output each, and it copies cheap ops into every kernel that reads them. With 28
+state arrays out of one substep, everything shared (the predicted state, 1/r per pair, the step)
+would be recomputed many times over, so `compute_once` makes it one kernel each: the lane mask,
+dt, the prediction, 1/r of each pair and the new derivatives. The collision time takes one sqrt
+at the end (sqrt is monotone, so sqrt of the minimum is bitwise the minimum of the square roots),
+and finiteness is read off the state a substep starts from instead of being recomputed from the
+corrector's formulas. Measured on the 2-core CPU (`benchmarks/hermite_substeps.py`): 64 lanes
+stepped together in one compiled loop take ~1.8 µs per substep (2.7 µs before these changes).
 """
 
 from __future__ import annotations
@@ -66,11 +77,11 @@ def derivatives(pos: Vectors, vel: Vectors, mass: tuple[jax.Array, ...]) -> Deri
     n, dims = len(pos), len(pos[0])
     acc = [[0.0] * dims for _ in range(n)]
     jerk = [[0.0] * dims for _ in range(n)]
-    for i, j in pairs(n):
+    for i, j in pairs(n):  # written out pair by pair: no reduction over a tiny body axis
         dx = [pos[j][d] - pos[i][d] for d in range(dims)]
         dv = [vel[j][d] - vel[i][d] for d in range(dims)]
         r2 = sum(c * c for c in dx)
-        inv_r = jax.lax.rsqrt(r2)
+        inv_r = compute_once(jax.lax.rsqrt(r2))  # one rsqrt per pair, read by 4·D outputs
         inv_r3 = inv_r * inv_r * inv_r
         rv3 = 3.0 * sum(a * b for a, b in zip(dx, dv, strict=True)) * inv_r * inv_r
         for d in range(dims):
@@ -101,17 +112,24 @@ def energy(pos: jax.Array, vel: jax.Array, mass: jax.Array) -> jax.Array:
     return kinetic + potential
 
 
-def collision_time_of(pos: Vectors, vel: Vectors, mass: tuple[jax.Array, ...]) -> jax.Array:
-    """min over pairs of min(r/|v_ij|, sqrt(r³/(m_i + m_j))) [] (a pair at rest: free fall)."""
+def collision_time_squared(pos: Vectors, vel: Vectors, mass: tuple[jax.Array, ...]) -> jax.Array:
+    """min over pairs of min(r²/|v_ij|², r³/(m_i + m_j)) [] (a pair at rest: free fall only)."""
     dims = len(pos[0])
-    times = []
+    shortest = None
     for i, j in pairs(len(pos)):
         r2 = sum((pos[j][d] - pos[i][d]) ** 2 for d in range(dims))
         v2 = sum((vel[j][d] - vel[i][d]) ** 2 for d in range(dims))
-        crossing = jnp.where(v2 > 0, jnp.sqrt(r2 / jnp.where(v2 > 0, v2, 1.0)), jnp.inf)
-        free_fall = jnp.sqrt(r2 * jnp.sqrt(r2) / (mass[i] + mass[j]))
-        times.append(jnp.minimum(crossing, free_fall))
-    return jnp.min(jnp.stack(times), axis=0)  # over pairs only: lanes may be a trailing [S]
+        crossing = jnp.where(v2 > 0, r2 / jnp.where(v2 > 0, v2, 1.0), jnp.inf)
+        free_fall = r2 * jnp.sqrt(r2) / (mass[i] + mass[j])
+        pair = jnp.minimum(crossing, free_fall)
+        shortest = pair if shortest is None else jnp.minimum(shortest, pair)
+    assert shortest is not None, "collision time needs two bodies"
+    return shortest
+
+
+def collision_time_of(pos: Vectors, vel: Vectors, mass: tuple[jax.Array, ...]) -> jax.Array:
+    """min over pairs of min(r/|v_ij|, sqrt(r³/(m_i + m_j))) []: one sqrt, of the minimum."""
+    return jnp.sqrt(collision_time_squared(pos, vel, mass))
 
 
 def collision_time(pos: jax.Array, vel: jax.Array, mass: jax.Array) -> jax.Array:
@@ -134,7 +152,7 @@ def hermite_step(
     a0, j0 = derivs
     pos_p = combine((1.0, pos), (dt, vel), (dt * dt / 2, a0), (dt * dt * dt / 6, j0))
     vel_p = combine((1.0, vel), (dt, a0), (dt * dt / 2, j0))
-    pos_p, vel_p = compute_once((pos_p, vel_p))
+    pos_p, vel_p = compute_once((pos_p, vel_p))  # read by every pair
     a1, j1 = derivatives(pos_p, vel_p, mass)
     vel_c = combine((1.0, vel), (dt / 2, a0), (dt / 2, a1), (dt * dt / 12, j0), (-dt * dt / 12, j1))
     pos_c = combine(
@@ -173,7 +191,7 @@ class Loop(NamedTuple):
     remaining: jax.Array  # time left to the end of the call
     substeps: jax.Array  # int32
     next_dt: jax.Array  # Aarseth's next step (unused by the μ criterion)
-    finite: jax.Array  # bool
+    positive_dt: jax.Array  # bool: every step so far was longer than 0 (see `finite`)
 
 
 # The step-size criteria below are named "mu" and "eta"; `rate` is μ or η accordingly.
@@ -198,35 +216,52 @@ def start_loop(
     return Loop(pos, vel, derivs, duration, zero, next_dt, zero == 0)
 
 
+def finite(loop: Loop) -> jax.Array:
+    """A finite state, reached by steps longer than 0: what the next substep may start from."""
+    ok = loop.positive_dt
+    for v in (loop.pos, loop.vel):
+        for row in v:
+            for c in row:
+                ok = ok & jnp.isfinite(c)
+    return ok
+
+
 def running(loop: Loop, max_substeps: jax.Array) -> jax.Array:
     """Lanes that still have time to integrate, substeps to spend and a finite state."""
-    return (loop.remaining > 0) & (loop.substeps < max_substeps) & loop.finite
+    return (loop.remaining > 0) & (loop.substeps < max_substeps) & finite(loop)
 
 
-def advance(loop: Loop, mass: tuple[jax.Array, ...], rate: jax.Array, criterion: str) -> Loop:
-    """One shared Hermite step of every lane, the last one shortened to land on the end."""
+def advance(
+    loop: Loop,
+    mass: tuple[jax.Array, ...],
+    rate: jax.Array,
+    max_substeps: jax.Array,
+    criterion: str,
+) -> Loop:
+    """One shared Hermite step of every running lane, the last one shortened to land on the end;
+    lanes that are done keep their state."""
+    active = compute_once(running(loop, max_substeps))  # [S] read by every output
     # μ: a fraction of the current collision time; η: Aarseth's step from the previous one.
     want = rate * collision_time_of(loop.pos, loop.vel, mass) if criterion == "mu" else loop.next_dt
     last = want >= loop.remaining
     dt = compute_once(jnp.where(last, loop.remaining, want))
     step = hermite_step(loop.pos, loop.vel, loop.derivs, mass, dt)
-    values = [c for v in (step.pos, step.vel) for row in v for c in row]
-    finite = jnp.all(jnp.isfinite(jnp.stack(values)), axis=0) & (dt > 0)
     # Aarseth's criterion from this step (a shortened last step still gives the next one).
     next_dt = (
         loop.next_dt
         if criterion == "mu"
         else aarseth_step(step.derivs, step.snap, step.crackle, rate)
     )
-    return Loop(
+    new = Loop(
         pos=step.pos,
         vel=step.vel,
         derivs=step.derivs,
         remaining=jnp.where(last, jnp.zeros_like(loop.remaining), loop.remaining - dt),
         substeps=loop.substeps + 1,
         next_dt=next_dt,
-        finite=finite,
+        positive_dt=loop.positive_dt & (dt > 0),
     )
+    return jax.tree.map(lambda a, b: jnp.where(active, a, b), new, loop)
 
 
 def integrate_loop(
@@ -238,21 +273,37 @@ def integrate_loop(
     next_dt: jax.Array,
     max_substeps: jax.Array,
     criterion: str,
+    substeps_per_iteration: int = 1,
 ) -> Loop:
-    """The plain loop: substep until every lane is done (all lanes step together)."""
+    """The plain loop: substep until every lane is done (all lanes step together), K =
+    `substeps_per_iteration` substeps per loop iteration."""
     loop = start_loop(pos, vel, mass, duration, rate, next_dt, criterion)
-    return jax.lax.while_loop(
-        lambda lp: jnp.any(running(lp, max_substeps)),
-        lambda lp: keep_where(running(lp, max_substeps), advance(lp, mass, rate, criterion), lp),
-        loop,
-    )
+    return run_loop(loop, mass, rate, max_substeps, criterion, substeps_per_iteration)
 
 
-def keep_where(active: jax.Array, new: Loop, old: Loop) -> Loop:
-    """`new` in the active lanes, `old` elsewhere."""
-    return jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
+def run_loop(
+    loop: Loop,
+    mass: tuple[jax.Array, ...],
+    rate: jax.Array,
+    max_substeps: jax.Array,
+    criterion: str,
+    substeps_per_iteration: int = 1,
+) -> Loop:
+    """`loop` advanced until every lane is done, K substeps per iteration."""
+
+    def body(lp: Loop) -> Loop:
+        for _ in range(substeps_per_iteration):
+            lp = advance(lp, mass, rate, max_substeps, criterion)
+        return lp
+
+    return jax.lax.while_loop(lambda lp: jnp.any(running(lp, max_substeps)), body, loop)
 
 
 def capped_of(loop: Loop, max_substeps: jax.Array) -> jax.Array:
     """Stopped by the substep cap with time left (and a finite state)."""
-    return (loop.remaining > 0) & loop.finite & (loop.substeps >= max_substeps)
+    return (loop.remaining > 0) & finite(loop) & (loop.substeps >= max_substeps)
+
+
+def nonfinite_of(loop: Loop) -> jax.Array:
+    """Stopped because the state stopped being finite (or a step of length 0 was asked for)."""
+    return ~finite(loop)

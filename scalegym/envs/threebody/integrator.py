@@ -5,15 +5,22 @@ as heavy-tailed as the three-body problem's (median 90, max ≈ 22k per env step
 batch spends nearly all its time on a few systems in close encounters while the rest idle.
 
 `integrate_lanes` runs the same substeps (`hermite.advance`, lane for lane the same arithmetic)
-in phases. Lanes live in slots; before each phase the running lanes are moved to the front of the
-group stepped last (only that prefix is sorted and copied), and only the smallest bucket (a power
-of two, at least `MIN_BUCKET`) that holds them is stepped, until its runners fit the next smaller
-bucket; the rest wait without cost. Every bucket stepped is thus more than half busy, a batch of
-B lanes regroups about log2(B) times per call, and the smallest bucket runs its lanes to the
-end. A batch then costs about its total work plus the slowest lane's latency, instead of B times
-the slowest lane. That latency is a chain of substeps of one or two lanes; `scalegym.xla_cpu`
-lets XLA:CPU compile such a loop into one kernel (0.2 µs per substep of 2 lanes, against 1.5 µs
-as a series of ~110 kernels).
+in rounds over a table of lanes ([R, B] floats and [4, B] ints, so that moving lanes is two
+gathers however many fields a lane has). Each round first moves the lanes still running to the
+front of the slots stepped last, then
+
+- while more than a tile's worth run (`LaneSchedule.tile`), steps them tile by tile, each tile
+  for at most `chunk` substeps or until its lanes are done: a lane that finishes waits at most
+  until its tile's chunk ends, and the next round drops it;
+- once a tile holds them all, steps only the smallest power-of-two group holding them (at least
+  `min_bucket`) until they fit the next smaller group; the smallest runs its lanes to the end.
+
+A tile's loop is small enough that `scalegym.xla_cpu` lets XLA:CPU compile it as one kernel
+(no per-kernel dispatch: 64 lanes step at ~1.8 µs per substep, where one loop over 1,024 lanes
+dispatches ~80 kernels per substep and runs at ~70 µs). A batch thus costs about its total work
+plus the slowest lane's chain of substeps in a group of two. On a GPU, where a kernel launch
+costs more than a tile's arithmetic, a tile as large as the batch (`LaneSchedule(tile=...)`) is
+likely better; it has not been measured there.
 
 `integrate` reaches this through `jax.custom_batching.custom_vmap`: vmapping it (once,
 or nested, e.g. seeds × envs: nested batches are flattened into one) calls `integrate_lanes`.
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
@@ -31,10 +39,36 @@ from jax.custom_batching import custom_vmap
 
 from scalegym.envs.threebody import hermite
 
-# The smallest group, run to its end without regrouping. Measured on the 2-core x86 CPU with
-# `scalegym.xla_cpu`'s threshold (`benchmarks/hermite_substeps.py`): a substep of 1 lane costs
-# 0.45 µs, of 2 lanes 0.20 µs, of 4 lanes 0.47 µs, of 8 lanes 0.88 µs.
-MIN_BUCKET = 2
+
+@dataclass(frozen=True)
+class LaneSchedule:
+    """How `integrate_lanes` steps a batch; results are the same lane for lane whatever it is.
+
+    Measured on the 2-core x86 CPU (`benchmarks/hermite_substeps.py`, module docstring there).
+    """
+
+    tile: int = 64  # lanes stepped together while many run (one compiled kernel on a CPU)
+    chunk: int = 64  # substeps a tile runs before the batch regroups
+    groups: tuple[int, ...] = (2, 4, 8, 16, 32)  # smaller groups, ascending; the first runs out
+    substeps_per_iteration: int = 1  # K substeps per loop iteration of a tile
+    group_substeps_per_iteration: int = 1  # K of the smaller groups
+
+    def __post_init__(self) -> None:
+        if min(self.tile, self.chunk, self.substeps_per_iteration) < 1:
+            raise ValueError(f"LaneSchedule: tile, chunk and substeps must be >= 1: {self}")
+        if self.group_substeps_per_iteration < 1:
+            raise ValueError(f"LaneSchedule: substeps must be >= 1: {self}")
+        sizes = list(self.groups)
+        if any(g < 1 for g in sizes) or sizes != sorted(set(sizes)):
+            raise ValueError(f"LaneSchedule: groups must be ascending sizes >= 1: {self.groups}")
+
+    def group_sizes(self, lanes: int) -> list[int]:
+        """The groups of a batch of `lanes`, ascending: those below a tile, then the tile."""
+        tile = min(self.tile, lanes)
+        return [g for g in self.groups if g < tile] + [tile]
+
+
+DEFAULT_SCHEDULE = LaneSchedule()
 
 
 class Integration(NamedTuple):
@@ -56,20 +90,22 @@ def integrate(
     eta: float | jax.Array | None = None,
     next_dt: float | jax.Array | None = None,
     max_substeps: int | jax.Array = 100_000,
+    schedule: LaneSchedule = DEFAULT_SCHEDULE,
 ) -> Integration:
     """Advance one system ([N, D] positions and velocities) by `duration`, landing exactly on it.
 
     Give `mu` (dt = μ · collision time, recomputed every step) or `eta` (Aarseth's criterion;
     `next_dt` carries its step between calls, ≤ 0 to start afresh). Under `jax.vmap` the batch
     runs through `integrate_lanes`, which regroups the lanes still running so that a few
-    slow systems do not keep the whole batch busy (same results, lane for lane).
+    slow systems do not keep the whole batch busy (same results, lane for lane); `schedule`
+    tunes how.
     """
     if (mu is None) == (eta is None):
         raise ValueError("integrate: give exactly one of mu (collision-time criterion) or eta")
     dtype = pos.dtype
     criterion = "mu" if eta is None else "eta"
     rate = jnp.asarray(mu if eta is None else eta, dtype)
-    out = integrate_one(criterion)(
+    out = integrate_one(criterion, schedule)(
         pos,
         vel,
         jnp.asarray(mass, dtype),
@@ -84,9 +120,10 @@ def integrate(
 Outputs = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
 
 
-def bucket_sizes(lanes: int) -> list[int]:
-    """Ascending group sizes: powers of two from MIN_BUCKET below `lanes`, then `lanes`."""
-    sizes, size = [], MIN_BUCKET
+def prefix_sizes(lanes: int, tile: int) -> list[int]:
+    """Ascending prefixes of a batch compacted while tiles sweep it: tile · 2^k below `lanes`,
+    then `lanes`."""
+    sizes, size = [], tile
     while size < lanes:
         sizes.append(size)
         size *= 2
@@ -103,86 +140,162 @@ def stack_lanes(v: hermite.Vectors) -> jax.Array:
     return jnp.stack([jnp.stack(row, axis=-1) for row in v], axis=-2)
 
 
-def take(tree: Any, idx: jax.Array) -> Any:
-    return jax.tree.map(lambda x: x[idx], tree)
+class Table(NamedTuple):
+    """Every lane's loop and constants, one column per slot (slot s holds lane `ints[3, s]`)."""
+
+    real: jax.Array  # [4·N·D + N + 3, B]: pos, vel, acc, jerk, remaining, next_dt, mass, rate
+    ints: jax.Array  # [4, B] int32: substeps, positive_dt, max_substeps, lane
 
 
-class Slots(NamedTuple):
-    """Every lane's loop and constants, held in slot order: slot s holds lane `lane[s]`."""
+class Lanes(NamedTuple):
+    """A table's columns as named rows ([S] each)."""
 
-    loop: hermite.Loop  # [B] leaves
-    mass: tuple[jax.Array, ...]  # N × [B]
-    rate: jax.Array  # [B]
-    cap: jax.Array  # [B] int32 max_substeps
-    lane: jax.Array  # [B] int32 the lane in each slot
-
-
-def head(slots: Slots, size: int) -> Slots:
-    """The first `size` slots (a static slice)."""
-    return jax.tree.map(lambda x: x[:size], slots)
+    loop: hermite.Loop
+    mass: tuple[jax.Array, ...]  # N × [S]
+    rate: jax.Array  # [S]
+    cap: jax.Array  # [S] int32 max_substeps
+    lane: jax.Array  # [S] int32
 
 
-def put_head(slots: Slots, part: Slots) -> Slots:
-    """`slots` with its first slots replaced by `part`."""
-    return jax.tree.map(
-        lambda full, p: jax.lax.dynamic_update_slice_in_dim(full, p, 0, 0), slots, part
+def pack(lanes: Lanes) -> Table:
+    loop = lanes.loop
+    vectors = (loop.pos, loop.vel, loop.derivs.acc, loop.derivs.jerk)
+    real = [c for v in vectors for row in v for c in row]
+    real += [loop.remaining, loop.next_dt, *lanes.mass, lanes.rate]
+    ints = [loop.substeps, loop.positive_dt.astype(jnp.int32), lanes.cap, lanes.lane]
+    return Table(jnp.stack(real), jnp.stack(ints))
+
+
+def unpack(table: Table, bodies: int, dims: int) -> Lanes:
+    real, ints = table
+    size = bodies * dims
+
+    def vectors(start: int) -> hermite.Vectors:
+        return tuple(tuple(real[start + i * dims + d] for d in range(dims)) for i in range(bodies))
+
+    rest = 4 * size
+    loop = hermite.Loop(
+        pos=vectors(0),
+        vel=vectors(size),
+        derivs=hermite.Derivatives(vectors(2 * size), vectors(3 * size)),
+        remaining=real[rest],
+        substeps=ints[0],
+        next_dt=real[rest + 1],
+        positive_dt=ints[1] > 0,
     )
+    mass = tuple(real[rest + 2 + i] for i in range(bodies))
+    return Lanes(loop, mass, real[rest + 2 + bodies], ints[2], ints[3])
 
 
-def compacted_loop(
-    loop: hermite.Loop,
-    mass: tuple[jax.Array, ...],
-    rate: jax.Array,
-    max_substeps: jax.Array,
+def columns(table: Table, start: jax.Array | int, size: int) -> Table:
+    """`size` slots from `start` (clamped to fit, like `lax.dynamic_slice`)."""
+    return Table(*(jax.lax.dynamic_slice_in_dim(x, start, size, axis=1) for x in table))
+
+
+def put_columns(table: Table, part: Table, start: jax.Array | int) -> Table:
+    pairs = zip(table, part, strict=True)
+    return Table(*(jax.lax.dynamic_update_slice_in_dim(x, p, start, axis=1) for x, p in pairs))
+
+
+def count_running(lanes: Lanes) -> jax.Array:
+    return jnp.sum(hermite.running(lanes.loop, lanes.cap), dtype=jnp.int32)
+
+
+def run_group(
+    table: Table,
+    fits: int,
+    limit: jax.Array | int,
+    shape: tuple[int, int],
     criterion: str,
-) -> hermite.Loop:
-    """Run every lane ([B] leaves) to its end, stepping only the group that holds the runners.
+    substeps: int,
+) -> tuple[Table, jax.Array]:
+    """Substep every lane of `table`, `substeps` per iteration, until at most `fits` run or after
+    `limit` iterations; the table and the lane-steps taken (idle lanes included)."""
 
-    Lanes live in slots. A phase moves the running lanes to the front of the group stepped last
-    (nothing outside it still runs), then steps the smallest bucket that holds them until they fit
-    the next smaller one; the smallest bucket instead runs until its lanes are done. Slots go
-    back to lane order at the end.
-    """
-    lanes = loop.remaining.shape[0]
-    sizes = bucket_sizes(lanes)
+    lanes = unpack(table, *shape)
+    # The loop carries the lanes as rows of their own: carried as the table, XLA fuses the
+    # corrector into the rows it writes and rounds some lanes' last bits differently.
 
-    def substep(group: Slots) -> Slots:
-        active = hermite.running(group.loop, group.cap)
-        new = hermite.advance(group.loop, group.mass, group.rate, criterion)
-        return group._replace(loop=hermite.keep_where(active, new, group.loop))
+    def going(carry: tuple[hermite.Loop, jax.Array]) -> jax.Array:
+        loop, done = carry
+        return (jnp.sum(hermite.running(loop, lanes.cap), dtype=jnp.int32) > fits) & (done < limit)
 
-    def count_running(group: Slots) -> jax.Array:
-        return jnp.sum(hermite.running(group.loop, group.cap), dtype=jnp.int32)
+    def body(carry: tuple[hermite.Loop, jax.Array]) -> tuple[hermite.Loop, jax.Array]:
+        loop, done = carry
+        for _ in range(substeps):
+            loop = hermite.advance(loop, lanes.mass, lanes.rate, lanes.cap, criterion)
+        return loop, done + 1
 
-    def compact(size: int, slots: Slots) -> tuple[Slots, jax.Array]:
-        group = head(slots, size)
-        active = hermite.running(group.loop, group.cap)
-        group = take(group, jnp.argsort(~active, stable=True))  # running lanes first
-        return put_head(slots, group), jnp.sum(active, dtype=jnp.int32)
-
-    def step(index: int, slots: Slots) -> Slots:
-        group = head(slots, sizes[index])
-        # Until the runners fit the next smaller bucket (the smallest runs them out).
-        fits = 0 if index == 0 else sizes[index - 1]
-        group = jax.lax.while_loop(lambda g: count_running(g) > fits, substep, group)
-        return put_head(slots, group)
-
-    def phase(carry: tuple[Slots, jax.Array, jax.Array]) -> tuple[Slots, jax.Array, jax.Array]:
-        slots, last, _ = carry  # last: the bucket stepped before, which holds every runner
-        compactions = [functools.partial(compact, size) for size in sizes]
-        slots, count = jax.lax.switch(last, compactions, slots)
-        index = jnp.searchsorted(jnp.asarray(sizes), count).astype(jnp.int32)  # fits `count`
-        steps = [functools.partial(step, i) for i in range(len(sizes))]
-        return jax.lax.switch(index, steps, slots), index, index == 0  # the last bucket: done
-
-    slots = Slots(loop, mass, rate, max_substeps, jnp.arange(lanes, dtype=jnp.int32))
-    slots = step(len(sizes) - 1, slots)  # every lane runs at first: nothing to regroup yet
-    start = (slots, jnp.asarray(len(sizes) - 1, jnp.int32), count_running(slots) == 0)
-    slots, _, _ = jax.lax.while_loop(lambda carry: ~carry[2], phase, start)
-    return take(slots.loop, jnp.argsort(slots.lane))  # back to lane order
+    loop, done = jax.lax.while_loop(going, body, (lanes.loop, jnp.int32(0)))
+    return pack(lanes._replace(loop=loop)), done * (table.real.shape[1] * substeps)
 
 
-def run_lanes(
+def compact(table: Table, size: int, shape: tuple[int, int]) -> tuple[Table, jax.Array]:
+    """The running lanes of the first `size` slots moved to their front; how many run."""
+    group = columns(table, 0, size)
+    lanes = unpack(group, *shape)
+    active = hermite.running(lanes.loop, lanes.cap)
+    order = jnp.argsort(~active, stable=True)  # running lanes first
+    group = Table(*(x[:, order] for x in group))
+    return put_columns(table, group, 0), jnp.sum(active, dtype=jnp.int32)
+
+
+def scheduled_table(
+    table: Table, shape: tuple[int, int], criterion: str, schedule: LaneSchedule
+) -> tuple[Table, jax.Array]:
+    """Every lane of `table` run to its end in rounds (module docstring), slots in any order;
+    and the lane-steps taken (int32 [])."""
+    lanes = table.real.shape[1]
+    tile = min(schedule.tile, lanes)
+    small = schedule.group_sizes(lanes)  # groups up to one tile
+    sizes = small + prefix_sizes(lanes, tile)[1:]  # every prefix compacted
+    k_tile = schedule.substeps_per_iteration
+    iterations = -(-schedule.chunk // k_tile)
+    Work = tuple[Table, jax.Array]
+
+    def sweep(table: Table, count: jax.Array) -> Work:
+        """Tile after tile over the slots holding the `count` running lanes."""
+
+        def one(t: jax.Array, carry: Work) -> Work:
+            table, work = carry
+            start = jnp.minimum(t * tile, lanes - tile)
+            part = columns(table, start, tile)
+            part, steps = run_group(part, 0, iterations, shape, criterion, k_tile)
+            return put_columns(table, part, start), work + steps
+
+        return jax.lax.fori_loop(0, (count + tile - 1) // tile, one, (table, jnp.int32(0)))
+
+    def group(index: int, table: Table) -> Work:
+        """The smallest group until its runners fit the next smaller one (or are done)."""
+        fits = 0 if index == 0 else small[index - 1]
+        k = k_tile if small[index] == tile else schedule.group_substeps_per_iteration
+        part, steps = run_group(
+            columns(table, 0, small[index]), fits, 2**31 - 1, shape, criterion, k
+        )
+        return put_columns(table, part, 0), steps
+
+    def round_(carry: tuple[Table, jax.Array, jax.Array, jax.Array]) -> tuple:
+        table, last, _, work = carry  # last: the prefix that holds every running lane
+        compactions = [functools.partial(compact, size=size, shape=shape) for size in sizes]
+        table, count = jax.lax.switch(last, compactions, table)
+        held = jnp.minimum((count + tile - 1) // tile * tile, lanes)  # slots a sweep steps
+        index = jnp.searchsorted(jnp.asarray(sizes), jnp.where(count > tile, held, count))
+        index = index.astype(jnp.int32)
+        groups = [functools.partial(group, i) for i in range(len(small))]
+        table, steps = jax.lax.cond(
+            count > tile,
+            lambda t: sweep(t, count),
+            lambda t: jax.lax.switch(jnp.minimum(index, len(small) - 1), groups, t),
+            table,
+        )
+        return table, index, count == 0, work + steps
+
+    start = (table, jnp.int32(len(sizes) - 1), jnp.bool_(False), jnp.int32(0))
+    table, _, _, work = jax.lax.while_loop(lambda carry: ~carry[2], round_, start)
+    return table, work
+
+
+def schedule_lanes(
     pos: jax.Array,
     vel: jax.Array,
     mass: jax.Array,
@@ -191,14 +304,26 @@ def run_lanes(
     next_dt: jax.Array,
     max_substeps: jax.Array,
     criterion: str,
-) -> Outputs:
-    """Integrate B systems ([B, N, D], [B, N], [B] ...) with regrouping; outputs batched [B]."""
-    masses = tuple(mass[:, i] for i in range(mass.shape[1]))
+    schedule: LaneSchedule = DEFAULT_SCHEDULE,
+) -> tuple[Outputs, jax.Array]:
+    """Integrate B systems ([B, N, D], [B, N], [B] ...) with regrouping: outputs batched [B],
+    and the lane-steps taken (int32 []: Σ substeps over lanes, plus what idle lanes waited)."""
+    lanes, bodies, dims = pos.shape
+    masses = tuple(mass[:, i] for i in range(bodies))
     loop = hermite.start_loop(
         lanes_of(pos), lanes_of(vel), masses, duration, rate, next_dt, criterion
     )
-    loop = compacted_loop(loop, masses, rate, max_substeps, criterion)
-    return outputs(loop, max_substeps, stack_lanes)
+    ids = jnp.arange(lanes, dtype=jnp.int32)
+    table = pack(Lanes(loop, masses, rate, max_substeps, ids))
+    table, work = scheduled_table(table, (bodies, dims), criterion, schedule)
+    order = jnp.argsort(table.ints[3])  # back to lane order
+    done = unpack(Table(*(x[:, order] for x in table)), bodies, dims)
+    return outputs(done.loop, max_substeps, stack_lanes), work
+
+
+def run_lanes(*args: jax.Array, criterion: str, schedule: LaneSchedule) -> Outputs:
+    """`schedule_lanes`' outputs alone."""
+    return schedule_lanes(*args, criterion=criterion, schedule=schedule)[0]
 
 
 def outputs(
@@ -210,7 +335,7 @@ def outputs(
         to_array(loop.vel),
         loop.substeps,
         hermite.capped_of(loop, max_substeps),
-        ~loop.finite,
+        hermite.nonfinite_of(loop),
         loop.next_dt,
     )
 
@@ -223,12 +348,12 @@ def broadcast_args(axis_size: int, in_batched: list[bool], args: tuple) -> list[
 
 
 @functools.cache
-def integrate_lanes(criterion: str) -> Callable[..., Outputs]:
+def integrate_lanes(criterion: str, schedule: LaneSchedule) -> Callable[..., Outputs]:
     """The batched integrator of `criterion` (custom_vmap: a further vmap flattens into it)."""
 
     @custom_vmap
     def lanes(*args: jax.Array) -> Outputs:
-        return run_lanes(*args, criterion=criterion)
+        return run_lanes(*args, criterion=criterion, schedule=schedule)
 
     @lanes.def_vmap
     def lanes_vmap(axis_size: int, in_batched: list[bool], *args: jax.Array) -> Any:
@@ -242,7 +367,7 @@ def integrate_lanes(criterion: str) -> Callable[..., Outputs]:
 
 
 @functools.cache
-def integrate_one(criterion: str) -> Callable[..., Outputs]:
+def integrate_one(criterion: str, schedule: LaneSchedule) -> Callable[..., Outputs]:
     """One system's integrator of `criterion`; its vmap runs `integrate_lanes`."""
 
     @custom_vmap
@@ -265,12 +390,13 @@ def integrate_one(criterion: str) -> Callable[..., Outputs]:
             next_dt,
             max_substeps,
             criterion,
+            schedule.substeps_per_iteration,
         )
         return outputs(loop, max_substeps, hermite.stack)
 
     @one.def_vmap
     def one_vmap(axis_size: int, in_batched: list[bool], *args: jax.Array) -> Any:
-        out = integrate_lanes(criterion)(*broadcast_args(axis_size, in_batched, args))
+        out = integrate_lanes(criterion, schedule)(*broadcast_args(axis_size, in_batched, args))
         return out, (True,) * 6
 
     return one
