@@ -5,15 +5,17 @@ iteration. A loop whose bytes accessed (as XLA's cost analysis counts them) are 
 backend option `xla_cpu_small_while_loop_byte_threshold` (1 kB by default) is hoisted into a
 single compiled function instead; loops that hold a dot, convolution, scatter, custom call or
 collective never are, so network training keeps Eigen's threads. ThreeBody's Hermite substep is
-about 110 small kernels, so on the default path a step of a few lanes costs 1.5-4 µs where its
+about 64 small kernels, so on the default path a step of a few lanes costs ~2 µs where its
 arithmetic takes a tenth of that, and the slowest lanes of a batch (close encounters, tens of
 thousands of substeps in one env step) set the batch's time.
 
 scalegym raises the threshold to `THRESHOLD_BYTES` in `XLA_FLAGS` when it is imported (XLA reads
 the variable when its CPU backend starts, at the first computation). Measured on the 2-core CPU
-(`benchmarks/hermite_substeps.py`, README): a substep of 2 lanes 1.5 µs → 0.2 µs. A loop above the
-threshold (a bench over a large batch) keeps the default path, whose kernels can use several
-cores.
+(`benchmarks/hermite_substeps.py`): a substep of 2 lanes 1.85 µs → 0.24 µs, of 64 lanes 5.2 µs →
+1.9 µs. ThreeBody's integrator steps its lanes in tiles of 64 and smaller groups so that every
+one of its loops stays below the threshold (`integrator.LaneSchedule`). A loop above the
+threshold (a bench's scan over a large batch) keeps the default path, whose kernels can use
+several cores.
 
 A value of the option already in `XLA_FLAGS` is left alone: set
 `--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1024` for XLA's default.
@@ -29,11 +31,11 @@ from collections.abc import MutableMapping
 
 OPTION = "xla_cpu_small_while_loop_byte_threshold"
 EXTRA_OPTIONS = "--xla_backend_extra_options="
-# Measured on the 2-core CPU (README): at 256 kB, a plain Hermite loop of up to 48 lanes runs as
-# one kernel (64 do not, and run slower than at XLA's default: 8 µs against 6 µs per substep),
-# and a bench's scan over batch 4,096 (its pre-sampled actions alone are 1 MiB) keeps the default
-# path, whose kernels use both cores: hoisted, such a scan ran at 0.6-0.7x (PaninskiLock, gymnax
-# FourRooms at a threshold of 1 MiB).
+# Measured on the 2-core CPU: at 256 kB, a plain Hermite loop of up to 64 lanes runs as one kernel
+# (80 do not: 10 µs per substep against 1.9 µs for 64; one substep per loop iteration, K = 1, as
+# `benchmarks/hermite_substeps.py` shows), and a bench's scan over batch 4,096 (its pre-sampled
+# actions alone are 1 MiB) keeps the default path, whose kernels use both cores: hoisted, such a
+# scan ran at 0.6-0.7x (PaninskiLock, gymnax FourRooms at a threshold of 1 MiB).
 THRESHOLD_BYTES = 256 << 10
 
 

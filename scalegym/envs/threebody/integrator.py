@@ -50,14 +50,11 @@ class LaneSchedule:
     tile: int = 64  # lanes stepped together while many run (one compiled kernel on a CPU)
     chunk: int = 64  # substeps a tile runs before the batch regroups
     groups: tuple[int, ...] = (2, 4, 8, 16, 32)  # smaller groups, ascending; the first runs out
-    substeps_per_iteration: int = 1  # K substeps per loop iteration of a tile
-    group_substeps_per_iteration: int = 1  # K of the smaller groups
+    substeps_per_iteration: int = 1  # K substeps per loop iteration (tiles and groups)
 
     def __post_init__(self) -> None:
         if min(self.tile, self.chunk, self.substeps_per_iteration) < 1:
             raise ValueError(f"LaneSchedule: tile, chunk and substeps must be >= 1: {self}")
-        if self.group_substeps_per_iteration < 1:
-            raise ValueError(f"LaneSchedule: substeps must be >= 1: {self}")
         sizes = list(self.groups)
         if any(g < 1 for g in sizes) or sizes != sorted(set(sizes)):
             raise ValueError(f"LaneSchedule: groups must be ascending sizes >= 1: {self.groups}")
@@ -210,11 +207,9 @@ def run_group(
     substeps: int,
 ) -> tuple[Table, jax.Array]:
     """Substep every lane of `table`, `substeps` per iteration, until at most `fits` run or after
-    `limit` iterations; the table and the lane-steps taken (idle lanes included)."""
-
+    `limit` iterations; the table and the lane-steps taken (idle lanes included). The loop is
+    `hermite.run_loop`'s, with a lane count and an iteration limit in its condition."""
     lanes = unpack(table, *shape)
-    # The loop carries the lanes as rows of their own: carried as the table, XLA fuses the
-    # corrector into the rows it writes and rounds some lanes' last bits differently.
 
     def going(carry: tuple[hermite.Loop, jax.Array]) -> jax.Array:
         loop, done = carry
@@ -249,8 +244,8 @@ def scheduled_table(
     tile = min(schedule.tile, lanes)
     small = schedule.group_sizes(lanes)  # groups up to one tile
     sizes = small + prefix_sizes(lanes, tile)[1:]  # every prefix compacted
-    k_tile = schedule.substeps_per_iteration
-    iterations = -(-schedule.chunk // k_tile)
+    k = schedule.substeps_per_iteration
+    iterations = -(-schedule.chunk // k)
     Work = tuple[Table, jax.Array]
 
     def sweep(table: Table, count: jax.Array) -> Work:
@@ -260,7 +255,7 @@ def scheduled_table(
             table, work = carry
             start = jnp.minimum(t * tile, lanes - tile)
             part = columns(table, start, tile)
-            part, steps = run_group(part, 0, iterations, shape, criterion, k_tile)
+            part, steps = run_group(part, 0, iterations, shape, criterion, k)
             return put_columns(table, part, start), work + steps
 
         return jax.lax.fori_loop(0, (count + tile - 1) // tile, one, (table, jnp.int32(0)))
@@ -268,7 +263,6 @@ def scheduled_table(
     def group(index: int, table: Table) -> Work:
         """The smallest group until its runners fit the next smaller one (or are done)."""
         fits = 0 if index == 0 else small[index - 1]
-        k = k_tile if small[index] == tile else schedule.group_substeps_per_iteration
         part, steps = run_group(
             columns(table, 0, small[index]), fits, 2**31 - 1, shape, criterion, k
         )
@@ -321,11 +315,6 @@ def schedule_lanes(
     return outputs(done.loop, max_substeps, stack_lanes), work
 
 
-def run_lanes(*args: jax.Array, criterion: str, schedule: LaneSchedule) -> Outputs:
-    """`schedule_lanes`' outputs alone."""
-    return schedule_lanes(*args, criterion=criterion, schedule=schedule)[0]
-
-
 def outputs(
     loop: hermite.Loop, max_substeps: jax.Array, to_array: Callable[[hermite.Vectors], jax.Array]
 ) -> Outputs:
@@ -353,7 +342,7 @@ def integrate_lanes(criterion: str, schedule: LaneSchedule) -> Callable[..., Out
 
     @custom_vmap
     def lanes(*args: jax.Array) -> Outputs:
-        return run_lanes(*args, criterion=criterion, schedule=schedule)
+        return schedule_lanes(*args, criterion=criterion, schedule=schedule)[0]
 
     @lanes.def_vmap
     def lanes_vmap(axis_size: int, in_batched: list[bool], *args: jax.Array) -> Any:
