@@ -3,6 +3,8 @@
 Same-step auto-reset by default, as the JAX envs do it, or gymnasium's next-step mode, which its
 vector wrappers expect. The single env (`gym_adapters.py`) shares its key schedule and render
 path.
+
+Over 400 lines: the two auto-reset modes, the lane mask and the spaces belong to one class.
 """
 
 from __future__ import annotations
