@@ -4,23 +4,31 @@ Under a plain `vmap` a while loop runs every lane until the slowest finishes: wi
 as heavy-tailed as the three-body problem's (median 90, max ≈ 22k per env step at μ = 1e-3), a
 batch spends nearly all its time on a few systems in close encounters while the rest idle.
 
-`integrate_lanes` runs the same substeps (`hermite.advance`, lane for lane the same arithmetic)
-in rounds over a table of lanes ([R, B] floats and [4, B] ints, so that moving lanes is two
-gathers however many fields a lane has). Each round first moves the lanes still running to the
-front of the slots stepped last, then
+`schedule_lanes` runs the same substeps (`hermite.advance`, lane for lane the same arithmetic)
+in rounds over a table of lanes ([R, B] floats and [4, B] ints, so that moving lanes costs two
+gathers however many fields a lane has). Each round moves the lanes still running to the front
+of the slots stepped last, then (`LaneSchedule`)
 
-- while more than a tile's worth run (`LaneSchedule.tile`), steps them tile by tile, each tile
-  for at most `chunk` substeps or until its lanes are done: a lane that finishes waits at most
-  until its tile's chunk ends, and the next round drops it;
-- once a tile holds them all, steps only the smallest power-of-two group holding them (at least
-  `min_bucket`) until they fit the next smaller group; the smallest runs its lanes to the end.
+- while more than a tile's worth run, steps them tile by tile (`tile` lanes), each tile for at
+  most `chunk` substeps or until its lanes are done: a finished lane waits at most until its
+  tile's chunk ends, and the next round drops it;
+- once a tile holds them all, steps only the smallest group holding them (`groups`, then the
+  tile) until they fit the next smaller one; the smallest runs its lanes to the end.
 
-A tile's loop is small enough that `scalegym.xla_cpu` lets XLA:CPU compile it as one kernel
-(no per-kernel dispatch: 64 lanes step at ~1.8 µs per substep, where one loop over 1,024 lanes
-dispatches ~80 kernels per substep and runs at ~70 µs). A batch thus costs about its total work
-plus the slowest lane's chain of substeps in a group of two. On a GPU, where a kernel launch
-costs more than a tile's arithmetic, a tile as large as the batch (`LaneSchedule(tile=...)`) is
-likely better; it has not been measured there.
+Every loop is thus at most a tile wide, and a tile's loop is small enough that XLA:CPU compiles
+it as one kernel (`scalegym.xla_cpu`): measured on the 2-core CPU (`benchmarks/hermite_substeps.py`)
+64 lanes step at 1.9 µs per substep, where one loop over 1,024 lanes dispatches ~64 kernels per
+substep and takes 93 µs (11M lane-substeps/s against 33M). Tiles of 64 with one substep per loop
+iteration (K = 1) measured best: 80 lanes no longer fit one kernel (10 µs per substep), and K = 2
+(no state copies between iterations) fits 32 lanes (28M lane-substeps/s) but not 64. Tile 32 or
+64, chunk 32–128 and other group sizes were within noise of each other on the bench.
+
+What remains is the tail: fewer lanes than a tile, each substep of a group of 2–8 costing
+0.24–0.6 µs (scalar code, about one scalar C implementation's speed per lane), and the slowest
+lane's chain of tens of thousands of substeps in the group of 2. On a GPU, where a kernel launch
+costs more than a tile's arithmetic, a tile as large as the batch and K > 1 are likely better
+(`integrate(..., schedule=LaneSchedule(tile=..., substeps_per_iteration=...))`); neither has been
+measured there.
 
 `integrate` reaches this through `jax.custom_batching.custom_vmap`: vmapping it (once,
 or nested, e.g. seeds × envs: nested batches are flattened into one) calls `integrate_lanes`.
@@ -42,10 +50,9 @@ from scalegym.envs.threebody import hermite
 
 @dataclass(frozen=True)
 class LaneSchedule:
-    """How `integrate_lanes` steps a batch; results are the same lane for lane whatever it is.
-
-    Measured on the 2-core x86 CPU (`benchmarks/hermite_substeps.py`, module docstring there).
-    """
+    """How `integrate_lanes` steps a batch (module docstring); each lane's arithmetic is the
+    same whatever it is. The defaults are the 2-core x86 CPU's best (measured); a GPU likely
+    wants one tile for the whole batch."""
 
     tile: int = 64  # lanes stepped together while many run (one compiled kernel on a CPU)
     chunk: int = 64  # substeps a tile runs before the batch regroups
