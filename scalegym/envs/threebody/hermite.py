@@ -32,8 +32,8 @@ state a substep starts from instead of being recomputed from the corrector's for
 is then ~64 kernels (80 and 27 copies before), and 64 lanes stepped in one compiled loop take
 1.9 µs per substep against 2.7 µs (2-core CPU, `benchmarks/hermite_substeps.py`); the results are
 bit for bit the same. XLA's multi-output fusion (a CPU backend option, off by default) merges
-the kernels into ~23 but ran no faster, and a [component, lane] array layout (~21 kernels) no
-faster either, so neither is used. Per-component [B] arrays are also what a GPU fuses best.
+the kernels into ~23 but ran no faster, and a [component, lane] array layout (~21 kernels) ran
+no faster for groups of 2–8 lanes, so neither is used.
 """
 
 from __future__ import annotations
