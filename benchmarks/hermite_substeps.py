@@ -7,8 +7,9 @@
    each) with a μ drawn at random for every lane and step, as `scalegym bench ThreeBody-v0` does
    (but without the env around it: no resets, observations or rewards). Reported: substeps per
    second, the idle-lane fraction (lane-steps stepped for lanes already done, over all
-   lane-steps, counted by `integrator.schedule_lanes`) and the share of substeps taken while
-   fewer than a tile's worth of lanes still ran (the tail, bound by one substep's latency).
+   lane-steps, counted by `integrator.schedule_lanes`) and the share of substeps taken while the
+   lanes still running fit a group smaller than a tile (the tail, where a substep's latency
+   rather than its throughput sets the time).
    `--schedules` compares several schedules back to back in one process.
 2. One substep by the number of lanes stepped together (a plain vmap of the Hermite loop, 2,000
    substeps at μ = 1e-4 with nothing finishing): what a tile or a group of the schedule costs,
@@ -99,9 +100,10 @@ def schedule_table(args: argparse.Namespace, schedules: list[integrator.LaneSche
             counts = np.asarray(substeps, np.int64)
             np.testing.assert_array_equal(counts, np.asarray(results[0][0]))  # same lanes
             total, offered = counts.sum(), np.asarray(work, np.int64).sum()
+            # The tail: substeps taken while the lanes fit a group smaller than a tile.
             ordered = -np.sort(-counts, axis=1)
-            tile = min(schedule.tile, batch)
-            tail = np.maximum(ordered - ordered[:, tile : tile + 1], 0).sum() if tile < batch else 0
+            fits = [0, *schedule.group_sizes(batch)][-2]  # the largest group below the tile
+            tail = np.maximum(ordered - ordered[:, fits : fits + 1], 0).sum() if fits else 0
             med = statistics.median(seconds)
             print(
                 f"| {batch:,} | tile {schedule.tile}, chunk {schedule.chunk}, groups "

@@ -170,13 +170,14 @@ def evaluate(env: ThreeBody, params: ThreeBodyParams, seeds: int, steps: int) ->
 
 def test_fixed_mu_calibration_is_unchanged_seed_by_seed() -> None:
     # μ = 1e-2, seeds 0–19, 100 env steps, as `evaluation.py` judges a policy. Measured on seeds
-    # 0–99 against this legacy loop: the same substeps for every seed (314,671 in all over 100
-    # env steps, 846,260 over 300), the same medians (-8.050355, -7.912586), 98 of 100 seeds
-    # bit for bit after 100 steps and the other two 5e-4 apart in log10|ΔE| (94 and 2e-4 over
-    # 300). Against the regrouping integrator that was replaced (its own program), 0.0089 apart
-    # at most after 100 steps and 0.043 after 300 (median -7.912571 over 300): it also rounded
-    # differently from this plain loop, by as much. One ulp in the initial conditions moves
-    # them by up to 0.028 (100 steps) and 0.12 (300).
+    # 0–99 against this legacy loop (XLA's default optimisation level): the same substeps for
+    # every seed (314,671 in all over 100 env steps, 846,260 over 300), the same medians
+    # (-8.050355, -7.912586), 98 of 100 seeds bit for bit after 100 steps and the other two 5e-4
+    # apart in log10|ΔE| (94 of 100 and 2.2e-4 over 300). Against the regrouping integrator that
+    # was replaced, run as its own program: 0.0089 apart at most after 100 steps and 0.043 after
+    # 300 (median -7.912571 over 300), and this legacy loop is as far from it: that integrator
+    # rounded differently from its own plain loop. One ulp in the initial conditions moves them
+    # by up to 0.028 (100 steps) and 0.12 (300).
     with scalegym.env_precision("ThreeBody-v0"):
         env, params = scalegym.make("ThreeBody-v0", num_instances=20)
         new = evaluate(env, params, seeds=20, steps=100)
