@@ -32,11 +32,39 @@ def test_make_without_x64_says_how_to_enable_it():
         (dict(max_steps_in_episode=0), "max_steps_in_episode"),
         (dict(num_instances=0), "num_instances"),
         (dict(mu=0.1), "mu"),
+        (dict(lane_schedule={"tile": 0}), "tile"),
+        (dict(lane_schedule={"tiles": 4}), "lane_schedule"),
+        (dict(lane_schedule=64), "lane_schedule"),
     ],
 )
 def test_bad_params_name_the_field(x64, overrides, field):
     with pytest.raises(ValueError, match=field):
         scalegym.make("ThreeBody-v0", **overrides)
+
+
+def test_lane_schedule_param_changes_how_a_batch_is_stepped_not_its_results(x64):
+    # 16 envs at random μ for 3 steps, in tiles of 4 lanes and groups of 2 against the default.
+    env, params = scalegym.make("ThreeBody-v0", num_instances=16)
+    small = env.make_params(num_instances=16, lane_schedule={"tile": 4, "groups": [2]})
+    assert small.lane_schedule.tile == 4 and small.lane_schedule.groups == (2,)
+    keys = jax.random.split(jax.random.key(3), 16)
+    actions = jax.random.randint(jax.random.key(4), (3, 16), 0, env.num_actions)
+
+    @jax.jit
+    def rollout(params):
+        _, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+        step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+        substeps, obs = [], None
+        for t in range(3):
+            obs, state, _, _, _, info = step(keys, state, actions[t], params)
+            substeps.append(info["substeps"])
+        return jnp.stack(substeps), obs
+
+    default_steps, default_obs = rollout(params)
+    small_steps, small_obs = rollout(small)
+    np.testing.assert_array_equal(small_steps, default_steps)
+    assert int(default_steps.max()) > 4 * max(int(default_steps.min()), 1)  # lanes regroup
+    np.testing.assert_allclose(small_obs, default_obs, rtol=1e-6, atol=1e-6)
 
 
 def test_reset_uses_the_papers_instance_and_observes_it(x64):

@@ -56,6 +56,12 @@ class ThreeBodyParams:
     # train: a truncation bootstraps, so a capped step would cost a learner nothing).
     on_cap: str = struct.field(pytree_node=False, default="truncate")
     num_instances: int = struct.field(pytree_node=False, default=ic.TRAIN_SEEDS)  # K (recompiles)
+    # How a batch of envs is integrated (tiles, groups, substeps per loop iteration: see
+    # `integrator.LaneSchedule`; a dict of its fields is accepted). Results are the same; the
+    # default is the 2-core CPU's best, a GPU may want one tile for the batch (recompiles).
+    lane_schedule: integrator.LaneSchedule = struct.field(
+        pytree_node=False, default=integrator.DEFAULT_SCHEDULE
+    )
 
 
 class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
@@ -107,7 +113,14 @@ class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
             mass=jnp.asarray(ic.MASSES, jnp.float64),
             num_instances=num,
         )
-        fields = {"instance", "max_steps_in_episode", "max_substeps", "reward", "on_cap"}
+        fields = {
+            "instance",
+            "max_steps_in_episode",
+            "max_substeps",
+            "reward",
+            "on_cap",
+            "lane_schedule",
+        }
         unknown = set(overrides) - fields
         if unknown:
             allowed = ", ".join(sorted(fields | {"num_instances"}))
@@ -115,6 +128,14 @@ class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
                 f"{self.name} params: unknown field(s) {', '.join(sorted(unknown))}; "
                 f"allowed: {allowed}"
             )
+        schedule = overrides.get("lane_schedule")
+        if isinstance(schedule, dict):  # e.g. `--set lane_schedule="{'tile': 4096}"`
+            groups = tuple(schedule.get("groups", integrator.DEFAULT_SCHEDULE.groups))
+            try:
+                schedule = integrator.LaneSchedule(**{**schedule, "groups": groups})
+            except TypeError as error:  # an unknown field
+                raise ValueError(f"{self.name} params: lane_schedule: {error}") from None
+            overrides["lane_schedule"] = schedule
         params = base.replace(**overrides)
         self.validate_params(params)
         return params
@@ -137,6 +158,8 @@ class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
             raise ValueError(f"{name}: max_steps_in_episode must be >= 1")
         if int(params.max_substeps) < 1:
             raise ValueError(f"{name}: max_substeps must be >= 1")
+        if not isinstance(params.lane_schedule, integrator.LaneSchedule):
+            raise ValueError(f"{name}: lane_schedule must be an integrator.LaneSchedule or a dict")
 
     @property
     def num_actions(self) -> int:
@@ -186,6 +209,7 @@ class ThreeBody(Environment[ThreeBodyState, ThreeBodyParams]):
             **{self.criterion: rate},
             next_dt=state.next_dt,  # carried for Aarseth's criterion; the μ criterion ignores it
             max_substeps=params.max_substeps,
+            schedule=params.lane_schedule,
         )
 
     def step_env(
