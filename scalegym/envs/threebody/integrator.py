@@ -16,19 +16,20 @@ of the slots stepped last, then (`LaneSchedule`)
   tile) until they fit the next smaller one; the smallest runs its lanes to the end.
 
 Every loop is thus at most a tile wide, and a tile's loop is small enough that XLA:CPU compiles
-it as one kernel (`scalegym.xla_cpu`): measured on the 2-core CPU (`benchmarks/hermite_substeps.py`)
-64 lanes step at 1.9 µs per substep, where one loop over 1,024 lanes dispatches ~64 kernels per
-substep and takes 93 µs (11M lane-substeps/s against 33M). Tiles of 64 with one substep per loop
-iteration (K = 1) measured best: 80 lanes no longer fit one kernel (10 µs per substep), and K = 2
-(no state copies between iterations) fits 32 lanes (28M lane-substeps/s) but not 64. Tile 32 or
-64, chunk 32–128 and other group sizes were within noise of each other on the bench.
+it as one kernel (`scalegym.xla_cpu`). Measured on the 2-core CPU (`benchmarks/hermite_substeps.py`,
+load 1–4): 64 lanes step at 1.9–2.0 µs per substep, where one loop over 1,024 lanes dispatches
+~64 kernels per substep and takes 71–93 µs (32–33M lane-substeps/s against 11–14M). Tiles of 64
+with one substep per loop iteration (K = 1) measured best: 80 lanes no longer fit one kernel
+(10–15 µs per substep), and K = 2 (no state copies between iterations) fits 32 lanes (28–29M
+lane-substeps/s) but not 64. Tile 32 or 64, chunk 32–128, other group sizes and K = 2 in the
+groups were within noise of each other on the bench.
 
 What remains is the tail: fewer lanes than a tile, each substep of a group of 2–8 costing
 0.24–0.6 µs (scalar code, about one scalar C implementation's speed per lane), and the slowest
 lane's chain of tens of thousands of substeps in the group of 2. On a GPU, where a kernel launch
 costs more than a tile's arithmetic, a tile as large as the batch and K > 1 are likely better
-(`integrate(..., schedule=LaneSchedule(tile=..., substeps_per_iteration=...))`); neither has been
-measured there.
+(`integrate(..., schedule=...)`, or ThreeBody's `lane_schedule` param); neither has been measured
+there.
 
 `integrate` reaches this through `jax.custom_batching.custom_vmap`: vmapping it (once,
 or nested, e.g. seeds × envs: nested batches are flattened into one) calls `integrate_lanes`.
