@@ -21,8 +21,10 @@ from scalegym.suites import measures
 from scalegym.suites.measures import (
     bench_host_env,
     bench_jax_env,
+    bench_report,
     device_info,
     make_rollout,
+    step_actions,
     versions,
 )
 
@@ -305,3 +307,101 @@ def test_device_info_and_versions() -> None:
     assert found["python"] == platform.python_version()
     for name in ("jax", "jaxlib", "flax", "optax", "gymnasium", "numpy", "scalegym"):
         assert found[name] == importlib.metadata.version(name), name
+
+
+# ---------------------------------------------------------------------------------- fixed actions
+
+
+def test_step_actions_are_sampled_or_one_action_in_the_sampled_dtype() -> None:
+    space = spaces.Discrete(10)
+    sample = jax.vmap(jax.vmap(space.sample))
+    key = jax.random.PRNGKey(3)
+    drawn = step_actions(sample, key, 6, 5)
+    assert drawn.shape == (6, 5) and len(set(drawn.ravel().tolist())) > 1
+    fixed = step_actions(sample, key, 6, 5, action=7)
+    assert fixed.shape == (6, 5) and fixed.dtype == drawn.dtype
+    assert set(fixed.ravel().tolist()) == {7}
+
+
+class ActionLog(gymnasium.Env):
+    """A host env that logs the actions it is given and reports action + 1 "substeps" a step."""
+
+    taken: list[int] = []  # noqa: RUF012 (shared by the vector env's copies)
+
+    def __init__(self) -> None:
+        self.action_space = gymnasium.spaces.Discrete(3)
+        self.observation_space = gymnasium.spaces.Box(0.0, 1.0, (1,))
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[Any, dict]:
+        super().reset(seed=seed)
+        return jnp.zeros(1, jnp.float32).__array__(), {}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        ActionLog.taken.append(int(action))
+        obs = jnp.zeros(1, jnp.float32).__array__()
+        return obs, 0.0, False, False, {"substeps": int(action) + 1}
+
+
+def test_host_bench_takes_the_fixed_action_and_counts_the_env_s_substeps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 2 envs x 4 steps a run; runs of 1/2, 1/4, 1 s: a step of action 2 reports 3 substeps, so
+    # 24 substeps a run, median 48 substeps/s (16 env steps/s).
+    clock = ScriptedClock([0.5, 0.5, 0.25, 1.0])
+    monkeypatch.setattr(measures, "time", clock)
+    ActionLog.taken = []
+
+    def make_vector(batch: int) -> gymnasium.vector.VectorEnv:
+        return gymnasium.vector.SyncVectorEnv([ActionLog] * batch)
+
+    (record,) = bench_host_env(make_vector, [2], num_steps=4, repeats=3, action=2)
+    assert ActionLog.taken == [2] * 24  # 3 runs x 4 steps x 2 envs, all of them action 2
+    assert record["sps"] == 16 and record["substeps_per_s"] == 48
+    monkeypatch.undo()  # the real clock again
+    with pytest.raises(
+        ValueError, match=r"action 3 is not in the env's Discrete\(3\); allowed: 0..2"
+    ):
+        bench_host_env(make_vector, [1], num_steps=1, repeats=1, action=3)
+
+
+def test_bench_report_refuses_an_action_the_env_does_not_have_before_measuring() -> None:
+    resolved = resolve_env("TestChain-v0")
+    with pytest.raises(ValueError, match=r"allowed: 0..1"):
+        bench_report(resolved, [1, 2], num_steps=2, repeats=1, action=2)
+    report = bench_report(resolved, [2], num_steps=2, repeats=1, action=1)
+    assert report["action"] == 1 and report["failed"] == [] and len(report["results"]) == 1
+
+
+def test_threebody_benched_at_a_fixed_mu_takes_that_mu_s_substeps() -> None:
+    # Substeps per env step (substeps/s ÷ env steps/s of one timed run) at mu = 1e-2 (action 6)
+    # and 1e-4 (action 0): the Hermite step is mu times the collision time, so 1e-4 takes
+    # about 100 times as many; random actions would give both the same mix.
+    resolved = resolve_env("ThreeBody-v0")
+    per_step = {}
+    with resolved.precision():
+        for action in (6, 0):
+            report = bench_report(resolved, [2], num_steps=2, repeats=1, action=action)
+            (row,) = report["results"]
+            per_step[action] = row["substeps_per_s"] / row["sps"]
+    assert 1 <= per_step[6] <= 300, per_step
+    assert per_step[0] > 30 * per_step[6], per_step
+
+
+def test_integrator_work_table_puts_substeps_per_env_step_beside_each_fixed_action() -> None:
+    from scalegym.suites.cells.bench import BenchCell
+
+    def record(cell: str, env: str, action: int | None, rows: list[dict[str, Any]]) -> dict:
+        result = {"action": action, "note": f"{cell} work", "results": rows}
+        return {"cell": cell, "env": env, "env_params": {}, "status": "ok", "result": result}
+
+    hermite = record(
+        "h", "ThreeBody-v0", 6, [{"batch_size": 1024, "sps": 2e5, "substeps_per_s": 5e6}]
+    )
+    host = record("r", "scalegym/ThreeBodyRebound-v0", 6, [{"batch_size": 64, "sps": 1.5e4}])
+    randomly = record("x", "Rearrange-v1", None, [{"batch_size": 64, "sps": 1e6}])
+    lines = BenchCell.readme_table([hermite, host, randomly], integrator_work=True)
+    assert lines[2] == "| `ThreeBody-v0` | action 6 | 1,024 | 200k | 5.00M | 25.0 | h work |"
+    assert len(lines) == 3  # the host row reported no substeps; random actions are not listed
+    # The sps table lists random-action cells only: fixed actions are the work table's.
+    sps = BenchCell.readme_table([hermite, host, randomly])
+    assert [line.split(" | ")[0] for line in sps[2:]] == ["| `Rearrange-v1`"]

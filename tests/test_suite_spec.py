@@ -59,12 +59,45 @@ def test_sps_suite_benches_every_scalegym_env_beside_the_peers() -> None:
     assert shipped <= envs
     assert {"xminigrid:MiniGrid-DoorKey-8x8", "navix:Navix-Empty-8x8-v0"} <= envs
     assert {"gymnax:FourRooms-misc", "gymnax:CartPole-v1"} <= envs
-    assert all(1 in cell.batch_sizes and 64 in cell.batch_sizes for cell in bench)
-    assert all(65536 in c.batch_sizes for c in bench if not c.env.startswith("ThreeBody"))
+    host = [cell for cell in bench if cell.env == "scalegym/ThreeBodyRebound-v0"]
+    assert all(
+        1 in cell.batch_sizes and 64 in cell.batch_sizes for cell in bench if cell not in host
+    )
+    assert all(65536 in c.batch_sizes for c in bench if "ThreeBody" not in c.env)
     assert {cell.env for cell in sps.cells if cell.kind == "train"} == {
         "Rearrange-v1",
         "gymnax:CartPole-v1",
+        "ThreeBody-v0",
     }
+
+
+def test_sps_suite_puts_threebody_beside_rebound_at_the_same_fixed_mu() -> None:
+    from scalegym.envs.threebody.rules import MU_ACTIONS
+
+    sps = load_suite("sps")
+    fixed = [c for c in sps.cells if c.kind == "bench" and c.action is not None]
+    by_mu: dict[float, set[str]] = {}
+    for cell in fixed:
+        integrator = cell.env_params.get("integrator", "ias15")
+        name = "hermite" if cell.env == "ThreeBody-v0" else integrator
+        by_mu.setdefault(MU_ACTIONS[cell.action], set()).add(name)
+        assert cell.note  # the table says what each row's work is
+    assert set(by_mu) == {MU_ACTIONS[6], MU_ACTIONS[3]}
+    assert MU_ACTIONS[6] == pytest.approx(1e-2) and MU_ACTIONS[3] == pytest.approx(1e-3)
+    assert all(names == {"hermite", "leapfrog", "whfast", "ias15"} for names in by_mu.values())
+    rebound = [c for c in fixed if c.env != "ThreeBody-v0"]
+    ias15 = [c.note for c in rebound if c.env_params.get("integrator", "ias15") == "ias15"]
+    assert len(ias15) == 2 and all("different work" in note for note in ias15)
+
+
+def test_a_fixed_action_outside_the_env_s_actions_is_refused() -> None:
+    source = (HEADER + BENCH.replace('"Rearrange-v1"', '"ThreeBody-v0"') + "action = 10\n").encode()
+    with pytest.raises(SuiteError) as err:
+        parse_suite(source, "mine.toml")
+    (message,) = err.value.errors
+    assert 'cell[0] "b": field "action"' in message and "allowed: 0..9" in message
+    spec = parse_suite(source.replace(b"action = 10", b"action = 9"), "mine.toml")
+    assert spec.cells[0].action == 9
 
 
 def test_full_suite_runs_every_shipped_suite_with_prefixed_names() -> None:

@@ -118,8 +118,9 @@ def add_bench_command(commands: Any) -> None:
         "bench",
         help="env-only steps per second over batch sizes",
         description=(
-            "Measure env-only steps per second (random actions pre-sampled, compilation timed "
-            "apart, median over repeats; every observation leaf, the reward and the done flags "
+            "Measure env-only steps per second (random actions, or --action, pre-sampled; "
+            "compilation timed apart, median over repeats; every observation leaf, the reward "
+            "and the done flags "
             "feed the result, as an agent reads them) for a scalegym, gymnax:, xminigrid:, "
             "navix:, module: or gymnasium env id."
         ),
@@ -135,6 +136,13 @@ def add_bench_command(commands: Any) -> None:
     cmd.add_argument("--steps", type=positive_int, default=256, help="steps per timed run")
     cmd.add_argument("--repeats", type=positive_int, default=5, help="timed runs per batch size")
     cmd.add_argument("--seed", type=int, default=0, help="seed for actions and resets")
+    cmd.add_argument(
+        "--action",
+        type=int,
+        metavar="A",
+        help="take action A in every step instead of random actions (a Discrete space's index; "
+        "e.g. ThreeBody's 6 is mu = 1e-2, 3 is mu = 1e-3)",
+    )
     add_overrides(cmd, "--set", "overrides", "env param override (repeatable)")
     add_import(cmd)
     cmd.add_argument(
@@ -208,9 +216,14 @@ def _measure(resolved: ResolvedEnv, args: argparse.Namespace) -> dict[str, Any]:
             progress=args.progress,
             consume_obs=args.consume_obs,
             devices=args.devices,
+            action=args.action,
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
+
+
+def actions_label(action: int | None) -> str:
+    return "random" if action is None else f"{action} in every step"
 
 
 def _print_bench_table(report: dict[str, Any]) -> None:
@@ -235,7 +248,11 @@ def _print_bench_table(report: dict[str, Any]) -> None:
             f"{row['compile_s']:.2f}",
         ]
         if substeps:
-            cells += [f"{row.get('substeps_per_s', 0):,.0f}", f"{row.get('idle_lanes', 0):.0%}"]
+            idle = row.get("idle_lanes")  # a host env's integrator has no lanes
+            cells += [
+                f"{row.get('substeps_per_s', 0):,.0f}",
+                "–" if idle is None else f"{idle:.0%}",
+            ]
         table.add_row(*cells)
     for failure in report.get("failed", []):
         table.add_row(f"{failure['batch_size']:,}", "failed", "see below", "–")
@@ -253,5 +270,6 @@ def _print_bench_table(report: dict[str, Any]) -> None:
         f"{device['cpu_count']} CPUs, {device['processor']}; jax {report['jax']}; "
         f"{report['num_steps']} steps x {report['repeats']} repeats; "
         f"batch split over {report.get('devices', 1)} device(s); "
+        f"actions: {actions_label(report.get('action'))}; "
         f"each step consumes: {report['consumes']}"
     )

@@ -1,6 +1,7 @@
 """Env-only steps per second over batch sizes, with the hardware and versions they ran on.
 
-Measured the XLand-MiniGrid way: random actions and step keys pre-sampled outside the timed region,
+Measured the XLand-MiniGrid way: random actions (or one fixed action, `action`) and step keys
+pre-sampled outside the timed region,
 one jitted `lax.scan` over vmapped steps (auto-reset inside), compilation timed apart, every run
 ended by `block_until_ready`, and the median over repeats reported with its min and max.
 
@@ -59,6 +60,7 @@ def bench_jax_env(
     progress: bool | None = None,
     consume_obs: bool = True,
     devices: int = 1,
+    action: int | None = None,
 ) -> list[dict[str, Any]]:
     """Env steps per second of a functional (scalegym or gymnax) env, one record per batch size.
 
@@ -67,9 +69,11 @@ def bench_jax_env(
     timed ones. `progress=None` shows a progress bar on stderr only when stderr is a terminal.
     `consume_obs=False` is a diagnostic: XLA then drops the observation, and the difference to
     the default is what the observation costs. `devices=N` splits each batch over the first N
-    local devices (`split_rollout`); B must be a multiple of N.
+    local devices (`split_rollout`); B must be a multiple of N. `action` takes that action in
+    every step of every env instead of random ones (a Discrete space's index).
     """
     _check_sizes(batch_sizes, num_steps, repeats)
+    check_action(action, discrete_size(env.action_space(params)))
     rollout = make_rollout(env, consume_obs=consume_obs)
     rollout = jax.jit(rollout if devices == 1 else split_rollout(rollout, devices))
     batch_reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
@@ -86,7 +90,7 @@ def bench_jax_env(
             key = jax.random.fold_in(jax.random.PRNGKey(seed), batch_size)
             key_reset, key_actions, key_steps = jax.random.split(key, 3)
             _, state = batch_reset(jax.random.split(key_reset, batch_size), params)
-            actions = sample_action(jax.random.split(key_actions, (num_steps, batch_size)))
+            actions = step_actions(sample_action, key_actions, num_steps, batch_size, action)
             step_keys = jax.random.split(key_steps, (num_steps, batch_size))
             jax.block_until_ready((state, actions, step_keys))
 
@@ -110,6 +114,19 @@ def bench_jax_env(
             records.append(record)
             advance()
     return records
+
+
+def step_actions(
+    sample_action: Callable[[jax.Array], jax.Array],
+    key: jax.Array,
+    num_steps: int,
+    batch_size: int,
+    action: int | None = None,
+) -> jax.Array:
+    """[T, B] actions: sampled (`sample_action` over [T, B] keys), or `action` in every slot in
+    the dtype the space samples."""
+    actions = sample_action(jax.random.split(key, (num_steps, batch_size)))
+    return actions if action is None else jnp.full_like(actions, action)
 
 
 def make_rollout(
@@ -213,10 +230,13 @@ def bench_host_env(
     progress: bool | None = None,
     description: str = "bench host env",
     consume_obs: bool = True,
+    action: int | None = None,
 ) -> list[dict[str, Any]]:
     """Env steps per second of a gymnasium vector env on the host, in `bench_jax_env`'s records.
 
-    `compile_s` is the time to construct the vector env and take its first reset.
+    `compile_s` is the time to construct the vector env and take its first reset. An env whose
+    step info has "substeps" (ThreeBodyRebound-v0: REBOUND's steps) also gets `substeps_per_s`.
+    `action`: that action in every step of every env instead of random ones.
     """
     _check_sizes(batch_sizes, num_steps, repeats)
     records = []
@@ -227,23 +247,62 @@ def bench_host_env(
             vector_env.reset(seed=seed)
             compile_s = time.perf_counter() - start
             try:
+                check_action(action, discrete_size(vector_env.single_action_space))
                 vector_env.action_space.seed(seed)
                 actions = [vector_env.action_space.sample() for _ in range(num_steps)]
-                seconds = []
+                if action is not None:
+                    actions = [np.full_like(a, action) for a in actions]
+                seconds, works = [], []
                 total = 0.0
                 for _ in range(repeats):
+                    substeps = 0
                     start = time.perf_counter()
-                    for action in actions:
-                        obs, reward, terminated, truncated, _ = vector_env.step(action)
+                    for batch_action in actions:
+                        obs, reward, terminated, truncated, info = vector_env.step(batch_action)
                         # What an agent reads, as on the jitted path (there XLA needs it).
                         read = obs if consume_obs else None
                         total += host_step_checksum(read, reward, terminated, truncated)
+                        substeps += host_substeps(info)
                     seconds.append(time.perf_counter() - start)
+                    works.append(substeps)
             finally:
                 vector_env.close()
-            records.append(_record(batch_size, num_steps, seconds, compile_s))
+            record = _record(batch_size, num_steps, seconds, compile_s)
+            if works[0] > 0:
+                rates = [w / max(s, 1e-12) for s, w in zip(seconds, works, strict=True)]
+                record["substeps_per_s"] = float(statistics.median(rates))
+            records.append(record)
             advance()
     return records
+
+
+def host_substeps(info: dict[str, Any]) -> int:
+    """Σ info["substeps"] over the envs of a vector step that report it (0 without the key)."""
+    if "substeps" not in info:
+        return 0
+    counts = np.asarray(info["substeps"], np.int64)
+    reported = np.asarray(info.get("_substeps", np.ones(counts.shape, bool)), bool)
+    return int(counts[reported].sum())
+
+
+def discrete_size(space: Any) -> int | None:
+    """The action count of a Discrete space (scalegym's, gymnax's or gymnasium's); else None."""
+    for name in ("n", "num_categories"):
+        if isinstance(getattr(space, name, None), int | np.integer):
+            return int(getattr(space, name))
+    return None
+
+
+def check_action(action: int | None, count: int | None) -> None:
+    """A fixed action must be an index of a Discrete action space."""
+    if action is None:
+        return
+    if count is None:
+        raise ValueError(f"action {action}: a fixed action needs a Discrete action space")
+    if not 0 <= action < count:
+        raise ValueError(
+            f"action {action} is not in the env's Discrete({count}); allowed: 0..{count - 1}"
+        )
 
 
 def bench_report(
@@ -257,20 +316,24 @@ def bench_report(
     progress: bool | None = None,
     consume_obs: bool = True,
     devices: int = 1,
+    action: int | None = None,
 ) -> dict[str, Any]:
     """Benchmark a resolved env and return the JSON-ready report (`scalegym bench --json`).
 
     Batch sizes run one at a time; one that fails (out of memory at a large batch, an env error)
-    is listed under "failed" with its error, and the sizes before and after it are kept.
+    is listed under "failed" with its error, and the sizes before and after it are kept. An
+    `action` outside the env's action space is refused before any size runs.
     """
     _check_sizes(batch_sizes, num_steps, repeats)
+    if action is not None:
+        check_action(action, action_count(resolved))
     records: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     with count_progress(len(batch_sizes), f"bench {resolved.id}", progress) as advance:
         for batch_size in batch_sizes:
             try:
                 records += _bench_one_size(
-                    resolved, batch_size, num_steps, repeats, seed, consume_obs, devices
+                    resolved, batch_size, num_steps, repeats, seed, consume_obs, devices, action
                 )
             except Exception as err:  # kept in the report; the other sizes still run
                 failed.append(
@@ -291,6 +354,7 @@ def bench_report(
         "num_steps": num_steps,
         "repeats": repeats,
         "devices": devices,  # the batch split over this many local devices
+        "action": action,  # the one action of every step; None: random actions
         "results": [{k: r[k] for k in keep if k in r} for r in records],
         "failed": failed,
     }
@@ -304,6 +368,7 @@ def _bench_one_size(
     seed: int,
     consume_obs: bool,
     devices: int = 1,
+    action: int | None = None,
 ) -> list[dict[str, Any]]:
     sizes = ([batch_size], num_steps, repeats, seed)
     if resolved.kind == "jax":
@@ -314,10 +379,24 @@ def _bench_one_size(
             progress=False,
             consume_obs=consume_obs,
             devices=devices,
+            action=action,
         )
     if devices != 1:
         raise ValueError(f"{resolved.id}: devices={devices}: a host env runs on the host only")
-    return bench_host_env(resolved.make_vector, *sizes, progress=False, consume_obs=consume_obs)
+    return bench_host_env(
+        resolved.make_vector, *sizes, progress=False, consume_obs=consume_obs, action=action
+    )
+
+
+def action_count(resolved: ResolvedEnv) -> int | None:
+    """The Discrete action count of a resolved env (None for another space)."""
+    if resolved.kind == "jax":
+        return discrete_size(resolved.env.action_space(resolved.params))
+    vector_env = resolved.make_vector(1)
+    try:
+        return discrete_size(vector_env.single_action_space)
+    finally:
+        vector_env.close()
 
 
 def device_info() -> dict[str, Any]:

@@ -48,6 +48,7 @@ class Table:
 TABLES: dict[str, Table] = {
     "sps": Table("sps", ("bench", "train"), {"ratio_batch": 4096}),
     "sps-gpu": Table("sps-gpu", ("bench", "train"), {"ratio_batch": 1_048_576}),
+    "threebody-work": Table("sps", ("bench",), {"integrator_work": True}),
     "search-scaling": Table("search-scaling", ("search",), {"env_prefix": "Rearrange"}),
     "threebody": Table("threebody", ("timestep",)),
     "pomdp-scaling": Table("pomdp-scaling", ("scaling",)),

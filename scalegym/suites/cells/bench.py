@@ -16,7 +16,16 @@ from scalegym.suites.markdown import (
     table_row,
     table_rule,
 )
-from scalegym.suites.schema import INHERIT, Cell, CellContext, PartialCellError, Record, Rule
+from scalegym.suites.schema import (
+    INHERIT,
+    Cell,
+    CellContext,
+    EnvCache,
+    PartialCellError,
+    Record,
+    Rule,
+    base_env_problems,
+)
 
 RATIO_BATCH = 4096  # the batch size of the README's ratio table (CPU run)
 MAX_POINT_LABELS = 8  # the bench figure writes each median beside its point up to this many
@@ -30,6 +39,8 @@ class BenchCell(Cell):
     steps: int
     repeats: int
     seed: int
+    action: int | None = None  # the one action of every step; None: random actions
+    note: str = ""  # written beside the cell in the integrator-work table (what its work is)
 
     kind: ClassVar[str] = "bench"
     title: ClassVar[str] = "Env throughput (env steps per second, median over repeats)"
@@ -38,7 +49,22 @@ class BenchCell(Cell):
         "steps": Rule("int", default=256, minimum=1),
         "repeats": Rule("int", default=5, minimum=1),
         "seed": Rule("int", default=INHERIT, minimum=0),
+        "action": Rule("int", default=None, minimum=0),
+        "note": Rule("str", default=""),
     }
+
+    def env_problems(self, where: str, envs: EnvCache) -> list[str]:
+        """The env builds, and a fixed `action` is in its Discrete action space."""
+        problems = base_env_problems(self, where, envs)
+        if problems or self.action is None:
+            return problems
+        from scalegym.suites.measures import action_count, check_action
+
+        try:
+            check_action(self.action, action_count(envs.get(self.env, self.env_params)))
+        except ValueError as err:
+            return [f'{where}: field "action": {err}']
+        return []
 
     def run(self, context: CellContext) -> dict[str, Any]:
         """SPS per batch size; `perf/sps` goes to TensorBoard with the batch size as step."""
@@ -61,6 +87,7 @@ class BenchCell(Cell):
                     self.seed,
                     overrides=dict(self.env_params),
                     progress=False,
+                    action=self.action,
                 )
                 failed += one["failed"]
                 for measured in one["results"]:
@@ -74,6 +101,8 @@ class BenchCell(Cell):
             "num_steps": self.steps,
             "repeats": self.repeats,
             "seed": self.seed,
+            "action": self.action,
+            "note": self.note,
             "results": rows,
             "failed": failed,
         }
@@ -118,7 +147,7 @@ class BenchCell(Cell):
             sps = {m["batch_size"]: m["sps"] for m in record["result"]["results"]}
             cells = [si(sps[b]) if b in sps else "" for b in sizes]
             lines.append(table_row([record["cell"], env_label(record), *cells]))
-        return [*lines, *peer_ratio_section(bench, manifest)]
+        return [*lines, *integrator_work_section(bench), *peer_ratio_section(bench, manifest)]
 
     @staticmethod
     def figure(plt: Any, record: Record) -> Any:
@@ -165,9 +194,18 @@ class BenchCell(Cell):
         return fig
 
     @staticmethod
-    def readme_table(records: list[Record], ratio_batch: int = RATIO_BATCH, **_: Any) -> list[str]:
-        """Env-only SPS of every bench cell by batch size, and each scalegym env's ratio to each
-        peer at B = `ratio_batch` (or the largest batch size both ran)."""
+    def readme_table(
+        records: list[Record],
+        ratio_batch: int = RATIO_BATCH,
+        integrator_work: bool = False,
+        **_: Any,
+    ) -> list[str]:
+        """Env-only SPS of every bench cell with random actions by batch size, and each scalegym
+        env's ratio to each peer at B = `ratio_batch` (or the largest batch size both ran); or,
+        with `integrator_work`, the integrator-work table of the cells with a fixed action."""
+        if integrator_work:
+            return integrator_work_table([r for r in records if fixed_action(r)])
+        records = [r for r in records if not fixed_action(r)]
         sizes = sorted({m["batch_size"] for r in records for m in r["result"]["results"]})
         lines = [
             "| env | " + " | ".join(f"B={b:,}" for b in sizes) + " |",
@@ -195,6 +233,56 @@ class BenchCell(Cell):
             shown = ["—" if x != x else f"{x:.2f}×" for x in ratio_row]  # NaN: not run at size
             lines.append(f"| {labels[cell]} | " + " | ".join(shown) + " |")
         return lines
+
+
+def fixed_action(record: Record) -> bool:
+    return record["result"].get("action") is not None
+
+
+def integrator_work_table(records: list[Record]) -> list[str]:
+    """One row per batch size of each cell whose env reports integrator substeps: env steps/s,
+    substeps/s and substeps per env step, the actions and the cell's note (what its work is)."""
+    header = ["env", "actions", "B", "env steps/s", "substeps/s", "substeps / env step", "work"]
+    lines = [table_row(header), table_rule(len(header))]
+    for record in records:
+        result = record["result"]
+        action = result.get("action")
+        actions = "random" if action is None else f"action {action}"
+        for row in result["results"]:
+            if "substeps_per_s" not in row:
+                continue
+            per_step = row["substeps_per_s"] / max(row["sps"], 1e-12)
+            lines.append(
+                table_row(
+                    [
+                        code_env_label(record),
+                        actions,
+                        f"{row['batch_size']:,}",
+                        si3(row["sps"]),
+                        si3(row["substeps_per_s"]),
+                        f"{per_step:,.1f}",
+                        result.get("note", ""),
+                    ]
+                )
+            )
+    return lines if len(lines) > 2 else []
+
+
+def integrator_work_section(bench: list[Record]) -> list[str]:
+    """report.md: the integrator-work table, when some cell's env reports substeps."""
+    table = integrator_work_table(bench)
+    if not table:
+        return []
+    return [
+        "",
+        "## Integrator work (envs that report their integrator's substeps)",
+        "",
+        "Env steps per second and integrator (sub)steps per second of the same timed runs; at a "
+        "fixed action every env step asks for the same accuracy, so rows of one action compare "
+        "integrators doing like work.",
+        "",
+        *table,
+    ]
 
 
 def tick_count(value: float, _position: Any = None) -> str:
