@@ -261,3 +261,41 @@ def test_lane_schedule_groups_and_work() -> None:
     substeps = np.asarray(outputs[2])
     assert substeps.max() > 10 * substeps.min()
     assert substeps.sum() <= int(work) < 2 * substeps.sum()
+
+
+def test_tile_exit_changes_the_idle_work_not_the_results() -> None:
+    # 64 systems in tiles of 8 (chunk 32), a quarter at μ = 1e-3 and the rest at 1e-1: tiles
+    # that stop once at most half (or 7/8) of their lanes run hand the survivors to the next
+    # round's compaction; every lane takes the same substeps to the same state as when a tile
+    # runs its chunk while any lane runs (tile_exit 0), and fewer lane-steps idle.
+    lanes = 64
+    table = jnp.asarray(ic.initial_condition_table(lanes))
+    mass = jnp.broadcast_to(jnp.asarray(ic.MASSES), (lanes, 3))
+    mu = jnp.asarray(np.where(np.arange(lanes) % 4 == 0, 1e-3, 1e-1))
+
+    def run(tile_exit: float) -> tuple:
+        schedule = integrator.LaneSchedule(tile=8, chunk=32, groups=(2, 4), tile_exit=tile_exit)
+        step = jax.jit(
+            lambda p, v, m, r: integrator.schedule_lanes(
+                p,
+                v,
+                m,
+                jnp.full(lanes, 2.0),
+                r,
+                jnp.full(lanes, -1.0),
+                jnp.full(lanes, 100_000, jnp.int32),
+                "mu",
+                schedule,
+            )
+        )
+        return step(table[:, 0], table[:, 1], mass, mu)
+
+    (whole, whole_work), (half, half_work), (most, _) = run(0.0), run(0.5), run(0.875)
+    for out in (half, most):
+        np.testing.assert_array_equal(np.asarray(out[2]), np.asarray(whole[2]))  # substeps
+        np.testing.assert_array_equal(np.asarray(out[0]), np.asarray(whole[0]))  # positions
+        np.testing.assert_array_equal(np.asarray(out[1]), np.asarray(whole[1]))  # velocities
+    assert np.asarray(whole[2]).sum() <= int(half_work) < int(whole_work)
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="tile_exit"):
+            integrator.LaneSchedule(tile_exit=bad)
