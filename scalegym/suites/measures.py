@@ -1,5 +1,7 @@
 """Env-only steps per second over batch sizes, with the hardware and versions they ran on.
 
+Over 400 lines: one harness for jitted and host envs (actions, checksums, substeps) and its report.
+
 Measured the XLand-MiniGrid way: random actions (or one fixed action, `action`) and step keys
 pre-sampled outside the timed region,
 one jitted `lax.scan` over vmapped steps (auto-reset inside), compilation timed apart, every run
