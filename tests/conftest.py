@@ -38,6 +38,10 @@ import scalegym
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+# A test process keeps JAX's one CPU device, as a library user's does; only the `scalegym` command
+# (the CLI subprocesses of the tests) gives the CPU one device per core. Set here, an in-process
+# call that would do so (a Ray task body, run directly) leaves the count alone.
+jax.config.update("jax_num_cpu_devices", 1)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -19,7 +19,7 @@ from scalegym.core import registry
 USER_MODULE = "test_bench"
 FAST = ["--batch-sizes", "1,8", "--steps", "16", "--repeats", "2"]
 TOP_KEYS = {"env", "kind", "device", "jax", "versions", "num_steps", "repeats", "results"}
-RESULT_KEYS = {"batch_size", "sps", "sps_min", "sps_max", "compile_s"}
+RESULT_KEYS = {"batch_size", "sps", "sps_min", "sps_max", "compile_s", "devices"}
 
 
 @pytest.fixture(autouse=True)

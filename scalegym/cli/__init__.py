@@ -21,7 +21,7 @@ from scalegym.cli.envs import add_bench_command, add_list_command
 from scalegym.cli.suites import add_report_command, add_run_command, add_tb_command
 from scalegym.core.extras import MissingExtraError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "entry", "main"]
 
 _TRAIN_BUDGET = "scalegym train runs --steps env steps per seed"
 _PLAN_BUDGET = "a planner (scalegym plan) plays --episodes episodes at --budget steps per decision"
@@ -53,6 +53,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def entry() -> int:
+    """The `scalegym` console script: JAX's CPU backend gets one device per usable core (before
+    the first computation; `scalegym.agents.devices.one_cpu_device_per_core`), then `main`."""
+    from scalegym.agents.devices import one_cpu_device_per_core
+
+    one_cpu_device_per_core()
+    return main()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

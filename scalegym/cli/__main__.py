@@ -1,5 +1,5 @@
 """`python -m scalegym.cli`."""
 
-from scalegym.cli import main
+from scalegym.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

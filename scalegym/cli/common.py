@@ -64,7 +64,8 @@ def add_devices(cmd: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=None,
         metavar="N",
-        help="split the training env batch over the first N local devices (default: all)",
+        help="split the training env batch over the first N local devices (default: every "
+        "local GPU or TPU; one CPU device)",
     )
 
 

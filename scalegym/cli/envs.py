@@ -155,10 +155,11 @@ def add_bench_command(commands: Any) -> None:
     cmd.add_argument(
         "--devices",
         type=positive_int,
-        default=1,
+        default=None,
         metavar="N",
         help="split each batch over the first N local devices, each stepping its share on its "
-        "own (default 1; on a CPU, set JAX_NUM_CPU_DEVICES=N first)",
+        "own (default: the most devices the batch divides evenly over; scalegym gives the CPU "
+        "one device per core unless JAX_NUM_CPU_DEVICES is set)",
     )
     cmd.add_argument("--out", type=Path, metavar="PATH", help="also write the JSON to PATH")
     cmd.add_argument("--json", action="store_true", help="print one JSON object to stdout")
@@ -178,7 +179,7 @@ def _bench(args: argparse.Namespace) -> int:
         resolved = resolve_env(args.env_id, **overrides)
     except ValueError as err:
         raise env_id_error(err) from None
-    if args.devices > 1 and resolved.kind != "jax":
+    if args.devices is not None and args.devices > 1 and resolved.kind != "jax":
         raise UsageError(f"--devices {args.devices}: {args.env_id} is a host env")
     check_devices(args.devices)
     with resolved.precision():  # x64 only for an env that declares float64 physics
@@ -220,6 +221,18 @@ def _measure(resolved: ResolvedEnv, args: argparse.Namespace) -> dict[str, Any]:
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
+
+
+def split_label(rows: list[dict[str, Any]]) -> str:
+    """The device counts the rows' batches were split over: `2`, or `1 (B = 1), 2`."""
+    counts = sorted({row.get("devices", 1) for row in rows})
+    if len(counts) <= 1:
+        return str(counts[0] if counts else 1)
+    parts = []
+    for n in counts:
+        sizes = ", ".join(f"{r['batch_size']:,}" for r in rows if r.get("devices", 1) == n)
+        parts.append(f"{n} (B = {sizes})")
+    return ", ".join(parts)
 
 
 def actions_label(action: int | None) -> str:
@@ -269,7 +282,7 @@ def _print_bench_table(report: dict[str, Any]) -> None:
         f"device: {device['backend']} ({device['device_kind']}) x{device['num_devices']}, "
         f"{device['cpu_count']} CPUs, {device['processor']}; jax {report['jax']}; "
         f"{report['num_steps']} steps x {report['repeats']} repeats; "
-        f"batch split over {report.get('devices', 1)} device(s); "
+        f"batch split over {split_label(report['results'])} device(s); "
         f"actions: {actions_label(report.get('action'))}; "
         f"each step consumes: {report['consumes']}"
     )

@@ -61,7 +61,7 @@ def bench_jax_env(
     warmup: int = 1,
     progress: bool | None = None,
     consume_obs: bool = True,
-    devices: int = 1,
+    devices: int | None = None,
     action: int | None = None,
 ) -> list[dict[str, Any]]:
     """Env steps per second of a functional (scalegym or gymnax) env, one record per batch size.
@@ -70,23 +70,27 @@ def bench_jax_env(
     `sps_max`, `compile_s`, `repeats`, `num_steps`, `devices`. `warmup` untimed runs precede the
     timed ones. `progress=None` shows a progress bar on stderr only when stderr is a terminal.
     `consume_obs=False` is a diagnostic: XLA then drops the observation, and the difference to
-    the default is what the observation costs. `devices=N` splits each batch over the first N
-    local devices (`split_rollout`); B must be a multiple of N. `action` takes that action in
-    every step of every env instead of random ones (a Discrete space's index).
+    the default is what the observation costs. Each batch is split over local devices
+    (`split_rollout`): `devices=N` the first N (B must be a multiple of N), by default the most
+    that B divides evenly over (`bench_split`; the `scalegym` command has one CPU device per
+    core). `action` takes that action in every step of every env instead of random ones (a
+    Discrete space's index).
     """
+    from scalegym.agents.devices import bench_split
+
     _check_sizes(batch_sizes, num_steps, repeats)
     check_action(action, discrete_size(env.action_space(params)))
     rollout = make_rollout(env, consume_obs=consume_obs)
-    rollout = jax.jit(rollout if devices == 1 else split_rollout(rollout, devices))
+    compiled_for: dict[int, Callable[..., Any]] = {}  # one jit per device count
     batch_reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
     sample_action = jax.vmap(jax.vmap(env.action_space(params).sample))
     records = []
     with count_progress(len(batch_sizes), f"bench {env_name(env)}", progress) as advance:
         for batch_size in batch_sizes:
-            if batch_size % devices:
-                raise ValueError(
-                    f"batch size {batch_size:,} does not split over devices={devices}; "
-                    f"use a multiple of {devices}"
+            split = bench_split(batch_size, devices)
+            if split not in compiled_for:
+                compiled_for[split] = jax.jit(
+                    rollout if split == 1 else split_rollout(rollout, split)
                 )
             # Raw uint32 keys: what gymnax-era envs expect.
             key = jax.random.fold_in(jax.random.PRNGKey(seed), batch_size)
@@ -97,7 +101,7 @@ def bench_jax_env(
             jax.block_until_ready((state, actions, step_keys))
 
             start = time.perf_counter()
-            compiled = rollout.lower(state, actions, step_keys, params).compile()
+            compiled = compiled_for[split].lower(state, actions, step_keys, params).compile()
             compile_s = time.perf_counter() - start
 
             # Runs continue from the previous final state so later repeats see mid-episode states.
@@ -110,7 +114,7 @@ def bench_jax_env(
                 seconds.append(time.perf_counter() - start)
                 works.append(np.asarray(work, np.float64))
             record = _record(batch_size, num_steps, seconds, compile_s)
-            record["devices"] = devices
+            record["devices"] = split
             if works[0][1] > 0:  # the env reports integrator substeps (ThreeBody)
                 record.update(_substep_record(seconds, works))
             records.append(record)
@@ -317,7 +321,7 @@ def bench_report(
     overrides: dict[str, Any] | None = None,
     progress: bool | None = None,
     consume_obs: bool = True,
-    devices: int = 1,
+    devices: int | None = None,
     action: int | None = None,
 ) -> dict[str, Any]:
     """Benchmark a resolved env and return the JSON-ready report (`scalegym bench --json`).
@@ -342,7 +346,16 @@ def bench_report(
                     {"batch_size": int(batch_size), "error": f"{type(err).__name__}: {err}"}
                 )
             advance()
-    keep = ("batch_size", "sps", "sps_min", "sps_max", "compile_s", "substeps_per_s", "idle_lanes")
+    keep = (
+        "batch_size",
+        "sps",
+        "sps_min",
+        "sps_max",
+        "compile_s",
+        "substeps_per_s",
+        "idle_lanes",
+        "devices",
+    )
     return {
         "env": resolved.id,
         "kind": resolved.kind,
@@ -355,7 +368,7 @@ def bench_report(
         "versions": versions(),
         "num_steps": num_steps,
         "repeats": repeats,
-        "devices": devices,  # the batch split over this many local devices
+        "devices": devices,  # as asked: N, or None for bench_split's default (rows: the split)
         "action": action,  # the one action of every step; None: random actions
         "results": [{k: r[k] for k in keep if k in r} for r in records],
         "failed": failed,
@@ -369,7 +382,7 @@ def _bench_one_size(
     repeats: int,
     seed: int,
     consume_obs: bool,
-    devices: int = 1,
+    devices: int | None = None,
     action: int | None = None,
 ) -> list[dict[str, Any]]:
     sizes = ([batch_size], num_steps, repeats, seed)
@@ -383,11 +396,12 @@ def _bench_one_size(
             devices=devices,
             action=action,
         )
-    if devices != 1:
+    if devices not in (None, 1):
         raise ValueError(f"{resolved.id}: devices={devices}: a host env runs on the host only")
-    return bench_host_env(
+    records = bench_host_env(
         resolved.make_vector, *sizes, progress=False, consume_obs=consume_obs, action=action
     )
+    return [{**record, "devices": 1} for record in records]
 
 
 def action_count(resolved: ResolvedEnv) -> int | None:

@@ -190,7 +190,11 @@ def run_cell_task(
     sys_path: Sequence[str],
 ) -> tuple[dict[str, Any], Files]:
     """The body of one Ray task: `run_cell` (the runner's) on `cell` in a scratch run directory
-    holding `files`."""
+    holding `files`. A fresh worker gets one CPU device per core, as the `scalegym` command
+    does, so that a bench cell splits its batch as it does locally."""
+    from scalegym.agents.devices import one_cpu_device_per_core
+
+    one_cpu_device_per_core()  # a no-op where the worker has computed already
     for entry in sys_path:  # where the driver found the user's --import modules
         if entry not in sys.path:
             sys.path.append(entry)

@@ -41,6 +41,7 @@ class BenchCell(Cell):
     seed: int
     action: int | None = None  # the one action of every step; None: random actions
     note: str = ""  # written beside the cell in the integrator-work table (what its work is)
+    devices: int | None = None  # split each batch over N local devices; None: bench_split's default
 
     kind: ClassVar[str] = "bench"
     title: ClassVar[str] = "Env throughput (env steps per second, median over repeats)"
@@ -51,6 +52,7 @@ class BenchCell(Cell):
         "seed": Rule("int", default=INHERIT, minimum=0),
         "action": Rule("int", default=None, minimum=0),
         "note": Rule("str", default=""),
+        "devices": Rule("int", default=None, minimum=1),
     }
 
     def env_problems(self, where: str, envs: EnvCache) -> list[str]:
@@ -88,6 +90,7 @@ class BenchCell(Cell):
                     overrides=dict(self.env_params),
                     progress=False,
                     action=self.action,
+                    devices=self.devices,
                 )
                 failed += one["failed"]
                 for measured in one["results"]:
@@ -139,6 +142,7 @@ class BenchCell(Cell):
             "Each timed step feeds "
             + (" / ".join(sorted(consumed)) if consumed else "the reward (older run)")
             + " into the result, auto-reset included; compile time excluded.",
+            *split_lines(bench),
             "",
             table_row(["cell", "env", *(f"B={b:,}" for b in sizes)]),
             table_rule(2 + len(sizes)),
@@ -233,6 +237,26 @@ class BenchCell(Cell):
             shown = ["—" if x != x else f"{x:.2f}×" for x in ratio_row]  # NaN: not run at size
             lines.append(f"| {labels[cell]} | " + " | ".join(shown) + " |")
         return lines
+
+
+def split_lines(bench: list[Record]) -> list[str]:
+    """report.md: the device counts the batches were split over, when some batch was split."""
+    sizes: dict[int, set[int]] = {}
+    for record in bench:
+        for row in record["result"]["results"]:
+            sizes.setdefault(row.get("devices", 1), set()).add(row["batch_size"])
+    if set(sizes) <= {1}:
+        return []
+    parts = [
+        f"{n} device{'s' if n > 1 else ''} for B = {', '.join(f'{b:,}' for b in sorted(found))}"
+        for n, found in sorted(sizes.items())
+    ]
+    return [
+        "",
+        "Each batch is split over local devices, each stepping its own share (a bench's default: "
+        "the most devices the batch divides evenly over; the `scalegym` command gives the CPU "
+        "one device per core): " + "; ".join(parts) + ".",
+    ]
 
 
 def fixed_action(record: Record) -> bool:
