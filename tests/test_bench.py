@@ -391,17 +391,21 @@ def test_integrator_work_table_puts_substeps_per_env_step_beside_each_fixed_acti
     from scalegym.suites.cells.bench import BenchCell
 
     def record(cell: str, env: str, action: int | None, rows: list[dict[str, Any]]) -> dict:
-        result = {"action": action, "note": f"{cell} work", "results": rows}
+        kind = "host" if env.startswith("scalegym/") else "jax"
+        result = {"action": action, "note": f"{cell} work", "results": rows, "env_kind": kind}
         return {"cell": cell, "env": env, "env_params": {}, "status": "ok", "result": result}
 
-    hermite = record(
-        "h", "ThreeBody-v0", 6, [{"batch_size": 1024, "sps": 2e5, "substeps_per_s": 5e6}]
-    )
+    row = {"batch_size": 1024, "sps": 2e5, "substeps_per_s": 5e6, "devices": 2}
+    hermite = record("h", "ThreeBody-v0", 6, [row])
     host = record("r", "scalegym/ThreeBodyRebound-v0", 6, [{"batch_size": 64, "sps": 1.5e4}])
+    ias15 = {"batch_size": 64, "sps": 1.5e4, "substeps_per_s": 3e4, "devices": 1}
+    host_steps = record("i", "scalegym/ThreeBodyRebound-v0", 6, [ias15])
     randomly = record("x", "Rearrange-v1", None, [{"batch_size": 64, "sps": 1e6}])
-    lines = BenchCell.readme_table([hermite, host, randomly], integrator_work=True)
-    assert lines[2] == "| `ThreeBody-v0` | action 6 | 1,024 | 200k | 5.00M | 25.0 | h work |"
-    assert len(lines) == 3  # the host row reported no substeps; random actions are not listed
+    lines = BenchCell.readme_table([hermite, host, host_steps, randomly], integrator_work=True)
+    assert lines[2] == "| `ThreeBody-v0` | action 6 | 1,024 | 2 | 200k | 5.00M | 25.0 | h work |"
+    # REBOUND steps one simulation after another on the host: one core, whatever the batch.
+    assert lines[3].split(" | ")[3:5] == ["host, 1 core", "15.0k"]
+    assert len(lines) == 4  # a host row without substeps and random actions are not listed
     # The sps table lists random-action cells only: fixed actions are the work table's.
     sps = BenchCell.readme_table([hermite, host, randomly])
     assert [line.split(" | ")[0] for line in sps[2:]] == ["| `Rearrange-v1`"]

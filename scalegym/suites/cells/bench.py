@@ -219,6 +219,7 @@ class BenchCell(Cell):
             sps = {m["batch_size"]: m["sps"] for m in r["result"]["results"]}
             cells = [si3(sps[b]) if b in sps else "—" for b in sizes]
             lines.append(f"| {code_env_label(r)} | " + " | ".join(cells) + " |")
+        lines += split_lines(records)
         ratios = peer_ratios(records)
         peers = [r["cell"] for r in records if is_peer(r["env"])]
         size = ratio_batch if ratio_batch in ratios else max(ratios, default=None)
@@ -240,9 +241,12 @@ class BenchCell(Cell):
 
 
 def split_lines(bench: list[Record]) -> list[str]:
-    """report.md: the device counts the batches were split over, when some batch was split."""
+    """report.md: the device counts the JAX envs' batches were split over, when some batch was
+    split."""
     sizes: dict[int, set[int]] = {}
     for record in bench:
+        if record["result"].get("env_kind") == "host":  # steps on the host, no devices
+            continue
         for row in record["result"]["results"]:
             sizes.setdefault(row.get("devices", 1), set()).add(row["batch_size"])
     if set(sizes) <= {1}:
@@ -266,7 +270,8 @@ def fixed_action(record: Record) -> bool:
 def integrator_work_table(records: list[Record]) -> list[str]:
     """One row per batch size of each cell whose env reports integrator substeps: env steps/s,
     substeps/s and substeps per env step, the actions and the cell's note (what its work is)."""
-    header = ["env", "actions", "B", "env steps/s", "substeps/s", "substeps / env step", "work"]
+    header = ["env", "actions", "B", "devices", "env steps/s", "substeps/s", "substeps / env step"]
+    header.append("work")
     lines = [table_row(header), table_rule(len(header))]
     for record in records:
         result = record["result"]
@@ -282,6 +287,7 @@ def integrator_work_table(records: list[Record]) -> list[str]:
                         code_env_label(record),
                         actions,
                         f"{row['batch_size']:,}",
+                        devices_label(record, row),
                         si3(row["sps"]),
                         si3(row["substeps_per_s"]),
                         f"{per_step:,.1f}",
@@ -290,6 +296,13 @@ def integrator_work_table(records: list[Record]) -> list[str]:
                 )
             )
     return lines if len(lines) > 2 else []
+
+
+def devices_label(record: Record, row: dict[str, Any]) -> str:
+    """Where a row's batch ran: its device split, or the host's one core for a host env."""
+    if record["result"].get("env_kind") == "host":
+        return "host, 1 core"
+    return str(row.get("devices", 1))
 
 
 def integrator_work_section(bench: list[Record]) -> list[str]:
