@@ -10,7 +10,9 @@
    lane-steps, counted by `integrator.schedule_lanes`) and the share of substeps taken while the
    lanes still running fit a group smaller than a tile (the tail, where a substep's latency
    rather than its throughput sets the time).
-   `--schedules` compares several schedules back to back in one process.
+   `--schedules` compares several schedules back to back in one process; `--action A` fixes
+   μ = rules.MU_ACTIONS[A] for every lane and step (e.g. 9, μ = 0.1: a few substeps a lane,
+   so the schedule's own cost shows).
 2. One substep by the number of lanes stepped together (a plain vmap of the Hermite loop, 2,000
    substeps at μ = 1e-4 with nothing finishing): what a tile or a group of the schedule costs,
    and whether XLA:CPU compiled the loop as one kernel (`scalegym.xla_cpu`).
@@ -87,7 +89,11 @@ def schedule_table(args: argparse.Namespace, schedules: list[integrator.LaneSche
     for batch in args.batch_sizes:
         table = jnp.asarray(ic.initial_condition_table(batch))
         pos, vel = table[:, 0], table[:, 1]
-        actions = jnp.asarray(np.random.default_rng(0).integers(0, 10, (args.steps, batch)))
+        shape = (args.steps, batch)
+        if args.action is None:
+            actions = jnp.asarray(np.random.default_rng(0).integers(0, 10, shape))
+        else:  # one μ for every lane and step (rules.MU_ACTIONS[action])
+            actions = jnp.full(shape, args.action)
         runs = [random_mu_run(batch, args.steps, s) for s in schedules]
         results = [jax.block_until_ready(run(pos, vel, actions)) for run in runs]  # compile
         times: list[list[float]] = [[] for _ in runs]
@@ -170,6 +176,12 @@ def main() -> None:
         default="",
         help="';'-separated LaneSchedule fields, e.g. 'tile=64;tile=32,chunk=128,groups=2/8' "
         "(default: the default schedule)",
+    )
+    parser.add_argument(
+        "--action",
+        type=int,
+        choices=range(len(rules.MU_ACTIONS)),
+        help="one μ (rules.MU_ACTIONS[A]) for every lane and step instead of random ones",
     )
     parser.add_argument("--lanes", type=ints, default=[1, 2, 4, 8, 16, 32, 64, 128, 1024])
     parser.add_argument("--k", type=ints, default=[1], help="substeps per loop iteration")

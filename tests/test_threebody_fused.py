@@ -299,3 +299,14 @@ def test_tile_exit_changes_the_idle_work_not_the_results() -> None:
     for bad in (1.0, -0.1):
         with pytest.raises(ValueError, match="tile_exit"):
             integrator.LaneSchedule(tile_exit=bad)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_running_first_is_a_stable_partition_and_inverse_undoes_a_permutation(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    active = rng.random(37) < [0.0, 0.3, 0.7, 1.0][seed]
+    order = integrator.running_first(jnp.asarray(active))
+    np.testing.assert_array_equal(order, np.argsort(~active, kind="stable"))
+    permutation = rng.permutation(37)
+    undo = integrator.inverse(jnp.asarray(permutation, jnp.int32))
+    np.testing.assert_array_equal(permutation[np.asarray(undo)], np.arange(37))
