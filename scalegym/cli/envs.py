@@ -224,15 +224,14 @@ def _measure(resolved: ResolvedEnv, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def split_label(rows: list[dict[str, Any]]) -> str:
-    """The device counts the rows' batches were split over: `2`, or `1 (B = 1), 2`."""
-    counts = sorted({row.get("devices", 1) for row in rows})
-    if len(counts) <= 1:
-        return str(counts[0] if counts else 1)
-    parts = []
-    for n in counts:
-        sizes = ", ".join(f"{r['batch_size']:,}" for r in rows if r.get("devices", 1) == n)
-        parts.append(f"{n} (B = {sizes})")
-    return ", ".join(parts)
+    """The device counts the rows' batches were split over: `2`, or `1 (B = 1), 2 (B = 64)`."""
+    from scalegym.suites.measures import sizes_by_split
+
+    sizes = sizes_by_split(rows)
+    if len(sizes) <= 1:
+        return str(next(iter(sizes), 1))
+    listed = {n: ", ".join(f"{b:,}" for b in found) for n, found in sizes.items()}
+    return ", ".join(f"{n} (B = {found})" for n, found in listed.items())
 
 
 def actions_label(action: int | None) -> str:

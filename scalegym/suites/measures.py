@@ -122,6 +122,14 @@ def bench_jax_env(
     return records
 
 
+def sizes_by_split(rows: Sequence[dict[str, Any]]) -> dict[int, list[int]]:
+    """Bench result rows' batch sizes by the device count each was split over (ascending)."""
+    sizes: dict[int, set[int]] = {}
+    for row in rows:
+        sizes.setdefault(row.get("devices", 1), set()).add(row["batch_size"])
+    return {n: sorted(found) for n, found in sorted(sizes.items())}
+
+
 def step_actions(
     sample_action: Callable[[jax.Array], jax.Array],
     key: jax.Array,

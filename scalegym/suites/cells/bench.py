@@ -243,17 +243,20 @@ class BenchCell(Cell):
 def split_lines(bench: list[Record]) -> list[str]:
     """report.md: the device counts the JAX envs' batches were split over, when some batch was
     split."""
-    sizes: dict[int, set[int]] = {}
-    for record in bench:
-        if record["result"].get("env_kind") == "host":  # steps on the host, no devices
-            continue
-        for row in record["result"]["results"]:
-            sizes.setdefault(row.get("devices", 1), set()).add(row["batch_size"])
+    from scalegym.suites.measures import sizes_by_split
+
+    jax_rows = [
+        row
+        for record in bench
+        if record["result"].get("env_kind") != "host"  # steps on the host, no devices
+        for row in record["result"]["results"]
+    ]
+    sizes = sizes_by_split(jax_rows)
     if set(sizes) <= {1}:
         return []
     parts = [
-        f"{n} device{'s' if n > 1 else ''} for B = {', '.join(f'{b:,}' for b in sorted(found))}"
-        for n, found in sorted(sizes.items())
+        f"{n} device{'s' if n > 1 else ''} for B = {', '.join(f'{b:,}' for b in found)}"
+        for n, found in sizes.items()
     ]
     return [
         "",
